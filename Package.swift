@@ -1,0 +1,29 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layering (arrows point one way): Imaging/Storage/Console → SlideIO → Tissue → Tiling → wsi.
+// C libraries come from Debian's -dev packages through pkg-config.
+let package = Package(
+    name: "wsi",
+    products: [
+        .executable(name: "wsi", targets: ["wsi"]),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenSlide", pkgConfig: "openslide",
+                       providers: [.apt(["libopenslide-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
+                       providers: [.apt(["libturbojpeg0-dev"])]),
+        .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+
+        .target(name: "Console"),
+        .target(name: "Storage", dependencies: ["CHDF5"]),
+        .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG", "Storage"]),
+        .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging"]),
+        .target(name: "Tissue", dependencies: ["SlideIO", "Imaging"]),
+        .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Imaging", "Storage", "Console"]),
+        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Console"]),
+
+        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console"]),
+    ]
+)

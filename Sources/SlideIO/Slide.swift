@@ -1,0 +1,216 @@
+import COpenSlide
+import Foundation
+import Imaging
+
+public struct SlideLevel: Equatable, Sendable {
+    public let index: Int
+    public let width: Int
+    public let height: Int
+    /// Level-0 pixels per pixel of this level.
+    public let downsample: Double
+}
+
+/// Physical pixel size of level 0.
+public struct MicronsPerPixel: Equatable, Sendable {
+    public let x: Double
+    public let y: Double
+    public init(x: Double, y: Double) { self.x = x; self.y = y }
+    public var mean: Double { (x + y) / 2 }
+}
+
+/// A whole-slide image (anything OpenSlide reads) or a plain PNG/JPEG treated as a one-level slide.
+///
+/// OpenSlide handles are documented thread-safe, so one `Slide` serves concurrent `readRegion`
+/// calls from many threads; that is what makes it `Sendable`.
+public final class Slide: @unchecked Sendable {
+    public let path: String
+    public let vendor: String
+    public let levels: [SlideLevel]
+    public let properties: [String: String]
+    /// Level-0 pixel size as recorded by the scanner, or as assumed by the caller.
+    public private(set) var micronsPerPixel: MicronsPerPixel?
+    public let objectivePower: Double?
+    public let associatedImageNames: [String]
+
+    private enum Backend {
+        case openslide(OpaquePointer)
+        case image(RGBImage)
+    }
+    private let backend: Backend
+
+    public init(path: String) throws {
+        self.path = path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw SlideError.fileNotFound(path: path)
+        }
+        // Some formats (MIRAX, DICOM in later OpenSlide) are directories or files with siblings;
+        // OpenSlide itself decides.
+        if openslide_detect_vendor(path) != nil {
+            guard let handle = openslide_open(path) else { throw SlideError.unsupportedFormat(path: path) }
+            if let error = openslide_get_error(handle) {
+                let reason = String(cString: error)
+                openslide_close(handle)
+                throw SlideError.unreadable(path: path, reason: reason)
+            }
+            backend = .openslide(handle)
+            properties = Self.readProperties(handle)
+            vendor = properties["openslide.vendor"] ?? "unknown"
+            levels = (0..<Int(openslide_get_level_count(handle))).map { index in
+                var w: Int64 = 0, h: Int64 = 0
+                openslide_get_level_dimensions(handle, Int32(index), &w, &h)
+                return SlideLevel(index: index, width: Int(w), height: Int(h),
+                                  downsample: openslide_get_level_downsample(handle, Int32(index)))
+            }
+            associatedImageNames = Self.strings(openslide_get_associated_image_names(handle))
+            if levels.isEmpty || levels[0].width <= 0 {
+                openslide_close(handle)
+                throw SlideError.unreadable(path: path, reason: "no readable pyramid level")
+            }
+        } else if !isDirectory.boolValue, Self.looksLikePlainImage(path) {
+            let image: RGBImage
+            do { image = try RGBImage.read(path: path) } catch {
+                throw SlideError.unreadable(path: path, reason: "\(error)")
+            }
+            backend = .image(image)
+            vendor = "image"
+            levels = [SlideLevel(index: 0, width: image.width, height: image.height, downsample: 1)]
+            properties = ["openslide.vendor": "image", "openslide.level-count": "1",
+                          "openslide.level[0].width": "\(image.width)", "openslide.level[0].height": "\(image.height)"]
+            associatedImageNames = []
+        } else {
+            throw SlideError.unsupportedFormat(path: path)
+        }
+        if let x = properties["openslide.mpp-x"].flatMap(Double.init), let y = properties["openslide.mpp-y"].flatMap(Double.init),
+           x > 0, y > 0 {
+            micronsPerPixel = MicronsPerPixel(x: x, y: y)
+        }
+        objectivePower = properties["openslide.objective-power"].flatMap(Double.init)
+    }
+
+    deinit {
+        if case let .openslide(handle) = backend { openslide_close(handle) }
+    }
+
+    /// Uses `mpp` for a slide whose file records none (the user knows the scanner's resolution).
+    /// A recorded value always wins: silently overriding the scanner would corrupt every grid.
+    public func assumeMicronsPerPixel(_ mpp: Double) {
+        if micronsPerPixel == nil { micronsPerPixel = MicronsPerPixel(x: mpp, y: mpp) }
+    }
+
+    public var dimensions: (width: Int, height: Int) { (levels[0].width, levels[0].height) }
+
+    /// The level whose downsample is the largest not exceeding `downsample` (so reading it and
+    /// shrinking never enlarges pixels). 1% slack: scanners store 2.0005 for a nominal 2.
+    public func bestLevel(forDownsample downsample: Double) -> Int {
+        var best = 0
+        for level in levels where level.downsample <= downsample * 1.01 {
+            if level.downsample >= levels[best].downsample { best = level.index }
+        }
+        return best
+    }
+
+    /// Reads `width`×`height` pixels of `level`, with the top-left corner at level-0 (`x`, `y`).
+    /// Pixels outside the slide or transparent come back white, as glass would look.
+    public func readRegion(x: Int, y: Int, level: Int, width: Int, height: Int) throws -> RGBImage {
+        guard levels.indices.contains(level) else {
+            throw SlideError.invalidRequest(path: path, reason: "level \(level) does not exist (the slide has \(levels.count))")
+        }
+        guard width > 0, height > 0, width * height <= 1 << 28 else {
+            throw SlideError.invalidRequest(path: path, reason: "region size \(width)x\(height) is out of range")
+        }
+        switch backend {
+        case let .openslide(handle):
+            var argb = [UInt32](repeating: 0, count: width * height)
+            argb.withUnsafeMutableBufferPointer {
+                openslide_read_region(handle, $0.baseAddress, Int64(x), Int64(y), Int32(level), Int64(width), Int64(height))
+            }
+            if let error = openslide_get_error(handle) {
+                throw SlideError.unreadable(path: path, reason: String(cString: error))
+            }
+            return Self.rgbOverWhite(premultipliedARGB: argb, width: width, height: height)
+        case let .image(image):
+            return Self.crop(image, x: x, y: y, width: width, height: height)
+        }
+    }
+
+    /// The whole slide shrunk to fit in `maxSize`×`maxSize`, aspect ratio kept.
+    public func thumbnail(maxSize: Int) throws -> RGBImage {
+        let (w, h) = dimensions
+        let scale = max(Double(w), Double(h)) / Double(maxSize)
+        let downsample = max(scale, 1)
+        let tw = max(1, Int((Double(w) / downsample).rounded())), th = max(1, Int((Double(h) / downsample).rounded()))
+        let level = bestLevel(forDownsample: downsample)
+        let lw = levels[level].width, lh = levels[level].height
+        return try readRegion(x: 0, y: 0, level: level, width: lw, height: lh).resized(width: tw, height: th)
+    }
+
+    public func associatedImage(named name: String) throws -> RGBImage {
+        guard case let .openslide(handle) = backend, associatedImageNames.contains(name) else {
+            throw SlideError.invalidRequest(path: path, reason: "no associated image named \(name)")
+        }
+        var w: Int64 = 0, h: Int64 = 0
+        openslide_get_associated_image_dimensions(handle, name, &w, &h)
+        var argb = [UInt32](repeating: 0, count: Int(w * h))
+        argb.withUnsafeMutableBufferPointer { openslide_read_associated_image(handle, name, $0.baseAddress) }
+        if let error = openslide_get_error(handle) {
+            throw SlideError.unreadable(path: path, reason: String(cString: error))
+        }
+        return Self.rgbOverWhite(premultipliedARGB: argb, width: Int(w), height: Int(h))
+    }
+
+    /// OpenSlide returns premultiplied ARGB; compositing over white is then `c + (255 - a)`.
+    static func rgbOverWhite(premultipliedARGB argb: [UInt32], width: Int, height: Int) -> RGBImage {
+        var rgb = [UInt8](repeating: 0, count: width * height * 3)
+        argb.withUnsafeBufferPointer { src in
+            rgb.withUnsafeMutableBufferPointer { dst in
+                for i in 0..<src.count {
+                    let p = src[i]
+                    let white = 255 &- UInt32(p >> 24)
+                    dst[3 * i] = UInt8(truncatingIfNeeded: min(255, ((p >> 16) & 0xFF) &+ white))
+                    dst[3 * i + 1] = UInt8(truncatingIfNeeded: min(255, ((p >> 8) & 0xFF) &+ white))
+                    dst[3 * i + 2] = UInt8(truncatingIfNeeded: min(255, (p & 0xFF) &+ white))
+                }
+            }
+        }
+        return RGBImage(width: width, height: height, pixels: rgb)
+    }
+
+    private static func crop(_ image: RGBImage, x: Int, y: Int, width: Int, height: Int) -> RGBImage {
+        var out = RGBImage(width: width, height: height)
+        let x0 = max(x, 0), x1 = min(x + width, image.width)
+        guard x0 < x1 else { return out }
+        for row in max(y, 0)..<max(max(y, 0), min(y + height, image.height)) {
+            let src = (row * image.width + x0) * 3
+            let dst = ((row - y) * width + (x0 - x)) * 3
+            out.pixels.replaceSubrange(dst..<dst + (x1 - x0) * 3, with: image.pixels[src..<src + (x1 - x0) * 3])
+        }
+        return out
+    }
+
+    private static func looksLikePlainImage(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        let magic = [UInt8](handle.readData(ofLength: 4))
+        return magic.starts(with: [0x89, 0x50, 0x4E, 0x47]) || magic.starts(with: [0xFF, 0xD8, 0xFF])
+    }
+
+    private static func strings(_ list: UnsafePointer<UnsafePointer<CChar>?>?) -> [String] {
+        guard let list else { return [] }
+        var result: [String] = []
+        var i = 0
+        while let item = list[i] {
+            result.append(String(cString: item))
+            i += 1
+        }
+        return result
+    }
+
+    private static func readProperties(_ handle: OpaquePointer) -> [String: String] {
+        var properties: [String: String] = [:]
+        for name in strings(openslide_get_property_names(handle)) {
+            if let value = openslide_get_property_value(handle, name) { properties[name] = String(cString: value) }
+        }
+        return properties
+    }
+}

@@ -1,0 +1,96 @@
+import Foundation
+
+/// Errors at the file-system boundary; each names the file involved.
+public enum StorageError: Error, CustomStringConvertible, Equatable {
+    case cannotCreate(path: String, reason: String)
+    case writeFailed(path: String, reason: String)
+    case cannotOpen(path: String, reason: String)
+    case malformed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotCreate(path, reason): return "\(path): cannot create file: \(reason)"
+        case let .writeFailed(path, reason): return "\(path): write failed: \(reason)"
+        case let .cannotOpen(path, reason): return "\(path): cannot open: \(reason)"
+        case let .malformed(path, reason): return "\(path): malformed file: \(reason)"
+        }
+    }
+}
+
+private func errnoText() -> String { String(cString: strerror(errno)) }
+
+/// A file that becomes visible under its final name only when complete.
+///
+/// Bytes go to a hidden temporary file in the same directory (so the final `rename` is atomic on
+/// POSIX file systems); a killed process leaves at most a `.tmp` file behind, never a half-written
+/// output under the real name.
+public final class AtomicFile {
+    public let path: String
+    public let temporaryPath: String
+    private var descriptor: Int32
+    private var committed = false
+
+    public init(path: String) throws {
+        self.path = path
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        temporaryPath = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        descriptor = open(temporaryPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw StorageError.cannotCreate(path: path, reason: errnoText()) }
+    }
+
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+        if !committed { unlink(temporaryPath) }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw StorageError.writeFailed(path: path, reason: errnoText())
+            }
+            offset += n
+        }
+    }
+
+    public func write(_ data: Data) throws { try data.withUnsafeBytes { try write($0) } }
+    public func write(_ text: String) throws { try write(Data(text.utf8)) }
+    public func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+
+    /// Overwrites bytes already written (headers whose counts are known only at the end).
+    public func write(_ bytes: [UInt8], at offset: Int) throws {
+        let n = bytes.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
+        guard n == bytes.count else { throw StorageError.writeFailed(path: path, reason: errnoText()) }
+    }
+
+    /// Flushes to disk and moves the file under its final name.
+    public func commit() throws {
+        guard !committed else { return }
+        guard fsync(descriptor) == 0 else { throw StorageError.writeFailed(path: path, reason: errnoText()) }
+        close(descriptor)
+        descriptor = -1
+        guard rename(temporaryPath, path) == 0 else {
+            throw StorageError.writeFailed(path: path, reason: "rename: \(errnoText())")
+        }
+        committed = true
+    }
+
+    /// Writes a whole file atomically in one call.
+    public static func write(_ data: Data, to path: String) throws {
+        let file = try AtomicFile(path: path)
+        try file.write(data)
+        try file.commit()
+    }
+
+    /// Lets a library that insists on opening the file itself (HDF5, libpng) write it atomically:
+    /// `body` receives the temporary path, and the result is renamed into place only if it returns.
+    public static func produce(_ path: String, _ body: (String) throws -> Void) throws {
+        let file = try AtomicFile(path: path)
+        try body(file.temporaryPath)
+        try file.commit()
+    }
+}

@@ -1,0 +1,263 @@
+import Console
+import Dispatch
+import Foundation
+import Imaging
+import SlideIO
+import Storage
+import Tissue
+
+public enum PatchFormat: String, CaseIterable, Sendable {
+    case jpeg, png, shard, none
+}
+
+public struct TilingOptions: Sendable {
+    public var grid: TileGridSpec
+    /// Minimum fraction of a tile's footprint the tissue mask must cover.
+    public var tissueThreshold = 0.5
+    public var mask = TissueMaskConfig()
+    public var quality = TileQualityConfig()
+    public var format = PatchFormat.jpeg
+    public var jpegQuality = 90
+    public var threads = ProcessInfo.processInfo.activeProcessorCount
+    /// Microns per pixel to use when the slide records none.
+    public var assumedMicronsPerPixel: Double?
+    public var showProgress = true
+    /// The grid was not chosen by the user: a slide without recorded resolution is then tiled at
+    /// level 0 instead of failing.
+    public var defaultsToLevelZeroWithoutResolution = false
+
+    public init(grid: TileGridSpec) { self.grid = grid }
+}
+
+/// What one slide's tiling produced; also written as `tiling.json` beside the outputs.
+public struct TilingSummary: Codable, Equatable, Sendable {
+    public var slide: String
+    public var vendor: String
+    public var width: Int
+    public var height: Int
+    public var micronsPerPixel: Double?
+    public var outputMicronsPerPixel: Double?
+    public var patchSize: Int
+    public var readLevel: Int
+    public var footprintLevel0: Int
+    public var strideLevel0: Double
+    public var gridTiles: Int
+    public var tissueTiles: Int
+    public var keptTiles: Int
+    public var rejected: [String: Int]
+    public var tissueThreshold: Double
+    public var maskThreshold: Int
+    public var format: String
+    public var seconds: Double
+}
+
+/// A tile that passed the mask and was read.
+public struct TileResult: Sendable {
+    public var x: Int
+    public var y: Int
+    public var tissueFraction: Double
+    public var statistics: ColourStatistics
+    public var rejection: TileRejection?
+}
+
+/// Output file names inside a slide's output directory.
+public enum TilingFiles {
+    public static let coordinatesCSV = "tiles.csv"
+    public static let rejectedCSV = "rejected.csv"
+    public static let coordinatesHDF5 = "coords.h5"
+    public static let summary = "tiling.json"
+    public static let qcPicture = "qc.png"
+    public static let patchDirectory = "patches"
+}
+
+/// Cuts one slide into tissue patches and writes every output atomically.
+public struct TileExtractor {
+    public let options: TilingOptions
+
+    public init(options: TilingOptions) { self.options = options }
+
+    /// Tiles processed per parallel batch: bounds memory (one batch of pixels in flight) whatever
+    /// the slide size.
+    static let batchSize = 64
+
+    @discardableResult
+    public func run(slidePath: String, outputDirectory: String) throws -> TilingSummary {
+        let start = Date()
+        let slide = try Slide(path: slidePath)
+        if let mpp = options.assumedMicronsPerPixel { slide.assumeMicronsPerPixel(mpp) }
+        var spec = options.grid
+        if options.defaultsToLevelZeroWithoutResolution, slide.micronsPerPixel == nil { spec.resolution = .level(0) }
+        let grid = try TileGrid(slide: slide, spec: spec)
+        let (mask, thumbnail) = try TissueMask.compute(slide: slide, config: options.mask)
+
+        var candidates: [(x: Int, y: Int, fraction: Double)] = []
+        for row in 0..<grid.rows {
+            for column in 0..<grid.columns {
+                let (x, y) = grid.origin(column: column, row: row)
+                let fraction = mask.tissueFraction(x: x, y: y, width: grid.footprint, height: grid.footprint)
+                if fraction >= options.tissueThreshold { candidates.append((x, y, fraction)) }
+            }
+        }
+
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        let patchDirectory = outputDirectory + "/" + TilingFiles.patchDirectory
+        let partialDirectory = outputDirectory + "/." + TilingFiles.patchDirectory + ".partial"
+        let writesFiles = options.format == .jpeg || options.format == .png
+        if writesFiles {
+            try? FileManager.default.removeItem(atPath: partialDirectory)
+            try FileManager.default.createDirectory(atPath: partialDirectory, withIntermediateDirectories: true)
+        }
+        let shard = options.format == .shard
+            ? try PatchShardWriter(path: outputDirectory + "/" + PatchShard.fileName, patchSize: options.grid.size) : nil
+
+        let progress = Progress(URL(fileURLWithPath: slidePath).lastPathComponent, total: candidates.count, enabled: options.showProgress)
+        var results: [TileResult] = []
+        results.reserveCapacity(candidates.count)
+        var batchStart = 0
+        while batchStart < candidates.count {
+            let batch = Array(candidates[batchStart..<min(candidates.count, batchStart + Self.batchSize)])
+            let outcomes = try readBatch(batch, slide: slide, grid: grid, patchDirectory: writesFiles ? partialDirectory : nil)
+            for outcome in outcomes {
+                if let shard, outcome.result.rejection == nil, let patch = outcome.patch {
+                    try shard.append(patch, PatchRecord(x: outcome.result.x, y: outcome.result.y,
+                                                        tissueFraction: Float(outcome.result.tissueFraction), level: grid.readLevel))
+                }
+                results.append(outcome.result)
+            }
+            progress.advance(by: batch.count)
+            batchStart += batch.count
+        }
+        progress.finish()
+
+        try shard?.commit()
+        if writesFiles {
+            try? FileManager.default.removeItem(atPath: patchDirectory)
+            try FileManager.default.moveItem(atPath: partialDirectory, toPath: patchDirectory)
+        }
+        let kept = results.filter { $0.rejection == nil }
+        let rejected = results.filter { $0.rejection != nil }
+        try writeCoordinates(kept: kept, rejected: rejected, grid: grid, slide: slide, outputDirectory: outputDirectory)
+
+        let rect = { (r: TileResult) in Level0Rect(x: r.x, y: r.y, width: grid.footprint, height: grid.footprint) }
+        try QCPicture.render(thumbnail: thumbnail, mask: mask, kept: kept.map(rect), rejected: rejected.map(rect))
+            .write(to: outputDirectory + "/" + TilingFiles.qcPicture)
+
+        var reasons: [String: Int] = [:]
+        for r in rejected { reasons[r.rejection!.rawValue, default: 0] += 1 }
+        let summary = TilingSummary(
+            slide: slidePath, vendor: slide.vendor, width: slide.dimensions.width, height: slide.dimensions.height,
+            micronsPerPixel: slide.micronsPerPixel?.mean, outputMicronsPerPixel: grid.outputMicronsPerPixel,
+            patchSize: options.grid.size, readLevel: grid.readLevel, footprintLevel0: grid.footprint,
+            strideLevel0: grid.stride, gridTiles: grid.count, tissueTiles: candidates.count, keptTiles: kept.count,
+            rejected: reasons, tissueThreshold: options.tissueThreshold, maskThreshold: Int(mask.threshold),
+            format: options.format.rawValue, seconds: Date().timeIntervalSince(start))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(summary), to: outputDirectory + "/" + TilingFiles.summary)
+        return summary
+    }
+
+    private struct Outcome: Sendable {
+        var result: TileResult
+        /// Kept only when a shard needs the pixels after the parallel part.
+        var patch: RGBImage?
+    }
+
+    /// Reads, resamples, checks and (for file formats) encodes and writes one batch on worker threads.
+    private func readBatch(_ batch: [(x: Int, y: Int, fraction: Double)], slide: Slide, grid: TileGrid,
+                           patchDirectory: String?) throws -> [Outcome] {
+        let slots = Slots<Result<Outcome, Error>>(count: batch.count)
+        let next = Counter()
+        let options = self.options
+        DispatchQueue.concurrentPerform(iterations: max(1, min(options.threads, batch.count))) { _ in
+            while let i = next.take(below: batch.count) {
+                let tile = batch[i]
+                slots[i] = Result {
+                    var patch = try slide.readRegion(x: tile.x, y: tile.y, level: grid.readLevel, width: grid.readSize, height: grid.readSize)
+                    if patch.width != options.grid.size {
+                        patch = patch.resized(width: options.grid.size, height: options.grid.size)
+                    }
+                    let (statistics, rejection) = TileQuality.assess(patch, config: options.quality)
+                    let result = TileResult(x: tile.x, y: tile.y, tissueFraction: tile.fraction, statistics: statistics, rejection: rejection)
+                    if rejection == nil, let patchDirectory {
+                        let format: ImageFormat = options.format == .png ? .png : .jpeg
+                        let data = try patch.encoded(as: format, jpegQuality: options.jpegQuality)
+                        let path = "\(patchDirectory)/\(tile.x)_\(tile.y).\(format.fileExtension)"
+                        guard FileManager.default.createFile(atPath: path, contents: data) else {
+                            throw StorageError.writeFailed(path: path, reason: "cannot create patch file")
+                        }
+                    }
+                    return Outcome(result: result, patch: options.format == .shard && rejection == nil ? patch : nil)
+                }
+            }
+        }
+        return try slots.values.map { try $0!.get() }
+    }
+
+    private func writeCoordinates(kept: [TileResult], rejected: [TileResult], grid: TileGrid, slide: Slide,
+                                  outputDirectory: String) throws {
+        let header = ["x", "y", "tissue_fraction", "white_fraction", "black_fraction", "pen_fraction"]
+        func line(_ r: TileResult) -> [String] {
+            [String(r.x), String(r.y), String(format: "%.4f", r.tissueFraction), String(format: "%.4f", r.statistics.white),
+             String(format: "%.4f", r.statistics.black), String(format: "%.4f", r.statistics.pen)]
+        }
+        try AtomicFile.write(Data((CSV.row(header) + kept.map { CSV.row(line($0)) }.joined()).utf8),
+                             to: outputDirectory + "/" + TilingFiles.coordinatesCSV)
+        try AtomicFile.write(Data((CSV.row(header + ["reason"]) + rejected.map { CSV.row(line($0) + [$0.rejection!.rawValue]) }.joined()).utf8),
+                             to: outputDirectory + "/" + TilingFiles.rejectedCSV)
+
+        // CLAM reads `coords` with attributes patch_size and patch_level; the rest is for us and TRIDENT-style readers.
+        var attributes: [String: HDF5Attribute] = [
+            "patch_size": .int(Int64(grid.spec.size)),
+            "patch_level": .int(Int64(grid.readLevel)),
+            "patch_size_level0": .int(Int64(grid.footprint)),
+            "level_dim": .string("\(slide.levels[grid.readLevel].width),\(slide.levels[grid.readLevel].height)"),
+            "downsample": .double(slide.levels[grid.readLevel].downsample),
+            "name": .string(URL(fileURLWithPath: slide.path).deletingPathExtension().lastPathComponent),
+        ]
+        if let mpp = slide.micronsPerPixel?.mean { attributes["mpp_level0"] = .double(mpp) }
+        if let target = grid.outputMicronsPerPixel { attributes["target_mpp"] = .double(target) }
+        let coordinates = Matrix(rows: kept.count, columns: 2, values: kept.flatMap { [Int64($0.x), Int64($0.y)] })
+        let fractions = Matrix(rows: kept.count, columns: 1, values: kept.map { Float($0.tissueFraction) })
+        try AtomicFile.produce(outputDirectory + "/" + TilingFiles.coordinatesHDF5) { temporary in
+            let writer = try HDF5Writer(path: temporary)
+            try writer.write("coords", coordinates, attributes: attributes)
+            try writer.write("tissue_fraction", fractions)
+            try writer.close()
+        }
+    }
+}
+
+/// Disjoint per-index result slots filled by worker threads. Raw storage rather than an array:
+/// concurrent writes to distinct elements of one Swift array would trip exclusivity checks.
+final class Slots<T>: @unchecked Sendable {
+    private let storage: UnsafeMutablePointer<T?>
+    let count: Int
+    init(count: Int) {
+        self.count = count
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: nil, count: count)
+    }
+    deinit {
+        storage.deinitialize(count: count)
+        storage.deallocate()
+    }
+    subscript(i: Int) -> T? {
+        get { storage[i] }
+        set { storage[i] = newValue }
+    }
+    var values: [T?] { Array(UnsafeBufferPointer(start: storage, count: count)) }
+}
+
+/// Hands out indices 0, 1, 2, … to competing threads.
+final class Counter: @unchecked Sendable {
+    private var value = 0
+    private let lock = NSLock()
+    func take(below limit: Int) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard value < limit else { return nil }
+        value += 1
+        return value - 1
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Tiling
+
+enum BenchCommand: Command {
+    static let name = "bench"
+    static let summary = "measure throughput (release build): bench tile SLIDE..."
+    static let usage = """
+    Usage: wsi bench tile SLIDE... [--runs 5] [grid and filter options of 'wsi tile']
+
+    Tiles each slide --runs times (patches read, resampled and colour-checked, --format none by
+    default) and reports the median tiles/s over runs and the peak resident memory. Build with
+    'swift build -c release' first: debug builds are many times slower.
+    """
+
+    static func run(_ arguments: inout Arguments) throws -> Int32 {
+        let runs = try arguments.int("runs", range: 1...1000) ?? 5
+        var options = try TileCommand.tilingOptions(&arguments, defaultFormat: .none)
+        options.showProgress = false
+        var inputs = try arguments.positionals()
+        guard inputs.first == "tile" else { throw UsageError("the only benchmark here is 'tile'") }
+        inputs.removeFirst()
+        guard !inputs.isEmpty else { throw UsageError("expected at least one SLIDE") }
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        print("slide                              tiles  median tiles/s  min..max tiles/s  median s")
+        for path in inputs {
+            var rates: [Double] = []
+            var seconds: [Double] = []
+            var tiles = 0
+            for run in 0..<runs {
+                let start = Date()
+                let summary = try TileExtractor(options: options).run(slidePath: path, outputDirectory: "\(scratch)/\(run)")
+                let elapsed = Date().timeIntervalSince(start)
+                tiles = summary.tissueTiles
+                rates.append(Double(tiles) / elapsed)
+                seconds.append(elapsed)
+            }
+            let name = URL(fileURLWithPath: path).lastPathComponent
+            print(name.padding(toLength: 34, withPad: " ", startingAt: 0)
+                  + String(format: " %6d  %14.1f  %7.1f..%-7.1f  %8.3f", tiles, median(rates), rates.min() ?? 0, rates.max() ?? 0, median(seconds)))
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(String(format: "peak resident memory: %.1f MiB (threads %d, format %@)", Double(usage.ru_maxrss) / 1024, options.threads, options.format.rawValue))
+        return 0
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}

@@ -1,0 +1,43 @@
+import Foundation
+
+/// Paths to the real slides copied under Tests/Data (see its README for provenance).
+enum TestData {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Data").path
+
+    static func path(_ relative: String) -> String { root + "/" + relative }
+
+    static let cmuSVS = path("cmu1-small-region-svs/CMU-1-Small-Region.svs")
+    static let cmuTIFF = path("cmu1-small-region-generic-tiff/CMU-1-Small-Region.jpeg.tiff")
+    static let tcgaSVS = path("tcga-cr-7395-svs/tcga-cr-7395-01a-01-ts1.svs")
+
+    /// `openslide-show-properties` output saved beside each slide, as a dictionary.
+    static func recordedProperties(_ folder: String) throws -> [String: String] {
+        let text = try String(contentsOfFile: path(folder + "/openslide-properties.txt"), encoding: .utf8)
+        var properties: [String: String] = [:]
+        var key: String?
+        var value = ""
+        // Values are quoted and may span lines (Aperio descriptions).
+        for line in text.components(separatedBy: "\n") {
+            if key == nil, let colon = line.range(of: ": '") {
+                key = String(line[..<colon.lowerBound])
+                value = String(line[colon.upperBound...])
+            } else if key != nil {
+                value += "\n" + line
+            }
+            if let k = key, value.hasSuffix("'") {
+                properties[k] = String(value.dropLast())
+                key = nil
+            }
+        }
+        return properties
+    }
+
+    static func scratchDirectory(_ name: String = #function) -> String {
+        let path = FileManager.default.temporaryDirectory
+            .appendingPathComponent("wsi-tests-\(getpid())-\(name.filter { $0.isLetter || $0.isNumber })").path
+        try? FileManager.default.removeItem(atPath: path)
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+}
