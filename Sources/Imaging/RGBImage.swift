@@ -40,44 +40,66 @@ public struct RGBImage: Equatable, Sendable {
         return bilinear(newWidth, newHeight)
     }
 
+    /// Separable box filter with fractional edge weights: each output pixel is the exact mean of
+    /// the source area it covers.
     private func areaAveraged(_ newWidth: Int, _ newHeight: Int) -> RGBImage {
-        var out = [UInt8](repeating: 0, count: newWidth * newHeight * 3)
-        let sx = Double(width) / Double(newWidth), sy = Double(height) / Double(newHeight)
-        // Per output column: the covered source columns with their fractional weights.
-        let columnSpans = (0..<newWidth).map { Self.coverage(Double($0) * sx, Double($0 + 1) * sx, limit: width) }
+        let columnWeights = Self.weights(from: width, to: newWidth)
+        let rowWeights = Self.weights(from: height, to: newHeight)
+        // Horizontal pass into floats, then vertical pass into bytes.
+        var horizontal = [Float](repeating: 0, count: newWidth * height * 3)
         pixels.withUnsafeBufferPointer { src in
-            var sums = [Double](repeating: 0, count: 3)
-            for oy in 0..<newHeight {
-                let rowSpan = Self.coverage(Double(oy) * sy, Double(oy + 1) * sy, limit: height)
-                for ox in 0..<newWidth {
-                    sums[0] = 0; sums[1] = 0; sums[2] = 0
-                    var weight = 0.0
-                    for (y, wy) in rowSpan {
-                        let rowBase = y * width
-                        for (x, wx) in columnSpans[ox] {
-                            let w = wx * wy
-                            let i = (rowBase + x) * 3
-                            sums[0] += w * Double(src[i]); sums[1] += w * Double(src[i + 1]); sums[2] += w * Double(src[i + 2])
-                            weight += w
+            horizontal.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<height {
+                    let rowIn = y * width * 3, rowOut = y * newWidth * 3
+                    for (ox, spans) in columnWeights.enumerated() {
+                        var r: Float = 0, g: Float = 0, b: Float = 0
+                        for (x, w) in spans {
+                            let i = rowIn + x * 3
+                            r += w * Float(src[i]); g += w * Float(src[i + 1]); b += w * Float(src[i + 2])
+                        }
+                        let o = rowOut + ox * 3
+                        dst[o] = r; dst[o + 1] = g; dst[o + 2] = b
+                    }
+                }
+            }
+        }
+        var out = [UInt8](repeating: 0, count: newWidth * newHeight * 3)
+        var row = [Float](repeating: 0, count: newWidth * 3)
+        horizontal.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                row.withUnsafeMutableBufferPointer { accumulator in
+                    let rowLength = newWidth * 3
+                    for (oy, spans) in rowWeights.enumerated() {
+                        let rowOut = oy * rowLength
+                        for (y, w) in spans {
+                            let rowIn = y * rowLength
+                            for i in 0..<rowLength { accumulator[i] += w * src[rowIn + i] }
+                        }
+                        for i in 0..<rowLength {
+                            dst[rowOut + i] = UInt8(max(0, min(255, accumulator[i].rounded())))
+                            accumulator[i] = 0
                         }
                     }
-                    let o = (oy * newWidth + ox) * 3
-                    for c in 0..<3 { out[o + c] = UInt8(clamping: Int((sums[c] / weight).rounded())) }
                 }
             }
         }
         return RGBImage(width: newWidth, height: newHeight, pixels: out)
     }
 
-    private static func coverage(_ start: Double, _ end: Double, limit: Int) -> [(Int, Double)] {
-        var spans: [(Int, Double)] = []
-        var i = Int(start)
-        while Double(i) < end && i < limit {
-            let w = min(end, Double(i + 1)) - max(start, Double(i))
-            if w > 1e-9 { spans.append((i, w)) }
-            i += 1
+    /// For each output index, the source indices it covers and their normalised weights.
+    private static func weights(from source: Int, to target: Int) -> [[(Int, Float)]] {
+        let scale = Double(source) / Double(target)
+        return (0..<target).map { o in
+            let start = Double(o) * scale, end = Double(o + 1) * scale
+            var spans: [(Int, Float)] = []
+            var i = Int(start)
+            while Double(i) < end && i < source {
+                let w = min(end, Double(i + 1)) - max(start, Double(i))
+                if w > 1e-9 { spans.append((i, Float(w / scale))) }
+                i += 1
+            }
+            return spans
         }
-        return spans
     }
 
     private func bilinear(_ newWidth: Int, _ newHeight: Int) -> RGBImage {

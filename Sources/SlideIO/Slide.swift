@@ -1,4 +1,5 @@
 import COpenSlide
+import Dispatch
 import Foundation
 import Imaging
 
@@ -140,9 +141,39 @@ public final class Slide: @unchecked Sendable {
         let scale = max(Double(w), Double(h)) / Double(maxSize)
         let downsample = max(scale, 1)
         let tw = max(1, Int((Double(w) / downsample).rounded())), th = max(1, Int((Double(h) / downsample).rounded()))
-        let level = bestLevel(forDownsample: downsample)
-        let lw = levels[level].width, lh = levels[level].height
-        return try readRegion(x: 0, y: 0, level: level, width: lw, height: lh).resized(width: tw, height: th)
+        return try readLevel(bestLevel(forDownsample: downsample)).resized(width: tw, height: th)
+    }
+
+    /// A whole pyramid level, decoded in horizontal strips on all cores (decoding, JPEG 2000
+    /// above all, dominates; OpenSlide handles are safe to share).
+    public func readLevel(_ level: Int) throws -> RGBImage {
+        guard levels.indices.contains(level) else {
+            throw SlideError.invalidRequest(path: path, reason: "level \(level) does not exist (the slide has \(levels.count))")
+        }
+        let (w, h) = (levels[level].width, levels[level].height)
+        let stripHeight = 256
+        let strips = (h + stripHeight - 1) / stripHeight
+        let downsample = levels[level].downsample
+        final class Strips: @unchecked Sendable {
+            var images: [Result<RGBImage, Error>?]
+            let lock = NSLock()
+            init(_ n: Int) { images = Array(repeating: nil, count: n) }
+        }
+        let results = Strips(strips)
+        DispatchQueue.concurrentPerform(iterations: strips) { i in
+            let top = i * stripHeight
+            let result = Result {
+                try readRegion(x: 0, y: Int((Double(top) * downsample).rounded()), level: level,
+                               width: w, height: min(stripHeight, h - top))
+            }
+            results.lock.lock()
+            results.images[i] = result
+            results.lock.unlock()
+        }
+        var pixels: [UInt8] = []
+        pixels.reserveCapacity(w * h * 3)
+        for strip in results.images { pixels += try strip!.get().pixels }
+        return RGBImage(width: w, height: h, pixels: pixels)
     }
 
     public func associatedImage(named name: String) throws -> RGBImage {

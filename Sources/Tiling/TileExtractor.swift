@@ -48,7 +48,10 @@ public struct TilingSummary: Codable, Equatable, Sendable {
     public var tissueThreshold: Double
     public var maskThreshold: Int
     public var format: String
+    /// Wall time of the whole slide, of the thumbnail + segmentation, and of reading the tiles.
     public var seconds: Double
+    public var maskSeconds: Double
+    public var tileSeconds: Double
 }
 
 /// A tile that passed the mask and was read.
@@ -89,6 +92,7 @@ public struct TileExtractor {
         if options.defaultsToLevelZeroWithoutResolution, slide.micronsPerPixel == nil { spec.resolution = .level(0) }
         let grid = try TileGrid(slide: slide, spec: spec)
         let (mask, thumbnail) = try TissueMask.compute(slide: slide, config: options.mask)
+        let maskSeconds = Date().timeIntervalSince(start)
 
         var candidates: [(x: Int, y: Int, fraction: Double)] = []
         for row in 0..<grid.rows {
@@ -110,6 +114,7 @@ public struct TileExtractor {
         let shard = options.format == .shard
             ? try PatchShardWriter(path: outputDirectory + "/" + PatchShard.fileName, patchSize: options.grid.size) : nil
 
+        let tileStart = Date()
         let progress = Progress(URL(fileURLWithPath: slidePath).lastPathComponent, total: candidates.count, enabled: options.showProgress)
         var results: [TileResult] = []
         results.reserveCapacity(candidates.count)
@@ -128,6 +133,7 @@ public struct TileExtractor {
             batchStart += batch.count
         }
         progress.finish()
+        let tileSeconds = Date().timeIntervalSince(tileStart)
 
         try shard?.commit()
         if writesFiles {
@@ -150,7 +156,7 @@ public struct TileExtractor {
             patchSize: options.grid.size, readLevel: grid.readLevel, footprintLevel0: grid.footprint,
             strideLevel0: grid.stride, gridTiles: grid.count, tissueTiles: candidates.count, keptTiles: kept.count,
             rejected: reasons, tissueThreshold: options.tissueThreshold, maskThreshold: Int(mask.threshold),
-            format: options.format.rawValue, seconds: Date().timeIntervalSince(start))
+            format: options.format.rawValue, seconds: Date().timeIntervalSince(start), maskSeconds: maskSeconds, tileSeconds: tileSeconds)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try encoder.encode(summary), to: outputDirectory + "/" + TilingFiles.summary)

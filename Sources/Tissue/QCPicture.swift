@@ -20,28 +20,30 @@ public enum QCPicture {
 
     public static func render(thumbnail: RGBImage, mask: TissueMask, kept: [Level0Rect] = [], rejected: [Level0Rect] = []) -> RGBImage {
         var image = thumbnail
+        let w = image.width, h = image.height
+        // The mask resampled to the picture once; then every test is an index.
+        let columns = (0..<w).map { min(mask.width - 1, $0 * mask.width / w) }
+        var tissue = [Bool](repeating: false, count: w * h)
+        for y in 0..<h {
+            let maskRow = min(mask.height - 1, y * mask.height / h) * mask.width
+            for x in 0..<w { tissue[y * w + x] = mask.bits[maskRow + columns[x]] != 0 }
+        }
         // Background outside the mask is dimmed so the segmentation reads at a glance.
-        for y in 0..<image.height {
-            for x in 0..<image.width where !isTissue(mask, x, y, image) {
-                let (r, g, b) = image[x, y]
-                image[x, y] = (UInt8(155 + Int(r) * 100 / 255), UInt8(155 + Int(g) * 100 / 255), UInt8(155 + Int(b) * 100 / 255))
+        image.pixels.withUnsafeMutableBufferPointer { px in
+            for i in 0..<(w * h) where !tissue[i] {
+                for c in 0..<3 { px[3 * i + c] = UInt8(155 + Int(px[3 * i + c]) * 100 / 255) }
             }
         }
         for rect in kept { outline(&image, rect, mask: mask, colour: keptColour) }
         for rect in rejected { outline(&image, rect, mask: mask, colour: rejectedColour) }
-        for y in 0..<image.height {
-            for x in 0..<image.width where isTissue(mask, x, y, image) {
-                let edge = [(-1, 0), (1, 0), (0, -1), (0, 1)].contains { dx, dy in !isTissue(mask, x + dx, y + dy, image) }
+        for y in 0..<h {
+            for x in 0..<w where tissue[y * w + x] {
+                let edge = x == 0 || y == 0 || x == w - 1 || y == h - 1
+                    || !tissue[y * w + x - 1] || !tissue[y * w + x + 1] || !tissue[(y - 1) * w + x] || !tissue[(y + 1) * w + x]
                 if edge { image[x, y] = contourColour }
             }
         }
         return image
-    }
-
-    private static func isTissue(_ mask: TissueMask, _ x: Int, _ y: Int, _ image: RGBImage) -> Bool {
-        guard x >= 0, y >= 0, x < image.width, y < image.height else { return false }
-        let mx = min(mask.width - 1, x * mask.width / image.width), my = min(mask.height - 1, y * mask.height / image.height)
-        return mask.bits[my * mask.width + mx] != 0
     }
 
     private static func outline(_ image: inout RGBImage, _ rect: Level0Rect, mask: TissueMask, colour: (UInt8, UInt8, UInt8)) {

@@ -8,7 +8,8 @@ enum BenchCommand: Command {
     Usage: wsi bench tile SLIDE... [--runs 5] [grid and filter options of 'wsi tile']
 
     Tiles each slide --runs times (patches read, resampled and colour-checked, --format none by
-    default) and reports the median tiles/s over runs and the peak resident memory. Build with
+    default) and reports medians over runs: whole-slide seconds, the thumbnail + mask seconds, and
+    the tile phase's rate in tissue tiles per second; then the peak resident memory. Build with
     'swift build -c release' first: debug builds are many times slower.
     """
 
@@ -22,22 +23,20 @@ enum BenchCommand: Command {
         guard !inputs.isEmpty else { throw UsageError("expected at least one SLIDE") }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        print("slide                              tiles  median tiles/s  min..max tiles/s  median s")
+        print("slide                              tiles  slide s  mask s  tile s  tiles/s (min..max)")
         for path in inputs {
-            var rates: [Double] = []
-            var seconds: [Double] = []
-            var tiles = 0
+            var summaries: [TilingSummary] = []
             for run in 0..<runs {
-                let start = Date()
-                let summary = try TileExtractor(options: options).run(slidePath: path, outputDirectory: "\(scratch)/\(run)")
-                let elapsed = Date().timeIntervalSince(start)
-                tiles = summary.tissueTiles
-                rates.append(Double(tiles) / elapsed)
-                seconds.append(elapsed)
+                summaries.append(try TileExtractor(options: options).run(slidePath: path, outputDirectory: "\(scratch)/\(run)"))
+                try? FileManager.default.removeItem(atPath: "\(scratch)/\(run)")
             }
+            let tiles = summaries[0].tissueTiles
+            let rates = summaries.map { Double($0.tissueTiles) / $0.tileSeconds }
             let name = URL(fileURLWithPath: path).lastPathComponent
             print(name.padding(toLength: 34, withPad: " ", startingAt: 0)
-                  + String(format: " %6d  %14.1f  %7.1f..%-7.1f  %8.3f", tiles, median(rates), rates.min() ?? 0, rates.max() ?? 0, median(seconds)))
+                  + String(format: " %5d  %7.3f  %6.3f  %6.3f  %7.1f (%.1f..%.1f)", tiles, median(summaries.map(\.seconds)),
+                           median(summaries.map(\.maskSeconds)), median(summaries.map(\.tileSeconds)), median(rates),
+                           rates.min() ?? 0, rates.max() ?? 0))
         }
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
