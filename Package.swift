@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console → SlideIO → Tissue → Tiling → wsi.
+// Layering (arrows point one way): Imaging/Storage/Console → SlideIO → Tissue → Tiling → NN → SDMAE → wsi.
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
     name: "wsi",
@@ -15,6 +15,7 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         .target(name: "Console"),
         .target(name: "Storage", dependencies: ["CHDF5"]),
@@ -22,8 +23,10 @@ let package = Package(
         .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging"]),
         .target(name: "Tissue", dependencies: ["SlideIO", "Imaging"]),
         .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Imaging", "Storage", "Console"]),
-        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Console"]),
+        .target(name: "NN", dependencies: ["COpenBLAS", "Storage"]),
+        .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
+        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Console", "NN", "SDMAE"]),
 
-        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console"]),
+        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "NN", "SDMAE"]),
     ]
 )

@@ -1,0 +1,15 @@
+import COpenBLAS
+
+/// Row-major single-precision GEMM: C = alpha · op(A) · op(B) + beta · C, with op(A) m×k and
+/// op(B) k×n. Leading dimensions let callers address column slices (heads inside a qkv row)
+/// without copying.
+@inline(__always)
+public func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+                 _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+                 beta: Float = 0, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
+}
+
+/// How many threads OpenBLAS uses (it defaults to every core).
+public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }

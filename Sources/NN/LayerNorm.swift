@@ -1,0 +1,77 @@
+import Foundation
+
+/// Per-row normalisation with learned scale and shift (biased variance, as PyTorch).
+public final class LayerNorm {
+    public let weight: Parameter
+    public let bias: Parameter
+    public let width: Int
+    public let epsilon: Float
+
+    public let output = Buffer(count: 0)
+    public let inputGradient = Buffer(count: 0)
+    private let mean = Buffer(count: 0)
+    private let inverseStd = Buffer(count: 0)
+    private var input: UnsafePointer<Float>?
+    private var rows = 0
+
+    public init(_ name: String, width: Int, epsilon: Float = 1e-6) {
+        self.width = width
+        self.epsilon = epsilon
+        weight = Parameter(name + ".weight", shape: [width], decay: false)
+        bias = Parameter(name + ".bias", shape: [width], decay: false)
+        for i in 0..<width { weight.value[i] = 1 }
+    }
+
+    public var parameters: [Parameter] { [weight, bias] }
+
+    @discardableResult
+    public func forward(_ x: UnsafePointer<Float>, rows: Int) -> UnsafeMutablePointer<Float> {
+        self.rows = rows
+        input = x
+        output.reserve(rows * width)
+        mean.reserve(rows)
+        inverseStd.reserve(rows)
+        let w = weight.value.pointer, b = bias.value.pointer, y = output.pointer
+        for r in 0..<rows {
+            let row = x + r * width
+            var sum: Float = 0
+            for i in 0..<width { sum += row[i] }
+            let m = sum / Float(width)
+            var variance: Float = 0
+            for i in 0..<width { let d = row[i] - m; variance += d * d }
+            let s = 1 / (variance / Float(width) + epsilon).squareRoot()
+            mean[r] = m
+            inverseStd[r] = s
+            let out = y + r * width
+            for i in 0..<width { out[i] = (row[i] - m) * s * w[i] + b[i] }
+        }
+        return y
+    }
+
+    @discardableResult
+    public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        guard let x = input else { preconditionFailure("LayerNorm.backward before forward") }
+        inputGradient.reserve(rows * width)
+        let w = weight.value.pointer, dw = weight.grad.pointer, db = bias.grad.pointer
+        for r in 0..<rows {
+            let row = x + r * width, g = dy + r * width, dx = inputGradient.pointer + r * width
+            let m = mean[r], s = inverseStd[r]
+            var meanG: Float = 0, meanGX: Float = 0
+            for i in 0..<width {
+                let xhat = (row[i] - m) * s
+                let gi = g[i] * w[i]
+                meanG += gi
+                meanGX += gi * xhat
+                dw[i] += g[i] * xhat
+                db[i] += g[i]
+            }
+            meanG /= Float(width)
+            meanGX /= Float(width)
+            for i in 0..<width {
+                let xhat = (row[i] - m) * s
+                dx[i] = (g[i] * w[i] - meanG - xhat * meanGX) * s
+            }
+        }
+        return inputGradient.pointer
+    }
+}

@@ -1,0 +1,62 @@
+/// y = x Wᵀ + b over `rows` rows. W is [out, in] as in PyTorch.
+public final class Linear {
+    public let weight: Parameter
+    public let bias: Parameter?
+    public let inputs: Int
+    public let outputs: Int
+    /// The first layer of a network has no one to pass an input gradient to.
+    public var computesInputGradient = true
+
+    public let output = Buffer(count: 0)
+    public let inputGradient = Buffer(count: 0)
+    private var input: UnsafePointer<Float>?
+    private var rows = 0
+
+    /// `weightShape` names the checkpoint layout when it is not [out, in] (a conv-style patch
+    /// embedding [D, 3, P, P] is the same matrix when patches are flattened channel-first).
+    public init(_ name: String, inputs: Int, outputs: Int, bias: Bool = true, weightShape: [Int]? = nil) {
+        self.inputs = inputs
+        self.outputs = outputs
+        precondition((weightShape ?? [outputs, inputs]).reduce(1, *) == inputs * outputs, "\(name): weight shape mismatch")
+        weight = Parameter(name + ".weight", shape: weightShape ?? [outputs, inputs])
+        self.bias = bias ? Parameter(name + ".bias", shape: [outputs]) : nil
+    }
+
+    public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+
+    /// `x` must stay unchanged until `backward` (it is cached by reference, as in llm.c).
+    @discardableResult
+    public func forward(_ x: UnsafePointer<Float>, rows: Int) -> UnsafeMutablePointer<Float> {
+        self.rows = rows
+        input = x
+        output.reserve(rows * outputs)
+        let y = output.pointer
+        if let bias {
+            for r in 0..<rows { (y + r * outputs).update(from: bias.value.pointer, count: outputs) }
+        }
+        gemm(transposeB: true, m: rows, n: outputs, k: inputs, x, lda: inputs, weight.value.pointer, ldb: inputs,
+             beta: bias == nil ? 0 : 1, y, ldc: outputs)
+        return y
+    }
+
+    /// Accumulates dW and db; returns dx (or the untouched buffer when `computesInputGradient` is off).
+    @discardableResult
+    public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        guard let x = input else { preconditionFailure("Linear.backward before forward") }
+        gemm(transposeA: true, m: outputs, n: inputs, k: rows, dy, lda: outputs, x, ldb: inputs,
+             beta: 1, weight.grad.pointer, ldc: inputs)
+        if let bias {
+            let db = bias.grad.pointer
+            for r in 0..<rows {
+                let row = dy + r * outputs
+                for j in 0..<outputs { db[j] += row[j] }
+            }
+        }
+        inputGradient.reserve(rows * inputs)
+        if computesInputGradient {
+            gemm(m: rows, n: inputs, k: outputs, dy, lda: outputs, weight.value.pointer, ldb: inputs,
+                 inputGradient.pointer, ldc: inputs)
+        }
+        return inputGradient.pointer
+    }
+}

@@ -1,0 +1,61 @@
+/// Pre-norm ViT block (timm): x += proj(attn(norm1(x))); x += fc2(gelu(fc1(norm2(x)))).
+public final class TransformerBlock {
+    public let norm1: LayerNorm
+    public let qkv: Linear
+    public let attention: Attention
+    public let projection: Linear
+    public let norm2: LayerNorm
+    public let fc1: Linear
+    public let gelu = GELU()
+    public let fc2: Linear
+    public let width: Int
+
+    /// x + attention branch, then the block output.
+    private let residual = Buffer(count: 0)
+    public let output = Buffer(count: 0)
+    public let inputGradient = Buffer(count: 0)
+    private var rows = 0
+
+    public init(_ name: String, width: Int, heads: Int, mlpRatio: Int = 4) {
+        self.width = width
+        norm1 = LayerNorm(name + ".norm1", width: width)
+        qkv = Linear(name + ".attn.qkv", inputs: width, outputs: 3 * width)
+        attention = Attention(width: width, heads: heads)
+        projection = Linear(name + ".attn.proj", inputs: width, outputs: width)
+        norm2 = LayerNorm(name + ".norm2", width: width)
+        fc1 = Linear(name + ".mlp.fc1", inputs: width, outputs: mlpRatio * width)
+        fc2 = Linear(name + ".mlp.fc2", inputs: mlpRatio * width, outputs: width)
+    }
+
+    public var parameters: [Parameter] {
+        norm1.parameters + qkv.parameters + projection.parameters + norm2.parameters + fc1.parameters + fc2.parameters
+    }
+
+    @discardableResult
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, tokens: Int) -> UnsafeMutablePointer<Float> {
+        rows = batch * tokens
+        let count = rows * width
+        residual.reserve(count)
+        output.reserve(count)
+        let a = projection.forward(attention.forward(qkv.forward(norm1.forward(x, rows: rows), rows: rows), batch: batch, tokens: tokens), rows: rows)
+        let x1 = residual.pointer
+        for i in 0..<count { x1[i] = x[i] + a[i] }
+        let hidden = fc1.forward(norm2.forward(x1, rows: rows), rows: rows)
+        let m = fc2.forward(gelu.forward(hidden, count: rows * fc1.outputs), rows: rows)
+        let y = output.pointer
+        for i in 0..<count { y[i] = x1[i] + m[i] }
+        return y
+    }
+
+    @discardableResult
+    public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        let count = rows * width
+        inputGradient.reserve(count)
+        let dx = inputGradient.pointer
+        let dMLP = norm2.backward(fc1.backward(gelu.backward(fc2.backward(dy))))
+        for i in 0..<count { dx[i] = dy[i] + dMLP[i] }
+        let dAttention = norm1.backward(qkv.backward(attention.backward(projection.backward(dx))))
+        for i in 0..<count { dx[i] += dAttention[i] }
+        return dx
+    }
+}

@@ -1,0 +1,84 @@
+/// How the reconstruction target is normalised (spec: per patch and channel by default).
+public enum TargetNormalisation: String, Codable, Sendable, CaseIterable {
+    /// (x − mean) / (unbiased std + 1e-6) over the P·P pixels of each channel of each patch.
+    case perPatchChannel = "patch-channel"
+    /// MAE's (x − mean) / sqrt(var + 1e-6) over all P·P·3 values of a patch.
+    case perPatch = "patch"
+}
+
+/// What the teacher centre tracks.
+public enum CenterMode: String, Codable, Sendable, CaseIterable {
+    /// c ← m·c + (1−m)·mean_b(P), the authors' code.
+    case probabilities
+    /// c ← m·c + (1−m)·mean_b(z_t), as in DINO.
+    case logits
+}
+
+/// Architecture and loss options of SD-MAE (see the project's spec); every option is a switch.
+public struct SDMAEConfig: Codable, Equatable, Sendable {
+    public var imageSize: Int
+    public var patchSize: Int
+    public var width: Int
+    public var depth: Int
+    public var heads: Int
+    public var decoderWidth: Int
+    public var decoderDepth: Int
+    public var decoderHeads: Int
+    public var headHidden: Int
+    public var bottleneck: Int
+    public var prototypes: Int
+
+    public var maskRatio = 0.6
+    /// Weight p of the self-distillation loss: L = (1−p)·L_rec + p·L_sd; 0 is plain MAE.
+    public var distillationWeight = 0.2
+    public var studentTemperature = 0.1
+    public var teacherTemperature = 0.04
+    public var centerMomentum = 0.9
+    public var teacherStopGradient = false
+    public var centerMode = CenterMode.probabilities
+    public var targetNormalisation = TargetNormalisation.perPatchChannel
+
+    public init(imageSize: Int, patchSize: Int, width: Int, depth: Int, heads: Int, decoderWidth: Int, decoderDepth: Int,
+                decoderHeads: Int, headHidden: Int, bottleneck: Int, prototypes: Int) {
+        self.imageSize = imageSize
+        self.patchSize = patchSize
+        self.width = width
+        self.depth = depth
+        self.heads = heads
+        self.decoderWidth = decoderWidth
+        self.decoderDepth = decoderDepth
+        self.decoderHeads = decoderHeads
+        self.headHidden = headHidden
+        self.bottleneck = bottleneck
+        self.prototypes = prototypes
+    }
+
+    public var grid: Int { imageSize / patchSize }
+    public var tokens: Int { grid * grid }
+    public var patchValues: Int { patchSize * patchSize * 3 }
+    /// Exactly int(ratio·L) tokens are masked per image.
+    public var maskedTokens: Int { Int(maskRatio * Double(tokens)) }
+    public var visibleTokens: Int { tokens - maskedTokens }
+
+    public static let tiny = SDMAEConfig(imageSize: 224, patchSize: 16, width: 192, depth: 12, heads: 3, decoderWidth: 128,
+                                         decoderDepth: 4, decoderHeads: 4, headHidden: 512, bottleneck: 128, prototypes: 1024)
+    public static let tiny96 = SDMAEConfig(imageSize: 96, patchSize: 8, width: 192, depth: 6, heads: 3, decoderWidth: 128,
+                                           decoderDepth: 2, decoderHeads: 4, headHidden: 512, bottleneck: 128, prototypes: 1024)
+    public static let small = SDMAEConfig(imageSize: 224, patchSize: 16, width: 384, depth: 12, heads: 6, decoderWidth: 192,
+                                          decoderDepth: 4, decoderHeads: 3, headHidden: 2048, bottleneck: 256, prototypes: 4096)
+
+    public static func preset(named name: String) -> SDMAEConfig? {
+        ["tiny": tiny, "tiny96": tiny96, "small": small][name]
+    }
+
+    /// Checks the shape constraints the layers rely on; returns a message naming the first violation.
+    public func validationError() -> String? {
+        if imageSize % patchSize != 0 { return "image size \(imageSize) is not a multiple of patch size \(patchSize)" }
+        if width % heads != 0 { return "encoder width \(width) is not divisible by \(heads) heads" }
+        if decoderWidth % decoderHeads != 0 { return "decoder width \(decoderWidth) is not divisible by \(decoderHeads) heads" }
+        if width % 4 != 0 || decoderWidth % 4 != 0 { return "widths must be multiples of 4 for the sin-cos position table" }
+        if !(0..<1).contains(maskRatio) || visibleTokens < 1 { return "mask ratio \(maskRatio) leaves no visible token" }
+        if !(0...1).contains(distillationWeight) { return "p must be in 0...1" }
+        return nil
+    }
+}

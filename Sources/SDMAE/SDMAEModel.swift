@@ -1,0 +1,323 @@
+import Foundation
+import NN
+
+/// Losses and statistics of one training step.
+public struct StepLosses: Equatable, Sendable {
+    public var reconstruction: Double
+    public var distillation: Double
+    public var total: Double
+    /// Mean entropy of the teacher distribution P; collapse shows as this going to 0.
+    public var teacherEntropy: Double
+}
+
+/// Which tokens each image shows to the encoder and which the decoder must reconstruct.
+public struct TokenMask: Equatable, Sendable {
+    public var visible: [[Int]]
+    public var masked: [[Int]]
+
+    public init(visible: [[Int]], masked: [[Int]]) {
+        self.visible = visible
+        self.masked = masked
+    }
+
+    /// MAE's masking: argsort of uniform noise, the first `visibleCount` kept (then sorted, as the
+    /// order inside a set is irrelevant to attention and sorted indices read better).
+    public static func random(batch: Int, tokens: Int, masked: Int, using generator: inout SeededGenerator) -> TokenMask {
+        var visible: [[Int]] = [], hidden: [[Int]] = []
+        for _ in 0..<batch {
+            let noise = (0..<tokens).map { _ in generator.uniform() }
+            let order = (0..<tokens).sorted { noise[$0] < noise[$1] }
+            visible.append(order[..<(tokens - masked)].sorted())
+            hidden.append(order[(tokens - masked)...].sorted())
+        }
+        return TokenMask(visible: visible, masked: hidden)
+    }
+}
+
+/// SD-MAE: ViT encoder on visible tokens, MAE decoder over all positions, pixel reconstruction
+/// of masked tokens, and self-distillation from the decoder (teacher) to the encoder (student)
+/// on visible tokens. Parameter names follow timm / the authors' code.
+public final class SDMAEModel {
+    public let config: SDMAEConfig
+
+    let patchEmbed: Linear
+    let positions: [Float]
+    let blocks: [TransformerBlock]
+    let norm: LayerNorm
+    let decoderEmbed: Linear
+    public let maskToken: Parameter
+    let decoderPositions: [Float]
+    let decoderBlocks: [TransformerBlock]
+    let decoderNorm: LayerNorm
+    let decoderPred: Linear
+    let studentHead: DINOHead
+    let teacherHead: DINOHead
+    /// Teacher centre [K]; a buffer, not trained.
+    public var center: [Float]
+
+    // Activations, kept between forward and backward.
+    private let patches = Buffer(count: 0)
+    private let encoderInput = Buffer(count: 0)
+    private let decoderInput = Buffer(count: 0)
+    private let maskedDecoded = Buffer(count: 0)
+    private let visibleDecoded = Buffer(count: 0)
+    public let target = Buffer(count: 0)
+    private let predictionGradient = Buffer(count: 0)
+    private let decodedGradient = Buffer(count: 0)
+    private let studentLogitGradient = Buffer(count: 0)
+    private let teacherLogitGradient = Buffer(count: 0)
+    private let latentGradient = Buffer(count: 0)
+    private let studentPooled = Buffer(count: 0)
+    private let teacherPooled = Buffer(count: 0)
+    private let teacherProbabilities = Buffer(count: 0)
+    private let studentLogProbabilities = Buffer(count: 0)
+    private var mask = TokenMask(visible: [], masked: [])
+    private var batch = 0
+
+    public init(config: SDMAEConfig, seed: UInt64 = 0) {
+        self.config = config
+        let d = config.width, dd = config.decoderWidth, p = config.patchSize
+        patchEmbed = Linear("patch_embed.proj", inputs: 3 * p * p, outputs: d, weightShape: [d, 3, p, p])
+        patchEmbed.computesInputGradient = false
+        positions = sinCosPositionTable(width: d, grid: config.grid)
+        blocks = (0..<config.depth).map { TransformerBlock("blocks.\($0)", width: d, heads: config.heads) }
+        norm = LayerNorm("norm", width: d)
+        decoderEmbed = Linear("decoder_embed", inputs: d, outputs: dd)
+        maskToken = Parameter("mask_token", shape: [1, 1, dd], decay: false)
+        decoderPositions = sinCosPositionTable(width: dd, grid: config.grid)
+        decoderBlocks = (0..<config.decoderDepth).map { TransformerBlock("decoder_blocks.\($0)", width: dd, heads: config.decoderHeads) }
+        decoderNorm = LayerNorm("decoder_norm", width: dd)
+        decoderPred = Linear("decoder_pred", inputs: dd, outputs: config.patchValues)
+        studentHead = DINOHead("student_head", inputs: d, hidden: config.headHidden, bottleneck: config.bottleneck, prototypes: config.prototypes)
+        teacherHead = DINOHead("teacher_head", inputs: dd, hidden: config.headHidden, bottleneck: config.bottleneck, prototypes: config.prototypes)
+        center = [Float](repeating: 0, count: config.prototypes)
+        initialise(seed: seed)
+    }
+
+    /// Every trainable parameter, in a fixed order (the optimiser's moments follow it).
+    public var parameters: [Parameter] {
+        patchEmbed.parameters + blocks.flatMap(\.parameters) + norm.parameters + decoderEmbed.parameters + [maskToken]
+            + decoderBlocks.flatMap(\.parameters) + decoderNorm.parameters + decoderPred.parameters
+            + studentHead.parameters + teacherHead.parameters
+    }
+
+    /// MAE's initialisation: Xavier-uniform Linear weights and patch embedding, zero biases, unit
+    /// norms, mask token N(0, 0.02); DINO heads truncated-normal 0.02.
+    private func initialise(seed: UInt64) {
+        var generator = SeededGenerator(seed: seed)
+        for parameter in parameters {
+            if parameter.name == "mask_token" {
+                parameter.initialiseNormal(std: 0.02, using: &generator)
+            } else if parameter.name.hasSuffix("_head.last_layer.weight_v") {
+                let bound = 1 / Float(parameter.shape[1]).squareRoot()
+                for i in 0..<parameter.count { parameter.value[i] = (generator.uniform() * 2 - 1) * bound }
+            } else if parameter.name.contains("_head.") && parameter.decay {
+                parameter.initialiseTruncatedNormal(std: 0.02, using: &generator)
+            } else if parameter.decay {
+                parameter.initialiseXavierUniform(using: &generator)
+            }
+        }
+    }
+
+    // MARK: Training step
+
+    /// Forward pass and losses for `images` ([B,3,S,S] in [0,1]) under `mask`.
+    @discardableResult
+    public func forward(images: UnsafePointer<Float>, batch: Int, mask: TokenMask) -> StepLosses {
+        precondition(mask.visible.count == batch && mask.masked.count == batch)
+        self.mask = mask
+        self.batch = batch
+        let nv = mask.visible[0].count, nm = mask.masked[0].count, L = config.tokens
+        let d = config.width, dd = config.decoderWidth, k = config.prototypes
+
+        // Encoder on visible tokens only.
+        patches.reserve(batch * nv * config.patchValues)
+        Patches.channelFirst(images, config: config, batch: batch, tokens: mask.visible, into: patches.pointer)
+        let embedded = patchEmbed.forward(patches.pointer, rows: batch * nv)
+        encoderInput.reserve(batch * nv * d)
+        for b in 0..<batch {
+            for (i, token) in mask.visible[b].enumerated() {
+                let row = (b * nv + i) * d
+                for j in 0..<d { encoderInput[row + j] = embedded[row + j] + positions[token * d + j] }
+            }
+        }
+        var x = UnsafePointer(encoderInput.pointer)
+        for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: nv)) }
+        let latent = norm.forward(x, rows: batch * nv)
+
+        // Decoder over all positions: visible first, then mask tokens.
+        let decodedVisible = decoderEmbed.forward(latent, rows: batch * nv)
+        decoderInput.reserve(batch * L * dd)
+        for b in 0..<batch {
+            for (i, token) in mask.visible[b].enumerated() {
+                let row = (b * L + i) * dd, source = (b * nv + i) * dd
+                for j in 0..<dd { decoderInput[row + j] = decodedVisible[source + j] + decoderPositions[token * dd + j] }
+            }
+            for (i, token) in mask.masked[b].enumerated() {
+                let row = (b * L + nv + i) * dd
+                for j in 0..<dd { decoderInput[row + j] = maskToken.value[j] + decoderPositions[token * dd + j] }
+            }
+        }
+        var y = UnsafePointer(decoderInput.pointer)
+        for block in decoderBlocks { y = UnsafePointer(block.forward(y, batch: batch, tokens: L)) }
+        let decoded = decoderNorm.forward(y, rows: batch * L)
+
+        maskedDecoded.reserve(batch * nm * dd)
+        visibleDecoded.reserve(batch * nv * dd)
+        for b in 0..<batch {
+            (visibleDecoded.pointer + b * nv * dd).update(from: decoded + b * L * dd, count: nv * dd)
+            (maskedDecoded.pointer + b * nm * dd).update(from: decoded + (b * L + nv) * dd, count: nm * dd)
+        }
+        let prediction = decoderPred.forward(maskedDecoded.pointer, rows: batch * nm)
+        target.reserve(batch * nm * config.patchValues)
+        Patches.targets(images, config: config, batch: batch, tokens: mask.masked, into: target.pointer)
+        let values = batch * nm * config.patchValues
+        var squared = 0.0
+        for i in 0..<values { let e = Double(prediction[i] - target[i]); squared += e * e }
+        let reconstruction = squared / Double(values)
+
+        // Self-distillation on visible tokens: pool the logits of each head.
+        let studentLogits = studentHead.forward(latent, rows: batch * nv)
+        let teacherLogits = teacherHead.forward(visibleDecoded.pointer, rows: batch * nv)
+        studentPooled.reserve(batch * k)
+        teacherPooled.reserve(batch * k)
+        meanPool(studentLogits, groups: batch, rows: nv, width: k, into: studentPooled.pointer)
+        meanPool(teacherLogits, groups: batch, rows: nv, width: k, into: teacherPooled.pointer)
+
+        teacherProbabilities.reserve(batch * k)
+        studentLogProbabilities.reserve(batch * k)
+        var distillation = 0.0, entropy = 0.0
+        let tauT = Float(config.teacherTemperature), tauS = Float(config.studentTemperature)
+        for b in 0..<batch {
+            let pt = teacherProbabilities.pointer + b * k, lq = studentLogProbabilities.pointer + b * k
+            for j in 0..<k { pt[j] = (teacherPooled[b * k + j] - center[j]) / tauT }
+            softmaxInPlace(pt, count: k)
+            for j in 0..<k { lq[j] = studentPooled[b * k + j] / tauS }
+            logSoftmaxInPlace(lq, count: k)
+            for j in 0..<k {
+                distillation -= Double(pt[j]) * Double(lq[j])
+                if pt[j] > 0 { entropy -= Double(pt[j]) * log(Double(pt[j])) }
+            }
+        }
+        distillation /= Double(batch)
+        entropy /= Double(batch)
+        let p = config.distillationWeight
+        return StepLosses(reconstruction: reconstruction, distillation: distillation,
+                          total: (1 - p) * reconstruction + p * distillation, teacherEntropy: entropy)
+    }
+
+    /// Gradients of the total loss into every parameter's `grad` (accumulated: zero them first).
+    public func backward() {
+        let nv = mask.visible[0].count, nm = mask.masked[0].count, L = config.tokens
+        let d = config.width, dd = config.decoderWidth, k = config.prototypes
+        let p = Float(config.distillationWeight)
+        let tauT = Float(config.teacherTemperature), tauS = Float(config.studentTemperature)
+
+        // Reconstruction: d/dpred of (1−p)·mean (pred − target)².
+        let values = batch * nm * config.patchValues
+        predictionGradient.reserve(values)
+        let prediction = decoderPred.output.pointer
+        let scale = (1 - p) * 2 / Float(values)
+        for i in 0..<values { predictionGradient[i] = scale * (prediction[i] - target[i]) }
+        let dMaskedDecoded = decoderPred.backward(predictionGradient.pointer)
+
+        // Distillation: dL/dz_s = p (q − P) / (B τs); dL/dz_t = p/τt · P ⊙ (g − Σ P g), g = −log q / B.
+        studentLogitGradient.reserve(batch * nv * k)
+        teacherLogitGradient.reserve(batch * nv * k)
+        for b in 0..<batch {
+            let pt = teacherProbabilities.pointer + b * k, lq = studentLogProbabilities.pointer + b * k
+            var expectation: Float = 0
+            for j in 0..<k { expectation += pt[j] * (-lq[j] / Float(batch)) }
+            for j in 0..<k {
+                let dzs = p * (expf(lq[j]) - pt[j]) / (Float(batch) * tauS) / Float(nv)
+                let dzt = p / tauT * pt[j] * (-lq[j] / Float(batch) - expectation) / Float(nv)
+                for i in 0..<nv {
+                    studentLogitGradient[(b * nv + i) * k + j] = dzs
+                    teacherLogitGradient[(b * nv + i) * k + j] = dzt
+                }
+            }
+        }
+
+        // Decoder output gradient: visible rows from the teacher head, masked rows from decoder_pred.
+        decodedGradient.reserve(batch * L * dd)
+        let dDecoded = decodedGradient.pointer
+        if config.teacherStopGradient {
+            for b in 0..<batch { (dDecoded + b * L * dd).update(repeating: 0, count: nv * dd) }
+        } else {
+            let dVisible = teacherHead.backward(teacherLogitGradient.pointer)
+            for b in 0..<batch { (dDecoded + b * L * dd).update(from: dVisible + b * nv * dd, count: nv * dd) }
+        }
+        for b in 0..<batch { (dDecoded + (b * L + nv) * dd).update(from: dMaskedDecoded + b * nm * dd, count: nm * dd) }
+
+        var dy = decoderNorm.backward(dDecoded)
+        for block in decoderBlocks.reversed() { dy = block.backward(dy) }
+        // Mask token: the sum over all masked rows; visible rows continue through decoder_embed.
+        for b in 0..<batch {
+            for i in 0..<nm {
+                let row = dy + (b * L + nv + i) * dd
+                for j in 0..<dd { maskToken.grad[j] += row[j] }
+            }
+        }
+        latentGradient.reserve(batch * nv * dd)
+        for b in 0..<batch { (latentGradient.pointer + b * nv * dd).update(from: dy + b * L * dd, count: nv * dd) }
+        let dLatentFromDecoder = decoderEmbed.backward(latentGradient.pointer)
+        let dLatentFromStudent = studentHead.backward(studentLogitGradient.pointer)
+        let rows = batch * nv * d
+        for i in 0..<rows { dLatentFromDecoder[i] += dLatentFromStudent[i] }
+        var dx = norm.backward(dLatentFromDecoder)
+        for block in blocks.reversed() { dx = block.backward(dx) }
+        patchEmbed.backward(dx)
+    }
+
+    /// Updates the teacher centre after an optimiser step.
+    public func updateCenter() {
+        let k = config.prototypes, m = Float(config.centerMomentum)
+        let source = config.centerMode == .probabilities ? teacherProbabilities : teacherPooled
+        for j in 0..<k {
+            var mean: Float = 0
+            for b in 0..<batch { mean += source[b * k + j] }
+            center[j] = m * center[j] + (1 - m) * mean / Float(batch)
+        }
+    }
+
+    // MARK: Outputs exposed for checks and pictures
+
+    public var latent: [Float] { Array(UnsafeBufferPointer(start: norm.output.pointer, count: batch * mask.visible[0].count * config.width)) }
+    public var prediction: [Float] { Array(UnsafeBufferPointer(start: decoderPred.output.pointer, count: batch * mask.masked[0].count * config.patchValues)) }
+    public var studentPooledLogits: [Float] { Array(UnsafeBufferPointer(start: studentPooled.pointer, count: batch * config.prototypes)) }
+    public var teacherPooledLogits: [Float] { Array(UnsafeBufferPointer(start: teacherPooled.pointer, count: batch * config.prototypes)) }
+    public var teacherDistribution: [Float] { Array(UnsafeBufferPointer(start: teacherProbabilities.pointer, count: batch * config.prototypes)) }
+
+    // MARK: Downstream features
+
+    /// Mean over all tokens of the normalised encoder output, no masking: [batch, width].
+    public func features(images: UnsafePointer<Float>, batch: Int) -> [Float] {
+        let L = config.tokens, d = config.width
+        let all = [[Int]](repeating: Array(0..<L), count: batch)
+        patches.reserve(batch * L * config.patchValues)
+        Patches.channelFirst(images, config: config, batch: batch, tokens: all, into: patches.pointer)
+        let embedded = patchEmbed.forward(patches.pointer, rows: batch * L)
+        encoderInput.reserve(batch * L * d)
+        for r in 0..<(batch * L) {
+            let token = r % L
+            for j in 0..<d { encoderInput[r * d + j] = embedded[r * d + j] + positions[token * d + j] }
+        }
+        var x = UnsafePointer(encoderInput.pointer)
+        for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: L)) }
+        let normalised = norm.forward(x, rows: batch * L)
+        var features = [Float](repeating: 0, count: batch * d)
+        features.withUnsafeMutableBufferPointer { meanPool(normalised, groups: batch, rows: L, width: d, into: $0.baseAddress!) }
+        return features
+    }
+}
+
+/// Mean of consecutive groups of `rows` rows: [groups·rows, width] → [groups, width].
+func meanPool(_ x: UnsafePointer<Float>, groups: Int, rows: Int, width: Int, into out: UnsafeMutablePointer<Float>) {
+    let inverse = 1 / Float(rows)
+    for g in 0..<groups {
+        let base = x + g * rows * width, o = out + g * width
+        o.update(repeating: 0, count: width)
+        for i in 0..<rows { for j in 0..<width { o[j] += base[i * width + j] } }
+        for j in 0..<width { o[j] *= inverse }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+
+/// One tensor of a safetensors file. Float tensors are F32; I64 is read for index tensors.
+public struct NamedTensor: Equatable, Sendable {
+    public var shape: [Int]
+    public var floats: [Float]
+    public var integers: [Int64]
+
+    public init(shape: [Int], floats: [Float]) {
+        self.shape = shape
+        self.floats = floats
+        integers = []
+    }
+
+    public init(shape: [Int], integers: [Int64]) {
+        self.shape = shape
+        floats = []
+        self.integers = integers
+    }
+}
+
+/// The safetensors format (Hugging Face): 8-byte little-endian header length, a JSON header
+/// naming each tensor's dtype, shape and byte range, then the raw little-endian data.
+public enum Safetensors {
+    public static func read(path: String) throws -> (tensors: [String: NamedTensor], metadata: [String: String]) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw StorageError.cannotOpen(path: path, reason: "no such file or unreadable")
+        }
+        guard data.count >= 8 else { throw StorageError.malformed(path: path, reason: "shorter than a safetensors header") }
+        let headerLength = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard headerLength > 0, 8 + headerLength <= data.count,
+              let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + headerLength)) as? [String: Any] else {
+            throw StorageError.malformed(path: path, reason: "unreadable safetensors header")
+        }
+        let body = 8 + headerLength
+        var tensors: [String: NamedTensor] = [:]
+        var metadata: [String: String] = [:]
+        for (name, value) in header {
+            if name == "__metadata__" {
+                metadata = (value as? [String: String]) ?? [:]
+                continue
+            }
+            guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2,
+                  offsets[0] <= offsets[1], body + offsets[1] <= data.count else {
+                throw StorageError.malformed(path: path, reason: "bad entry for tensor \(name)")
+            }
+            let bytes = data.subdata(in: body + offsets[0]..<body + offsets[1])
+            let count = shape.reduce(1, *)
+            switch dtype {
+            case "F32":
+                guard bytes.count == count * 4 else { throw StorageError.malformed(path: path, reason: "\(name): size does not match shape") }
+                var floats = [Float](repeating: 0, count: count)
+                floats.withUnsafeMutableBytes { _ = bytes.copyBytes(to: $0) }
+                tensors[name] = NamedTensor(shape: shape, floats: floats)
+            case "I64":
+                guard bytes.count == count * 8 else { throw StorageError.malformed(path: path, reason: "\(name): size does not match shape") }
+                var ints = [Int64](repeating: 0, count: count)
+                ints.withUnsafeMutableBytes { _ = bytes.copyBytes(to: $0) }
+                tensors[name] = NamedTensor(shape: shape, integers: ints)
+            default:
+                throw StorageError.malformed(path: path, reason: "\(name): dtype \(dtype) is not supported (F32 and I64 are)")
+            }
+        }
+        return (tensors, metadata)
+    }
+
+    /// Serialises float tensors (names sorted, as PyTorch's writer does) with string metadata.
+    public static func encode(_ tensors: [(name: String, shape: [Int], values: [Float])], metadata: [String: String] = [:]) throws -> Data {
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        let sorted = tensors.sorted { $0.name < $1.name }
+        for tensor in sorted {
+            precondition(tensor.shape.reduce(1, *) == tensor.values.count, "\(tensor.name): shape does not match values")
+            header[tensor.name] = ["dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, offset + 4 * tensor.values.count]]
+            offset += 4 * tensor.values.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        // Pad so the data starts 8-byte aligned, as the reference writer does.
+        while json.count % 8 != 0 { json.append(0x20) }
+        var data = Data(capacity: 8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        for tensor in sorted {
+            // Every platform Swift on Linux runs on is little-endian, like the format.
+            tensor.values.withUnsafeBytes { data.append(contentsOf: $0) }
+        }
+        return data
+    }
+
+    public static func write(_ tensors: [(name: String, shape: [Int], values: [Float])], metadata: [String: String] = [:], to path: String) throws {
+        try AtomicFile.write(try encode(tensors, metadata: metadata), to: path)
+    }
+}
