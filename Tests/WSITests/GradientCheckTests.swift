@@ -1,0 +1,175 @@
+import Foundation
+@testable import NN
+@testable import SDMAE
+import XCTest
+
+/// Central finite differences against every layer's analytic backward. The probe loss is
+/// Σ wᵢ·outᵢ with fixed random weights, accumulated in double precision; float32 forward passes
+/// limit agreement to about 1e-3, far below what a wrong formula produces.
+final class GradientCheckTests: XCTestCase {
+    var generator = SeededGenerator(seed: 42)
+
+    func randomBuffer(_ count: Int, scale: Float = 1) -> Buffer {
+        let buffer = Buffer(count: count)
+        for i in 0..<count { buffer[i] = generator.normal() * scale }
+        return buffer
+    }
+
+    /// Checks d(probe)/d(value[i]) for a few indices of `values` against `analytic`.
+    func check(_ name: String, values: UnsafeMutablePointer<Float>, count: Int, analytic: [Float],
+               probe: () -> Double, samples: Int = 12, step: Float = 1e-2, file: StaticString = #filePath, line: UInt = #line) {
+        var worst: Float = 0
+        let scale = max(analytic.map(abs).max() ?? 0, 1e-3)
+        for s in 0..<min(samples, count) {
+            let i = s == 0 ? 0 : Int(generator.next() % UInt64(count))
+            let saved = values[i]
+            values[i] = saved + step
+            let plus = probe()
+            values[i] = saved - step
+            let minus = probe()
+            values[i] = saved
+            let numeric = Float((plus - minus) / Double(2 * step))
+            worst = max(worst, abs(numeric - analytic[i]) / scale)
+            if ProcessInfo.processInfo.environment["GRADCHECK_VERBOSE"] != nil { print(name, i, numeric, analytic[i], scale) }
+        }
+        XCTAssertLessThan(worst, 2e-2, "\(name): finite differences disagree (worst relative error \(worst))", file: file, line: line)
+    }
+
+    func probeWeights(_ count: Int) -> [Float] { (0..<count).map { _ in generator.normal() } }
+
+    func dot(_ output: UnsafePointer<Float>, _ weights: [Float]) -> Double {
+        var sum = 0.0
+        for i in 0..<weights.count { sum += Double(output[i]) * Double(weights[i]) }
+        return sum
+    }
+
+    func testLinear() {
+        let layer = Linear("l", inputs: 5, outputs: 4)
+        for p in layer.parameters { for i in 0..<p.count { p.value[i] = generator.normal() * 0.5 } }
+        let x = randomBuffer(3 * 5)
+        let w = probeWeights(3 * 4)
+        let probe = { self.dot(layer.forward(x.pointer, rows: 3), w) }
+        _ = probe()
+        let dx = layer.backward(w).array(3 * 5)
+        check("Linear dx", values: x.pointer, count: 15, analytic: dx, probe: probe)
+        check("Linear dW", values: layer.weight.value.pointer, count: 20, analytic: layer.weight.grad.array, probe: probe)
+        check("Linear db", values: layer.bias!.value.pointer, count: 4, analytic: layer.bias!.grad.array, probe: probe)
+    }
+
+    func testLayerNorm() {
+        let layer = LayerNorm("n", width: 6)
+        for p in layer.parameters { for i in 0..<p.count { p.value[i] += generator.normal() * 0.3 } }
+        let x = randomBuffer(4 * 6)
+        let w = probeWeights(24)
+        let probe = { self.dot(layer.forward(x.pointer, rows: 4), w) }
+        _ = probe()
+        let dx = layer.backward(w).array(24)
+        check("LayerNorm dx", values: x.pointer, count: 24, analytic: dx, probe: probe)
+        check("LayerNorm dγ", values: layer.weight.value.pointer, count: 6, analytic: layer.weight.grad.array, probe: probe)
+        check("LayerNorm dβ", values: layer.bias.value.pointer, count: 6, analytic: layer.bias.grad.array, probe: probe)
+    }
+
+    func testGELU() {
+        let layer = GELU()
+        let x = randomBuffer(20, scale: 2)
+        let w = probeWeights(20)
+        let probe = { self.dot(layer.forward(x.pointer, count: 20), w) }
+        _ = probe()
+        check("GELU dx", values: x.pointer, count: 20, analytic: layer.backward(w).array(20), probe: probe, samples: 20, step: 1e-3)
+        let one = Buffer([1.0])
+        XCTAssertEqual(layer.forward(one.pointer, count: 1)[0], 0.8413447, accuracy: 1e-6, "exact erf GELU, not tanh")
+    }
+
+    func testAttention() {
+        let layer = Attention(width: 8, heads: 2)
+        let qkv = randomBuffer(2 * 5 * 24)
+        let w = probeWeights(2 * 5 * 8)
+        let probe = { self.dot(layer.forward(qkv.pointer, batch: 2, tokens: 5), w) }
+        _ = probe()
+        let dqkv = layer.backward(w).array(2 * 5 * 24)
+        check("Attention dqkv", values: qkv.pointer, count: 240, analytic: dqkv, probe: probe, samples: 40)
+    }
+
+    func testTransformerBlock() {
+        let block = TransformerBlock("b", width: 8, heads: 2)
+        for p in block.parameters where p.decay { for i in 0..<p.count { p.value[i] = generator.normal() * 0.3 } }
+        let x = randomBuffer(2 * 3 * 8)
+        let w = probeWeights(48)
+        let probe = { self.dot(block.forward(x.pointer, batch: 2, tokens: 3), w) }
+        _ = probe()
+        let dx = block.backward(w).array(48)
+        check("Block dx", values: x.pointer, count: 48, analytic: dx, probe: probe, samples: 20)
+        for p in block.parameters {
+            check("Block d\(p.name)", values: p.value.pointer, count: p.count, analytic: p.grad.array, probe: probe, samples: 6)
+        }
+    }
+
+    func testL2NormalizeAndWeightNorm() {
+        let normalize = L2Normalize(width: 5)
+        let x = randomBuffer(15)
+        let w = probeWeights(15)
+        let probe = { self.dot(normalize.forward(x.pointer, rows: 3), w) }
+        _ = probe()
+        check("L2Normalize dx", values: x.pointer, count: 15, analytic: normalize.backward(w).array(15), probe: probe, step: 1e-3)
+
+        let last = WeightNormLinear("last", inputs: 5, outputs: 7)
+        for i in 0..<last.direction.count { last.direction.value[i] = generator.normal() }
+        let w2 = probeWeights(21)
+        let probe2 = { self.dot(last.forward(x.pointer, rows: 3), w2) }
+        _ = probe2()
+        let dx = last.backward(w2).array(15)
+        check("WeightNorm dx", values: x.pointer, count: 15, analytic: dx, probe: probe2, step: 1e-3)
+        check("WeightNorm dV", values: last.direction.value.pointer, count: 35, analytic: last.direction.grad.array, probe: probe2, step: 1e-3)
+    }
+
+    /// The whole SD-MAE loss (teacher not detached, so the loss's true gradient): a few entries of
+    /// every parameter. The stop-gradient variant is not a gradient of any loss; the PyTorch
+    /// fixture checks it.
+    func testWholeModelLoss() {
+        do {
+            var config = SDMAEConfig(imageSize: 16, patchSize: 4, width: 8, depth: 1, heads: 2, decoderWidth: 8, decoderDepth: 1,
+                                     decoderHeads: 2, headHidden: 12, bottleneck: 8, prototypes: 10)
+            config.maskRatio = 0.5
+            config.teacherTemperature = 0.5
+            config.studentTemperature = 0.5
+            let model = SDMAEModel(config: config, seed: 3)
+            // Weights of order one keep the head's bottleneck norm away from 0, where L2
+            // normalisation is too curved for any finite-difference step.
+            for p in model.parameters where p.name.contains("_head.") { for i in 0..<p.count { p.value[i] = generator.normal() * 0.4 } }
+            let images = (0..<(2 * 3 * 16 * 16)).map { _ in generator.uniform() }
+            let mask = TokenMask.random(batch: 2, tokens: 16, masked: 8, using: &generator)
+            let probe = { images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: 2, mask: mask).total } }
+            _ = probe()
+            for p in model.parameters { p.grad.zero() }
+            model.backward()
+            for p in model.parameters {
+                check("SD-MAE d\(p.name)", values: p.value.pointer, count: p.count,
+                      analytic: p.grad.array, probe: probe, samples: 3, step: 3e-3)
+            }
+        }
+    }
+
+    func testAdamWMatchesClosedFormFirstStep() {
+        let p = Parameter("w", shape: [2, 2])
+        let bias = Parameter("b", shape: [2])
+        for i in 0..<4 { p.value[i] = 1; p.grad[i] = Float(i + 1) }
+        for i in 0..<2 { bias.value[i] = 1; bias.grad[i] = -1 }
+        let optimiser = AdamW(parameters: [p, bias], learningRate: 0.1, weightDecay: 0.5)
+        optimiser.update()
+        // First step: m̂ = g, v̂ = g², so the update is lr·sign(g) (up to eps), after decay 1 − lr·wd.
+        for i in 0..<4 { XCTAssertEqual(p.value[i], 0.95 - 0.1, accuracy: 1e-6) }
+        for i in 0..<2 { XCTAssertEqual(bias.value[i], 1.1, accuracy: 1e-6, "no decay on biases") }
+    }
+
+    func testWarmupCosineSchedule() {
+        let schedule = WarmupCosineSchedule(peak: 1e-3, minimum: 1e-5, warmupSteps: 10, totalSteps: 110)
+        XCTAssertEqual(schedule.learningRate(at: 0), 1e-4, accuracy: 1e-12)
+        XCTAssertEqual(schedule.learningRate(at: 9), 1e-3, accuracy: 1e-12)
+        XCTAssertEqual(schedule.learningRate(at: 60), (1e-3 + 1e-5) / 2, accuracy: 1e-12)
+        XCTAssertEqual(schedule.learningRate(at: 110), 1e-5, accuracy: 1e-12)
+    }
+}
+
+private extension UnsafeMutablePointer where Pointee == Float {
+    func array(_ count: Int) -> [Float] { Array(UnsafeBufferPointer(start: self, count: count)) }
+}
