@@ -34,13 +34,15 @@ public final class Attention {
         let n = tokens, ld = 3 * width
         output.reserve(batch * n * width)
         probabilities.reserve(batch * heads * n * n)
-        for b in 0..<batch {
-            for h in 0..<heads {
+        let (heads, headWidth, width, scale, out, probabilities) = (heads, headWidth, width, scale, output.pointer, probabilities.pointer)
+        Parallel.forChunks(batch * heads) { pairs in
+            for pair in pairs {
+                let b = pair / heads, h = pair % heads
                 let q = qkv + b * n * ld + h * headWidth, k = q + width, v = q + 2 * width
-                let a = probabilities.pointer + (b * heads + h) * n * n
+                let a = probabilities + pair * n * n
                 gemm(transposeB: true, m: n, n: n, k: headWidth, alpha: scale, q, lda: ld, k, ldb: ld, a, ldc: n)
                 for row in 0..<n { softmaxInPlace(a + row * n, count: n) }
-                gemm(m: n, n: headWidth, k: n, a, lda: n, v, ldb: ld, output.pointer + b * n * width + h * headWidth, ldc: width)
+                gemm(m: n, n: headWidth, k: n, a, lda: n, v, ldb: ld, out + b * n * width + h * headWidth, ldc: width)
             }
         }
         return output.pointer
@@ -52,13 +54,16 @@ public final class Attention {
         guard let qkv else { preconditionFailure("Attention.backward before forward") }
         let n = tokens, ld = 3 * width
         inputGradient.reserve(batch * n * ld)
-        scratch.reserve(n * n)
-        let dA = scratch.pointer
-        for b in 0..<batch {
-            for h in 0..<heads {
+        scratch.reserve(Parallel.threads * n * n)
+        let (heads, headWidth, width, scale) = (heads, headWidth, width, scale)
+        let (dqkv, probabilities, scratch) = (inputGradient.pointer, probabilities.pointer, scratch.pointer)
+        Parallel.forChunksIndexed(batch * heads) { chunk, pairs in
+            let dA = scratch + chunk * n * n
+            for pair in pairs {
+                let b = pair / heads, h = pair % heads
                 let q = qkv + b * n * ld + h * headWidth, k = q + width, v = q + 2 * width
-                let dq = inputGradient.pointer + b * n * ld + h * headWidth, dk = dq + width, dv = dq + 2 * width
-                let a = probabilities.pointer + (b * heads + h) * n * n
+                let dq = dqkv + b * n * ld + h * headWidth, dk = dq + width, dv = dq + 2 * width
+                let a = probabilities + pair * n * n
                 let dO = dOut + b * n * width + h * headWidth
                 gemm(transposeB: true, m: n, n: n, k: headWidth, dO, lda: width, v, ldb: ld, dA, ldc: n)
                 gemm(transposeA: true, m: n, n: headWidth, k: n, a, lda: n, dO, ldb: width, dv, ldc: ld)

@@ -4,6 +4,8 @@ import Foundation
 public final class GELU {
     public let output = Buffer(count: 0)
     public let inputGradient = Buffer(count: 0)
+    /// Φ(x) from the forward pass: backward then needs only the density, not erf again.
+    private let cdf = Buffer(count: 0)
     private var input: UnsafePointer<Float>?
     private var count = 0
 
@@ -14,8 +16,15 @@ public final class GELU {
         self.count = count
         input = x
         output.reserve(count)
-        let y = output.pointer
-        for i in 0..<count { y[i] = 0.5 * x[i] * (1 + erff(x[i] * Float(0.5).squareRoot())) }
+        cdf.reserve(count)
+        let (y, phi) = (output.pointer, cdf.pointer)
+        Parallel.forChunks(count, grain: 8192) { range in
+            for i in range {
+                let c = 0.5 * (1 + erff(x[i] * Float(0.5).squareRoot()))
+                phi[i] = c
+                y[i] = x[i] * c
+            }
+        }
         return y
     }
 
@@ -23,13 +32,13 @@ public final class GELU {
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         guard let x = input else { preconditionFailure("GELU.backward before forward") }
         inputGradient.reserve(count)
-        let dx = inputGradient.pointer
+        let (dx, phi) = (inputGradient.pointer, cdf.pointer)
         let inverseSqrt2Pi = 1 / (2 * Float.pi).squareRoot()
-        for i in 0..<count {
-            let v = x[i]
-            let cdf = 0.5 * (1 + erff(v * Float(0.5).squareRoot()))
-            let pdf = inverseSqrt2Pi * expf(-0.5 * v * v)
-            dx[i] = dy[i] * (cdf + v * pdf)
+        Parallel.forChunks(count, grain: 8192) { range in
+            for i in range {
+                let v = x[i]
+                dx[i] = dy[i] * (phi[i] + v * inverseSqrt2Pi * expf(-0.5 * v * v))
+            }
         }
         return dx
     }

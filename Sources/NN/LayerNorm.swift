@@ -11,6 +11,7 @@ public final class LayerNorm {
     public let inputGradient = Buffer(count: 0)
     private let mean = Buffer(count: 0)
     private let inverseStd = Buffer(count: 0)
+    private let partials = Buffer(count: 0)
     private var input: UnsafePointer<Float>?
     private var rows = 0
 
@@ -31,19 +32,22 @@ public final class LayerNorm {
         output.reserve(rows * width)
         mean.reserve(rows)
         inverseStd.reserve(rows)
-        let w = weight.value.pointer, b = bias.value.pointer, y = output.pointer
-        for r in 0..<rows {
-            let row = x + r * width
-            var sum: Float = 0
-            for i in 0..<width { sum += row[i] }
-            let m = sum / Float(width)
-            var variance: Float = 0
-            for i in 0..<width { let d = row[i] - m; variance += d * d }
-            let s = 1 / (variance / Float(width) + epsilon).squareRoot()
-            mean[r] = m
-            inverseStd[r] = s
-            let out = y + r * width
-            for i in 0..<width { out[i] = (row[i] - m) * s * w[i] + b[i] }
+        let (w, b, y, width, epsilon) = (weight.value.pointer, bias.value.pointer, output.pointer, width, epsilon)
+        let (mean, inverseStd) = (mean.pointer, inverseStd.pointer)
+        Parallel.forChunks(rows, grain: 16) { range in
+            for r in range {
+                let row = x + r * width
+                var sum: Float = 0
+                for i in 0..<width { sum += row[i] }
+                let m = sum / Float(width)
+                var variance: Float = 0
+                for i in 0..<width { let d = row[i] - m; variance += d * d }
+                let s = 1 / (variance / Float(width) + epsilon).squareRoot()
+                mean[r] = m
+                inverseStd[r] = s
+                let out = y + r * width
+                for i in 0..<width { out[i] = (row[i] - m) * s * w[i] + b[i] }
+            }
         }
         return y
     }
@@ -52,24 +56,38 @@ public final class LayerNorm {
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         guard let x = input else { preconditionFailure("LayerNorm.backward before forward") }
         inputGradient.reserve(rows * width)
-        let w = weight.value.pointer, dw = weight.grad.pointer, db = bias.grad.pointer
-        for r in 0..<rows {
-            let row = x + r * width, g = dy + r * width, dx = inputGradient.pointer + r * width
-            let m = mean[r], s = inverseStd[r]
-            var meanG: Float = 0, meanGX: Float = 0
-            for i in 0..<width {
-                let xhat = (row[i] - m) * s
-                let gi = g[i] * w[i]
-                meanG += gi
-                meanGX += gi * xhat
-                dw[i] += g[i] * xhat
-                db[i] += g[i]
+        // Each thread sums its rows' dγ, dβ into its own slice; the slices are added at the end.
+        partials.reserve(2 * Parallel.threads * width)
+        partials.zero()
+        let (w, width, partials, dxBase) = (weight.value.pointer, width, partials.pointer, inputGradient.pointer)
+        let (mean, inverseStd) = (mean.pointer, inverseStd.pointer)
+        Parallel.forChunksIndexed(rows) { chunk, range in
+            let dw = partials + 2 * chunk * width, db = dw + width
+            for r in range {
+                let row = x + r * width, g = dy + r * width, dx = dxBase + r * width
+                let m = mean[r], s = inverseStd[r]
+                var meanG: Float = 0, meanGX: Float = 0
+                for i in 0..<width {
+                    let xhat = (row[i] - m) * s
+                    let gi = g[i] * w[i]
+                    meanG += gi
+                    meanGX += gi * xhat
+                    dw[i] += g[i] * xhat
+                    db[i] += g[i]
+                }
+                meanG /= Float(width)
+                meanGX /= Float(width)
+                for i in 0..<width {
+                    let xhat = (row[i] - m) * s
+                    dx[i] = (g[i] * w[i] - meanG - xhat * meanGX) * s
+                }
             }
-            meanG /= Float(width)
-            meanGX /= Float(width)
+        }
+        let dw = weight.grad.pointer, db = bias.grad.pointer
+        for chunk in 0..<Parallel.threads {
             for i in 0..<width {
-                let xhat = (row[i] - m) * s
-                dx[i] = (g[i] * w[i] - meanG - xhat * meanGX) * s
+                dw[i] += partials[2 * chunk * width + i]
+                db[i] += partials[(2 * chunk + 1) * width + i]
             }
         }
         return inputGradient.pointer

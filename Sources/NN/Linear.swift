@@ -31,11 +31,14 @@ public final class Linear {
         input = x
         output.reserve(rows * outputs)
         let y = output.pointer
-        if let bias {
-            for r in 0..<rows { (y + r * outputs).update(from: bias.value.pointer, count: outputs) }
+        let (inputs, outputs, w, b) = (inputs, outputs, weight.value.pointer, bias?.value.pointer)
+        Parallel.forChunks(rows, grain: 8) { range in
+            if let b {
+                for r in range { (y + r * outputs).update(from: b, count: outputs) }
+            }
+            gemm(transposeB: true, m: range.count, n: outputs, k: inputs, x + range.lowerBound * inputs, lda: inputs, w, ldb: inputs,
+                 beta: b == nil ? 0 : 1, y + range.lowerBound * outputs, ldc: outputs)
         }
-        gemm(transposeB: true, m: rows, n: outputs, k: inputs, x, lda: inputs, weight.value.pointer, ldb: inputs,
-             beta: bias == nil ? 0 : 1, y, ldc: outputs)
         return y
     }
 
@@ -43,19 +46,25 @@ public final class Linear {
     @discardableResult
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         guard let x = input else { preconditionFailure("Linear.backward before forward") }
-        gemm(transposeA: true, m: outputs, n: inputs, k: rows, dy, lda: outputs, x, ldb: inputs,
-             beta: 1, weight.grad.pointer, ldc: inputs)
-        if let bias {
-            let db = bias.grad.pointer
-            for r in 0..<rows {
-                let row = dy + r * outputs
-                for j in 0..<outputs { db[j] += row[j] }
+        let (inputs, outputs, rows, dw, db) = (inputs, outputs, rows, weight.grad.pointer, bias?.grad.pointer)
+        // Each thread owns a band of output features: its rows of dW and its entries of db.
+        Parallel.forChunks(outputs, grain: 8) { band in
+            gemm(transposeA: true, m: band.count, n: inputs, k: rows, dy + band.lowerBound, lda: outputs, x, ldb: inputs,
+                 beta: 1, dw + band.lowerBound * inputs, ldc: inputs)
+            if let db {
+                for r in 0..<rows {
+                    let row = dy + r * outputs
+                    for j in band { db[j] += row[j] }
+                }
             }
         }
         inputGradient.reserve(rows * inputs)
         if computesInputGradient {
-            gemm(m: rows, n: inputs, k: outputs, dy, lda: outputs, weight.value.pointer, ldb: inputs,
-                 inputGradient.pointer, ldc: inputs)
+            let (w, dx) = (weight.value.pointer, inputGradient.pointer)
+            Parallel.forChunks(rows, grain: 8) { range in
+                gemm(m: range.count, n: inputs, k: outputs, dy + range.lowerBound * outputs, lda: outputs, w, ldb: inputs,
+                     dx + range.lowerBound * inputs, ldc: inputs)
+            }
         }
         return inputGradient.pointer
     }

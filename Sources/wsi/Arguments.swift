@@ -11,6 +11,9 @@ struct Arguments {
 
     init(_ tokens: [String]) { self.tokens = tokens }
 
+    /// The first argument, without consuming it (for sub-subcommands such as `bench train`).
+    var first: String? { tokens.first }
+
     var wantsHelp: Bool { tokens.contains("--help") || tokens.contains("-h") }
 
     mutating func flag(_ name: String) -> Bool {

@@ -1,11 +1,19 @@
 import Foundation
+import NN
+import SDMAE
 import Tiling
 
 enum BenchCommand: Command {
     static let name = "bench"
-    static let summary = "measure throughput (release build): bench tile SLIDE..."
+    static let summary = "measure throughput (release build): bench tile | train | embed"
     static let usage = """
     Usage: wsi bench tile SLIDE... [--runs 5] [grid and filter options of 'wsi tile']
+           wsi bench train [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
+           wsi bench embed [--preset tiny] [--batch 64] [--steps 6]
+
+    train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
+    random images (compute does not depend on content) after one warm-up step, and report the
+    median images per second over the steps.
 
     Tiles each slide --runs times (patches read, resampled and colour-checked, --format none by
     default) and reports medians over runs: whole-slide seconds, the thumbnail + mask seconds, and
@@ -14,6 +22,9 @@ enum BenchCommand: Command {
     """
 
     static func run(_ arguments: inout Arguments) throws -> Int32 {
+        if arguments.first == "train" || arguments.first == "embed" {
+            return try ModelBench.run(&arguments)
+        }
         let runs = try arguments.int("runs", range: 1...1000) ?? 5
         var options = try TileCommand.tilingOptions(&arguments, defaultFormat: .none)
         options.showProgress = false
@@ -48,5 +59,39 @@ enum BenchCommand: Command {
         let sorted = values.sorted()
         guard !sorted.isEmpty else { return 0 }
         return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}
+
+enum ModelBench {
+    static func run(_ arguments: inout Arguments) throws -> Int32 {
+        let presetName = try arguments.string("preset") ?? "tiny"
+        guard var config = SDMAEConfig.preset(named: presetName) else { throw UsageError("unknown preset '\(presetName)'") }
+        config.maskRatio = try arguments.double("mask-ratio", range: 0...0.99) ?? 0.75
+        let batch = try arguments.int("batch", range: 1...4096) ?? 64
+        let steps = try arguments.int("steps", range: 1...1000) ?? 6
+        let what = try arguments.positionals()
+        guard what.count == 1 else { throw UsageError("expected 'train' or 'embed'") }
+        let model = SDMAEModel(config: config, seed: 0)
+        var generator = SeededGenerator(seed: 1)
+        let images = (0..<(batch * 3 * config.imageSize * config.imageSize)).map { _ in generator.uniform() }
+        let optimiser = AdamW(parameters: model.parameters, learningRate: 1e-4)
+        var rates: [Double] = []
+        for step in 0...steps {
+            let start = Date()
+            if what[0] == "train" {
+                let mask = TokenMask.random(batch: batch, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
+                _ = images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }
+                optimiser.zeroGradients()
+                model.backward()
+                optimiser.update()
+                model.updateCenter()
+            } else {
+                _ = images.withUnsafeBufferPointer { model.features(images: $0.baseAddress!, batch: batch) }
+            }
+            if step > 0 { rates.append(Double(batch) / Date().timeIntervalSince(start)) }
+        }
+        print(String(format: "%@ %@ batch %d mask %.2f: median %.1f img/s (min %.1f, max %.1f) over %d steps",
+                     what[0], presetName, batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps))
+        return 0
     }
 }

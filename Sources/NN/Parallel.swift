@@ -1,0 +1,53 @@
+import COpenBLAS
+import Dispatch
+import Foundation
+
+/// How the layers use the cores: OpenBLAS runs single-threaded and the layers split their own
+/// work (rows of a GEMM, attention heads, normalisation rows) across threads. Many small GEMMs
+/// (one per attention head) made OpenBLAS's own threads spend more time yielding than computing.
+public enum Parallel {
+    public static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// OpenBLAS's thread count is process-wide; set once, before the first GEMM.
+    static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
+
+    /// Runs `body` on contiguous chunks of 0..<count, one chunk per thread, when the work is
+    /// large enough (`grain` items at least per chunk) to repay the dispatch.
+    @inline(__always)
+    public static func forChunks(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
+        let chunks = min(threads, max(1, count / max(grain, 1)))
+        if chunks <= 1 {
+            body(0..<count)
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedBody(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                let start = count * chunk / chunks, end = count * (chunk + 1) / chunks
+                box.body(start..<end)
+            }
+        }
+    }
+
+    /// Like `forChunks`, also passing the chunk's index (for per-thread scratch space).
+    public static func forChunksIndexed(_ count: Int, _ body: (Int, Range<Int>) -> Void) {
+        let chunks = min(threads, max(1, count))
+        withoutActuallyEscaping(body) { body in
+            let box = UncheckedIndexedBody(body)
+            DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+                box.body(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
+            }
+        }
+    }
+}
+
+/// The closures write disjoint ranges of buffers the caller owns; Sendable checking cannot see that.
+private struct UncheckedBody: @unchecked Sendable {
+    let body: (Range<Int>) -> Void
+    init(_ body: @escaping (Range<Int>) -> Void) { self.body = body }
+}
+
+private struct UncheckedIndexedBody: @unchecked Sendable {
+    let body: (Int, Range<Int>) -> Void
+    init(_ body: @escaping (Int, Range<Int>) -> Void) { self.body = body }
+}

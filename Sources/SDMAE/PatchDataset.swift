@@ -1,0 +1,75 @@
+import Foundation
+import Imaging
+import Storage
+import Tiling
+
+public enum DatasetError: Error, CustomStringConvertible, Equatable {
+    case empty(paths: [String])
+    case notFound(path: String)
+
+    public var description: String {
+        switch self {
+        case let .empty(paths): return "\(paths.joined(separator: ", ")): no PNG/JPEG patches and no patch shards found"
+        case let .notFound(path): return "\(path): no such file or directory"
+        }
+    }
+}
+
+/// Patches for training and embedding: image files (PNG/JPEG, any size, found recursively) and
+/// the tiling stage's packed shards, mixed freely. Reads are thread-safe.
+public final class PatchDataset: @unchecked Sendable {
+    public enum Source: Sendable {
+        case file(String)
+        case shard(PatchShardReader, Int)
+    }
+
+    public let sources: [Source]
+
+    public var count: Int { sources.count }
+
+    public init(paths: [String]) throws {
+        var sources: [Source] = []
+        for root in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else { throw DatasetError.notFound(path: root) }
+            let files: [String]
+            if isDirectory.boolValue {
+                let enumerator = FileManager.default.enumerator(atPath: root)
+                var found: [String] = []
+                while let relative = enumerator?.nextObject() as? String {
+                    found.append((root as NSString).appendingPathComponent(relative))
+                }
+                files = found.sorted()
+            } else {
+                files = [root]
+            }
+            for file in files {
+                let name = URL(fileURLWithPath: file).lastPathComponent
+                if name.hasPrefix(".") { continue }
+                if name.hasSuffix(".shard") {
+                    let shard = try PatchShardReader(path: file)
+                    sources += (0..<shard.count).map { .shard(shard, $0) }
+                } else if ImageFormat(path: file) != nil {
+                    sources.append(.file(file))
+                }
+            }
+        }
+        guard !sources.isEmpty else { throw DatasetError.empty(paths: paths) }
+        self.sources = sources
+    }
+
+    public func image(_ index: Int) throws -> RGBImage {
+        switch sources[index] {
+        case let .file(path): return try RGBImage.read(path: path)
+        case let .shard(shard, i): return try shard.patch(i)
+        }
+    }
+
+    /// A name for the patch in outputs: the file path, or shard path with its coordinates.
+    public func name(_ index: Int) -> String {
+        switch sources[index] {
+        case let .file(path): return path
+        case let .shard(shard, i): return "\(shard.path)#\(shard.records[i].x)_\(shard.records[i].y)"
+        }
+    }
+}

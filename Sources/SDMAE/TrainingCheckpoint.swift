@@ -1,0 +1,72 @@
+import Foundation
+import NN
+import Storage
+
+/// Files of a pretraining run directory.
+public enum RunFiles {
+    public static let metrics = "metrics.csv"
+    public static let latest = "checkpoint.json"
+    public static let finalModel = "model.safetensors"
+    public static let checkpoints = "checkpoints"
+}
+
+/// Where the newest complete checkpoint is; rewritten atomically after both of its files exist,
+/// so a kill at any moment leaves a consistent pointer.
+public struct CheckpointPointer: Codable, Equatable, Sendable {
+    public var step: Int
+    public var model: String
+    public var optimizer: String
+}
+
+extension SDMAEModel {
+    /// Model weights under the spec's names with the config in the metadata (loads in PyTorch).
+    public func writeWeights(to path: String, step: Int) throws {
+        let config = String(decoding: try JSONEncoder().encode(self.config), as: UTF8.self)
+        try Safetensors.write(stateTensors(), metadata: ["format": "sdmae", "config": config, "step": String(step)], to: path)
+    }
+
+    /// A model from a checkpoint written by `writeWeights`, or from a PyTorch state dict plus the
+    /// config it was made with (`fallback`).
+    public static func load(path: String, fallback: SDMAEConfig? = nil) throws -> SDMAEModel {
+        let (tensors, metadata) = try Safetensors.read(path: path)
+        var config: SDMAEConfig
+        if let json = metadata["config"] {
+            do { config = try JSONDecoder().decode(SDMAEConfig.self, from: Data(json.utf8)) } catch {
+                throw CheckpointError.badMetadata(path: path, reason: "config metadata is not a valid SD-MAE config: \(error)")
+            }
+        } else if let fallback {
+            config = fallback
+        } else {
+            throw CheckpointError.badMetadata(path: path, reason: "no config in the metadata; name the preset it was trained with")
+        }
+        let model = SDMAEModel(config: config)
+        try model.load(tensors, path: path)
+        return model
+    }
+}
+
+extension AdamW {
+    func writeState(to path: String) throws {
+        var tensors: [(name: String, shape: [Int], values: [Float])] = []
+        for (i, p) in parameters.enumerated() {
+            tensors.append((name: "exp_avg." + p.name, shape: p.shape, values: firstMoments[i].array))
+            tensors.append((name: "exp_avg_sq." + p.name, shape: p.shape, values: secondMoments[i].array))
+        }
+        try Safetensors.write(tensors, metadata: ["step": String(step)], to: path)
+    }
+
+    func readState(from path: String) throws {
+        let (tensors, metadata) = try Safetensors.read(path: path)
+        guard let step = metadata["step"].flatMap(Int.init) else { throw CheckpointError.badMetadata(path: path, reason: "no optimiser step") }
+        for (i, p) in parameters.enumerated() {
+            for (prefix, buffer) in [("exp_avg.", firstMoments[i]), ("exp_avg_sq.", secondMoments[i])] {
+                guard let t = tensors[prefix + p.name] else { throw CheckpointError.missingTensor(path: path, name: prefix + p.name) }
+                guard t.floats.count == p.count else {
+                    throw CheckpointError.shapeMismatch(path: path, name: prefix + p.name, expected: p.shape, found: t.shape)
+                }
+                buffer.copy(from: t.floats)
+            }
+        }
+        restore(step: step)
+    }
+}
