@@ -37,9 +37,13 @@ public final class PatchDataset: @unchecked Sendable {
                 let enumerator = FileManager.default.enumerator(atPath: root)
                 var found: [String] = []
                 while let relative = enumerator?.nextObject() as? String {
+                    // Folders can carry image-like names (a slide "x.jpeg.tiff" tiles into "x.jpeg/").
+                    guard enumerator?.fileAttributes?[.type] as? FileAttributeType == .typeRegular else { continue }
                     found.append((root as NSString).appendingPathComponent(relative))
                 }
-                files = found.sorted()
+                // A tiling output folder (it holds tiling.json) contributes its patches, not its QC pictures.
+                let tilingFolders = Set(found.filter { $0.hasSuffix("/" + TilingFiles.summary) }.map { ($0 as NSString).deletingLastPathComponent })
+                files = found.filter { !tilingFolders.contains(($0 as NSString).deletingLastPathComponent) || $0.hasSuffix(".shard") }.sorted()
             } else {
                 files = [root]
             }
