@@ -5,8 +5,10 @@ import Foundation
 public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
     var maximum = -Float.infinity
     for i in 0..<count { maximum = max(maximum, x[i]) }
+    let shift = SIMD8<Float>(repeating: maximum)
+    mapSIMD8(x, x, count: count) { FastMath.exp($0 - shift) }
     var sum: Float = 0
-    for i in 0..<count { x[i] = expf(x[i] - maximum); sum += x[i] }
+    for i in 0..<count { sum += x[i] }
     let inverse = 1 / sum
     for i in 0..<count { x[i] *= inverse }
 }
