@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console → SlideIO → Tissue → Tiling → NN → SDMAE → wsi.
+// Layering (arrows point one way): Imaging/Storage/Console → SlideIO → Tissue → Tiling → NN → SDMAE → Predict/Heatmap → wsi.
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
     name: "wsi",
@@ -25,8 +25,12 @@ let package = Package(
         .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Imaging", "Storage", "Console"]),
         .target(name: "NN", dependencies: ["COpenBLAS", "Storage"]),
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
-        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Console", "NN", "SDMAE"]),
+        .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage", "Console"]),
+        .target(name: "Heatmap", dependencies: ["Imaging", "Storage"]),
+        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Console", "NN", "SDMAE",
+                                                      "Predict", "Heatmap"]),
 
-        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "NN", "SDMAE"]),
+        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "NN", "SDMAE",
+                                                        "Predict", "Heatmap"]),
     ]
 )

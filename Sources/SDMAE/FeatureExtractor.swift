@@ -33,11 +33,19 @@ public struct FeatureExtractor {
         return images
     }
 
-    /// Features [count, width], row i for patch i. The next batch is decoded while this one runs.
+    /// Features [count, width], row i for patch i.
     public func run(_ dataset: PatchDataset) throws -> [Float] {
-        let width = model.config.width, size = model.config.imageSize
         var features: [Float] = []
-        features.reserveCapacity(dataset.count * width)
+        features.reserveCapacity(dataset.count * model.config.width)
+        try run(dataset) { _, batch in features += batch }
+        return features
+    }
+
+    /// Streams features batch by batch (memory stays bounded whatever the dataset size):
+    /// `consume` gets the dataset indices and their features [indices.count, width]. The next
+    /// batch is decoded while this one runs through the encoder.
+    public func run(_ dataset: PatchDataset, consume: ([Int], [Float]) throws -> Void) throws {
+        let size = model.config.imageSize
         let progress = Progress("embed", total: dataset.count, enabled: showProgress)
         let batches = stride(from: 0, to: dataset.count, by: batchSize).map { Array($0..<min(dataset.count, $0 + batchSize)) }
         let queue = DispatchQueue(label: "embed-prefetch")
@@ -54,11 +62,10 @@ public struct FeatureExtractor {
             item.wait()
             next = i + 1 < batches.count ? prefetch(batches[i + 1]) : nil
             let images = try box.result!.get()
-            features += images.withUnsafeBufferPointer { model.features(images: $0.baseAddress!, batch: indices.count) }
+            try consume(indices, images.withUnsafeBufferPointer { model.features(images: $0.baseAddress!, batch: indices.count) })
             progress.advance(by: indices.count)
         }
         progress.finish()
-        return features
     }
 
     /// Writes features as CSV (`name,f0,…`) or safetensors (`features` [N, D], names in metadata).

@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import Storage
+import SlideIO
 import Tiling
 
 public enum DatasetError: Error, CustomStringConvertible, Equatable {
@@ -21,11 +22,16 @@ public final class PatchDataset: @unchecked Sendable {
     public enum Source: Sendable {
         case file(String)
         case shard(PatchShardReader, Int)
+        /// A tile read straight from the slide: `size`² pixels of `level` at level-0 (x, y),
+        /// resampled to `patchSize`² (as the tiling stage would have written it).
+        case region(Slide, x: Int, y: Int, level: Int, size: Int, patchSize: Int)
     }
 
     public let sources: [Source]
 
     public var count: Int { sources.count }
+
+    public init(sources: [Source]) { self.sources = sources }
 
     public init(paths: [String]) throws {
         var sources: [Source] = []
@@ -66,6 +72,9 @@ public final class PatchDataset: @unchecked Sendable {
         switch sources[index] {
         case let .file(path): return try RGBImage.read(path: path)
         case let .shard(shard, i): return try shard.patch(i)
+        case let .region(slide, x, y, level, size, patchSize):
+            let image = try slide.readRegion(x: x, y: y, level: level, width: size, height: size)
+            return size == patchSize ? image : image.resized(width: patchSize, height: patchSize)
         }
     }
 
@@ -74,6 +83,7 @@ public final class PatchDataset: @unchecked Sendable {
         switch sources[index] {
         case let .file(path): return path
         case let .shard(shard, i): return "\(shard.path)#\(shard.records[i].x)_\(shard.records[i].y)"
+        case let .region(slide, x, y, _, _, _): return "\(slide.path)#\(x)_\(y)"
         }
     }
 }

@@ -39,6 +39,8 @@ public struct TilingSummary: Codable, Equatable, Sendable {
     public var outputMicronsPerPixel: Double?
     public var patchSize: Int
     public var readLevel: Int
+    /// Side of the region read at `readLevel` before resampling to `patchSize`.
+    public var readSize: Int
     public var footprintLevel0: Int
     public var strideLevel0: Double
     public var gridTiles: Int
@@ -153,7 +155,7 @@ public struct TileExtractor {
         let summary = TilingSummary(
             slide: slidePath, vendor: slide.vendor, width: slide.dimensions.width, height: slide.dimensions.height,
             micronsPerPixel: slide.micronsPerPixel?.mean, outputMicronsPerPixel: grid.outputMicronsPerPixel,
-            patchSize: options.grid.size, readLevel: grid.readLevel, footprintLevel0: grid.footprint,
+            patchSize: options.grid.size, readLevel: grid.readLevel, readSize: grid.readSize, footprintLevel0: grid.footprint,
             strideLevel0: grid.stride, gridTiles: grid.count, tissueTiles: candidates.count, keptTiles: kept.count,
             rejected: reasons, tissueThreshold: options.tissueThreshold, maskThreshold: Int(mask.threshold),
             format: options.format.rawValue, seconds: Date().timeIntervalSince(start), maskSeconds: maskSeconds, tileSeconds: tileSeconds)

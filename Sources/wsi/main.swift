@@ -10,7 +10,9 @@ protocol Command {
     static func run(_ arguments: inout Arguments) throws -> Int32
 }
 
-nonisolated(unsafe) let commands: [Command.Type] = [InfoCommand.self, TileCommand.self, MaskCommand.self, PretrainCommand.self, EmbedCommand.self, ReconstructCommand.self, BenchCommand.self]
+nonisolated(unsafe) let commands: [Command.Type] = [InfoCommand.self, TileCommand.self, MaskCommand.self, PretrainCommand.self, EmbedCommand.self, ReconstructCommand.self,
+                                          TrainClassifierCommand.self, PredictCommand.self, HeatmapCommand.self, AggregateCommand.self,
+                                          BenchCommand.self]
 
 func mainUsage() -> String {
     var text = "wsi — whole-slide image pipeline: tiling, tissue filtering, and more\n\nUsage: wsi COMMAND [options]\n\nCommands:\n"

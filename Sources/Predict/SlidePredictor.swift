@@ -1,0 +1,160 @@
+import Foundation
+import SDMAE
+import SlideIO
+import Storage
+import Tiling
+
+/// File names inside a slide's prediction folder.
+public enum PredictionFiles {
+    public static let csv = "predictions.csv"
+    public static let hdf5 = "predictions.h5"
+    public static let summary = "predictions.json"
+}
+
+public struct PredictionSummary: Codable, Equatable, Sendable {
+    public var slide: String
+    public var tiles: Int
+    public var classes: [String]
+    public var meanProbabilities: [Double]
+    public var seconds: Double
+    public var patchesPerSecond: Double
+}
+
+/// Per-tile class probabilities for one slide, from the tiling stage's coordinates.
+public struct SlidePredictor {
+    public let model: SDMAEModel
+    public let probe: LinearProbe
+    public var batchSize = 64
+    public var showProgress = true
+
+    public init(model: SDMAEModel, probe: LinearProbe, classifierPath: String) throws {
+        guard probe.width == model.config.width else {
+            throw ClassifierError.incompatible(path: classifierPath,
+                                               reason: "the classifier takes \(probe.width) features, the encoder gives \(model.config.width)")
+        }
+        self.model = model
+        self.probe = probe
+    }
+
+    /// `tileDirectory` is the slide's folder written by `wsi tile` (tiling.json, coords.h5, and
+    /// patches.shard when tiled with --format shard; otherwise tiles are re-read from the slide).
+    @discardableResult
+    public func run(slidePath: String, tileDirectory: String, outputDirectory: String) throws -> PredictionSummary {
+        let start = Date()
+        let summaryPath = tileDirectory + "/" + TilingFiles.summary
+        guard let data = FileManager.default.contents(atPath: summaryPath) else {
+            throw StorageError.cannotOpen(path: summaryPath, reason: "no tiling output for this slide (run 'wsi tile' first)")
+        }
+        let tiling: TilingSummary
+        do { tiling = try JSONDecoder().decode(TilingSummary.self, from: data) } catch {
+            throw StorageError.malformed(path: summaryPath, reason: "\(error)")
+        }
+        let coordinates = try HDF5Reader(path: tileDirectory + "/" + TilingFiles.coordinatesHDF5).int64Matrix("coords")
+        let origins = (0..<coordinates.rows).map { (x: Int(coordinates.values[2 * $0]), y: Int(coordinates.values[2 * $0 + 1])) }
+
+        let shardPath = tileDirectory + "/" + PatchShard.fileName
+        let dataset: PatchDataset
+        if FileManager.default.fileExists(atPath: shardPath) {
+            let shard = try PatchShardReader(path: shardPath)
+            guard shard.records.map({ ($0.x, $0.y) }).elementsEqual(origins, by: { $0.0 == $1.x && $0.1 == $1.y }) else {
+                throw StorageError.malformed(path: shardPath, reason: "shard and coords.h5 list different tiles")
+            }
+            dataset = PatchDataset(sources: (0..<shard.count).map { .shard(shard, $0) })
+        } else {
+            let slide = try Slide(path: slidePath)
+            dataset = PatchDataset(sources: origins.map {
+                .region(slide, x: $0.x, y: $0.y, level: tiling.readLevel, size: tiling.readSize, patchSize: tiling.patchSize)
+            })
+        }
+
+        let c = probe.classes.count
+        var probabilities = [Float](repeating: 0, count: origins.count * c)
+        var extractor = FeatureExtractor(model: model)
+        extractor.batchSize = batchSize
+        extractor.showProgress = showProgress
+        try extractor.run(dataset) { indices, features in
+            let p = probe.probabilities(features)
+            for (row, index) in indices.enumerated() {
+                for k in 0..<c { probabilities[index * c + k] = p[row * c + k] }
+            }
+        }
+
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        var csv = CSV.row(["x", "y"] + probe.classes.map { "p_" + $0 } + ["predicted"])
+        for (i, origin) in origins.enumerated() {
+            let row = probabilities[(i * c)..<((i + 1) * c)]
+            let best = row.indices.max { row[$0] < row[$1] }.map { probe.classes[$0 - i * c] } ?? ""
+            csv += CSV.row([String(origin.x), String(origin.y)] + row.map { String(format: "%.6f", $0) } + [best])
+        }
+        try AtomicFile.write(Data(csv.utf8), to: outputDirectory + "/" + PredictionFiles.csv)
+        let classesJSON = String(decoding: try JSONSerialization.data(withJSONObject: probe.classes), as: UTF8.self)
+        try AtomicFile.produce(outputDirectory + "/" + PredictionFiles.hdf5) { temporary in
+            let writer = try HDF5Writer(path: temporary)
+            try writer.write("coords", Matrix(rows: origins.count, columns: 2, values: coordinates.values), attributes: [
+                "patch_size": .int(Int64(tiling.patchSize)), "patch_level": .int(Int64(tiling.readLevel)),
+                "footprint_level0": .int(Int64(tiling.footprintLevel0)), "stride_level0": .double(tiling.strideLevel0),
+                "slide_width": .int(Int64(tiling.width)), "slide_height": .int(Int64(tiling.height)), "slide": .string(slidePath),
+            ])
+            try writer.write("probabilities", Matrix(rows: origins.count, columns: c, values: probabilities),
+                             attributes: ["classes": .string(classesJSON)])
+            try writer.close()
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let means = (0..<c).map { k in origins.isEmpty ? 0 : (0..<origins.count).map { Double(probabilities[$0 * c + k]) }.reduce(0, +) / Double(origins.count) }
+        let summary = PredictionSummary(slide: slidePath, tiles: origins.count, classes: probe.classes, meanProbabilities: means,
+                                        seconds: seconds, patchesPerSecond: Double(origins.count) / seconds)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(summary), to: outputDirectory + "/" + PredictionFiles.summary)
+        return summary
+    }
+}
+
+/// A slide's predictions read back: what heatmaps and aggregation need.
+public struct SlidePredictions: Sendable {
+    public var slide: String
+    public var classes: [String]
+    public var origins: [(x: Int, y: Int)]
+    /// [tiles, classes]
+    public var probabilities: [Float]
+    public var footprint: Int
+    public var stride: Double
+    public var slideWidth: Int
+    public var slideHeight: Int
+
+    public init(directory: String) throws {
+        let path = directory + "/" + PredictionFiles.hdf5
+        let reader = try HDF5Reader(path: path)
+        let coords = try reader.int64Matrix("coords")
+        let probabilities = try reader.floatMatrix("probabilities")
+        guard case let .string(classesJSON) = try reader.attribute("classes", of: "probabilities"),
+              let classes = try JSONSerialization.jsonObject(with: Data(classesJSON.utf8)) as? [String],
+              classes.count == probabilities.columns, coords.rows == probabilities.rows else {
+            throw StorageError.malformed(path: path, reason: "classes and probabilities disagree")
+        }
+        func int(_ name: String) throws -> Int {
+            guard case let .int(v) = try reader.attribute(name, of: "coords") else { throw StorageError.malformed(path: path, reason: "\(name) is not an integer") }
+            return Int(v)
+        }
+        guard case let .double(stride) = try reader.attribute("stride_level0", of: "coords"),
+              case let .string(slide) = try reader.attribute("slide", of: "coords") else {
+            throw StorageError.malformed(path: path, reason: "missing grid attributes")
+        }
+        self.slide = slide
+        self.classes = classes
+        origins = (0..<coords.rows).map { (x: Int(coords.values[2 * $0]), y: Int(coords.values[2 * $0 + 1])) }
+        self.probabilities = probabilities.values
+        footprint = try int("footprint_level0")
+        self.stride = stride
+        slideWidth = try int("slide_width")
+        slideHeight = try int("slide_height")
+    }
+
+    /// Probabilities of one class, a value per tile.
+    public func scores(of className: String, path: String) throws -> [Float] {
+        guard let k = classes.firstIndex(of: className) else {
+            throw ClassifierError.incompatible(path: path, reason: "no class '\(className)' (classes: \(classes.joined(separator: ", ")))")
+        }
+        return (0..<origins.count).map { probabilities[$0 * classes.count + k] }
+    }
+}
