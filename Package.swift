@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console → SlideIO → Tissue → Tiling → NN → SDMAE → Predict/Heatmap → wsi.
+// Layering (arrows point one way): Imaging/Storage/Console → SlideIO → Tissue → Tiling → NN → SDMAE → Predict/Heatmap → Pipeline → wsi.
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
     name: "wsi",
@@ -15,6 +15,8 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg",
                        providers: [.apt(["libturbojpeg0-dev"])]),
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         .target(name: "Console"),
@@ -27,10 +29,12 @@ let package = Package(
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
         .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage", "Console"]),
         .target(name: "Heatmap", dependencies: ["Imaging", "Storage"]),
+        .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
+                                                 "Heatmap", "Imaging", "Storage", "Console"]),
         .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Console", "NN", "SDMAE",
-                                                      "Predict", "Heatmap"]),
+                                                      "Predict", "Heatmap", "Pipeline"]),
 
         .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "NN", "SDMAE",
-                                                        "Predict", "Heatmap"]),
+                                                        "Predict", "Heatmap", "Pipeline"]),
     ]
 )

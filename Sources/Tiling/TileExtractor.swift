@@ -235,37 +235,3 @@ public struct TileExtractor {
         }
     }
 }
-
-/// Disjoint per-index result slots filled by worker threads. Raw storage rather than an array:
-/// concurrent writes to distinct elements of one Swift array would trip exclusivity checks.
-final class Slots<T>: @unchecked Sendable {
-    private let storage: UnsafeMutablePointer<T?>
-    let count: Int
-    init(count: Int) {
-        self.count = count
-        storage = .allocate(capacity: count)
-        storage.initialize(repeating: nil, count: count)
-    }
-    deinit {
-        storage.deinitialize(count: count)
-        storage.deallocate()
-    }
-    subscript(i: Int) -> T? {
-        get { storage[i] }
-        set { storage[i] = newValue }
-    }
-    var values: [T?] { Array(UnsafeBufferPointer(start: storage, count: count)) }
-}
-
-/// Hands out indices 0, 1, 2, … to competing threads.
-final class Counter: @unchecked Sendable {
-    private var value = 0
-    private let lock = NSLock()
-    func take(below limit: Int) -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard value < limit else { return nil }
-        value += 1
-        return value - 1
-    }
-}

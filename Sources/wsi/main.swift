@@ -10,13 +10,18 @@ protocol Command {
     static func run(_ arguments: inout Arguments) throws -> Int32
 }
 
-nonisolated(unsafe) let commands: [Command.Type] = [InfoCommand.self, TileCommand.self, MaskCommand.self, PretrainCommand.self, EmbedCommand.self, ReconstructCommand.self,
-                                          TrainClassifierCommand.self, PredictCommand.self, HeatmapCommand.self, AggregateCommand.self,
-                                          BenchCommand.self]
+let commands: [Command.Type] = [
+    InfoCommand.self, TileCommand.self, MaskCommand.self,
+    PretrainCommand.self, EmbedCommand.self, ReconstructCommand.self,
+    TrainClassifierCommand.self, PredictCommand.self, HeatmapCommand.self, AggregateCommand.self,
+    RunCommand.self, StatusCommand.self, ReportCommand.self, StagesCommand.self,
+    BenchCommand.self,
+]
 
+@MainActor
 func mainUsage() -> String {
     var text = "wsi — whole-slide image pipeline: tiling, tissue filtering, and more\n\nUsage: wsi COMMAND [options]\n\nCommands:\n"
-    for command in commands { text += "  " + command.name.padding(toLength: 10, withPad: " ", startingAt: 0) + command.summary + "\n" }
+    for command in commands { text += "  " + command.name.padding(toLength: 18, withPad: " ", startingAt: 0) + command.summary + "\n" }
     text += "\nRun 'wsi COMMAND --help' for a command's options."
     return text
 }

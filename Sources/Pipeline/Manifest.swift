@@ -1,0 +1,219 @@
+import Foundation
+
+/// One stage entry of a manifest, validated and typed.
+public struct StageEntry: Sendable {
+    public var id: String
+    public var type: any Stage.Type
+    public var stage: any Stage
+    public var parameters: StageParameters
+    /// Input name → upstream stage id, or an existing path.
+    public var inputs: [String: InputSource]
+    /// Folder under the output root.
+    public var output: String
+}
+
+public enum InputSource: Hashable, Sendable {
+    case stage(String)
+    case path(String)
+}
+
+/// A pipeline manifest: which stages run, with what parameters, reading whose outputs.
+///
+/// ```yaml
+/// name: tiling
+/// slides: ../samples/slides      # relative to this file; `wsi run --slides` overrides
+/// output: ../out/tiling          # `wsi run --out` overrides
+/// stages:
+///   - stage: tile
+///     params: {mpp: 0.5, size: 256, format: shard}
+///   - stage: mask-qc
+/// ```
+public struct Manifest: Sendable {
+    public var path: String
+    public var name: String
+    public var slides: String?
+    public var output: String?
+    /// In an order where every stage comes after the stages it reads.
+    public var stages: [StageEntry]
+
+    public static func load(path: String) throws -> Manifest {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ManifestError(file: path, line: 0, column: 0, message: "cannot read the manifest")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws -> Manifest {
+        let root = try YAMLNode.parse(text, file: path)
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        func fail(_ node: YAMLNode, _ message: String) -> ManifestError { ManifestError(file: path, at: node, message) }
+        func resolve(_ relative: String) -> String {
+            relative.hasPrefix("/") ? relative : URL(fileURLWithPath: base + "/" + relative).standardizedFileURL.path
+        }
+
+        guard let top = root.mapping else { throw fail(root, "a manifest is a mapping with 'stages' (and optional 'name', 'slides', 'output')") }
+        for entry in top where !["name", "slides", "output", "stages"].contains(entry.key) {
+            throw fail(entry.keyNode, "unknown key '\(entry.key)' (expected name, slides, output, stages)")
+        }
+        guard let stagesNode = root["stages"] else { throw fail(root, "missing 'stages'") }
+        guard let items = stagesNode.sequence, !items.isEmpty else { throw fail(stagesNode, "'stages' must be a non-empty list") }
+
+        var entries: [StageEntry] = []
+        var nodes: [String: YAMLNode] = [:]
+        var pendingInputs: [(id: String, name: String, value: String, node: YAMLNode)] = []
+        for item in items {
+            guard let fields = item.mapping else { throw fail(item, "a stage is a mapping with 'stage' and optional 'id', 'params', 'inputs', 'output'") }
+            for field in fields where !["stage", "id", "params", "inputs", "output"].contains(field.key) {
+                throw fail(field.keyNode, "unknown key '\(field.key)' in a stage (expected stage, id, params, inputs, output)")
+            }
+            guard let kindNode = item["stage"], let kind = kindNode.scalar else { throw fail(item, "missing 'stage' (the stage's kind)") }
+            guard let type = StageRegistry.stage(kind: kind) else {
+                throw fail(kindNode, "unknown stage '\(kind)' (known: \(StageRegistry.all.map { $0.kind }.joined(separator: ", ")))")
+            }
+            let idNode = item["id"] ?? kindNode
+            let id = item["id"]?.scalar ?? kind
+            guard id.range(of: "^[A-Za-z0-9][A-Za-z0-9_-]*$", options: .regularExpression) != nil else {
+                throw fail(idNode, "stage id '\(id)' may hold only letters, digits, '-' and '_'")
+            }
+            guard nodes[id] == nil else { throw fail(idNode, "stage id '\(id)' is used twice; give one an 'id'") }
+            nodes[id] = idNode
+
+            let parameters = try decodeParameters(item["params"], type: type, file: path, resolve: resolve)
+            let stage: any Stage
+            do { stage = try type.init(parameters) } catch {
+                throw fail(item["params"] ?? kindNode, "\(kind): \(error)")
+            }
+
+            var inputs: [String: InputSource] = [:]
+            if let inputsNode = item["inputs"] {
+                guard let pairs = inputsNode.mapping else { throw fail(inputsNode, "'inputs' must map input names to stage ids or paths") }
+                for pair in pairs {
+                    guard type.inputs.contains(where: { $0.name == pair.key }) else {
+                        throw fail(pair.keyNode, "\(kind) has no input '\(pair.key)' (inputs: \(type.inputs.map(\.name).joined(separator: ", ")))")
+                    }
+                    guard let value = pair.value.scalar else { throw fail(pair.value, "input '\(pair.key)' must be a stage id or a path") }
+                    pendingInputs.append((id, pair.key, value, pair.value))
+                }
+            }
+            for spec in type.inputs where spec.required && item["inputs"]?[spec.name] == nil {
+                throw fail(item, "\(kind) needs input '\(spec.name)' (\(spec.help))")
+            }
+
+            let output: String
+            if let outputNode = item["output"] {
+                guard let value = outputNode.scalar, !value.isEmpty else { throw fail(outputNode, "'output' must be a folder name") }
+                output = try containedOutput(value, node: outputNode, file: path)
+            } else {
+                output = id
+            }
+            entries.append(StageEntry(id: id, type: type, stage: stage, parameters: parameters, inputs: inputs, output: output))
+        }
+
+        // Inputs: a known stage id, else a path that must exist.
+        for pending in pendingInputs {
+            let index = entries.firstIndex { $0.id == pending.id }!
+            if nodes[pending.value] != nil {
+                guard pending.value != pending.id else { throw fail(pending.node, "stage '\(pending.id)' cannot read its own output") }
+                entries[index].inputs[pending.name] = .stage(pending.value)
+            } else {
+                let resolved = resolve(pending.value)
+                guard FileManager.default.fileExists(atPath: resolved) else {
+                    throw fail(pending.node, "input '\(pending.name)': '\(pending.value)' is neither a stage id nor an existing path (\(resolved))")
+                }
+                entries[index].inputs[pending.name] = .path(resolved)
+            }
+        }
+        let outputs = entries.map(\.output)
+        if let clash = outputs.first(where: { o in outputs.filter { $0 == o }.count > 1 }) {
+            throw fail(stagesNode, "two stages write to the same output folder '\(clash)'")
+        }
+
+        let ordered = try topologicalOrder(entries, nodes: nodes, file: path)
+        return Manifest(path: path, name: root["name"]?.scalar ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+                        slides: root["slides"]?.scalar.map(resolve), output: root["output"]?.scalar.map(resolve), stages: ordered)
+    }
+
+    /// Rejects absolute paths and `..`: every output stays inside the run's output root.
+    static func containedOutput(_ value: String, node: YAMLNode, file: String) throws -> String {
+        let components = value.split(separator: "/", omittingEmptySubsequences: true)
+        guard !value.hasPrefix("/"), !value.hasPrefix("~"), !components.contains(".."), !components.isEmpty else {
+            throw ManifestError(file: file, at: node, "output '\(value)' must be a relative folder inside the run's output root (no '..', not absolute)")
+        }
+        return components.filter { $0 != "." }.joined(separator: "/")
+    }
+
+    static func decodeParameters(_ node: YAMLNode?, type: any Stage.Type, file: String, resolve: (String) -> String) throws -> StageParameters {
+        var values: [String: ParameterValue] = [:]
+        let pairs = node?.mapping ?? []
+        if let node, node.mapping == nil, node.scalar != "" {
+            throw ManifestError(file: file, at: node, "'params' must be a mapping")
+        }
+        for pair in pairs {
+            guard let spec = type.parameters.first(where: { $0.name == pair.key }) else {
+                throw ManifestError(file: file, at: pair.keyNode,
+                                    "\(type.kind) has no parameter '\(pair.key)' (parameters: \(type.parameters.map(\.name).joined(separator: ", ")))")
+            }
+            values[spec.name] = try typed(pair.value, spec: spec, kind: type.kind, file: file, resolve: resolve)
+        }
+        for spec in type.parameters where values[spec.name] == nil {
+            if let value = spec.defaultValue { values[spec.name] = value }
+            else if spec.required { throw ManifestError(file: file, at: node ?? YAMLNode(value: .scalar("", quoted: false), line: 0, column: 0),
+                                                        "\(type.kind) needs parameter '\(spec.name)' (\(spec.help))") }
+        }
+        return StageParameters(values)
+    }
+
+    static func typed(_ node: YAMLNode, spec: ParameterSpec, kind: String, file: String, resolve: (String) -> String) throws -> ParameterValue {
+        func wrong(_ expected: String) -> ManifestError {
+            ManifestError(file: file, at: node, "\(kind).\(spec.name) must be \(expected), got \(node.scalar.map { "'\($0)'" } ?? "a \(node.sequence != nil ? "list" : "mapping")")")
+        }
+        if spec.type == .strings, let items = node.sequence {
+            return .strings(try items.map { item in
+                guard let s = item.scalar else { throw wrong("a list of strings") }
+                return s
+            })
+        }
+        guard case let .scalar(text, quoted) = node.value else { throw wrong("a single value") }
+        switch spec.type {
+        case .strings:
+            return .strings([text])
+        case .int:
+            guard !quoted, let v = Int(text) else { throw wrong("an integer") }
+            return .int(v)
+        case .double:
+            guard !quoted, let v = Double(text), v.isFinite else { throw wrong("a number") }
+            return .double(v)
+        case .bool:
+            switch text.lowercased() {
+            case "true", "yes", "on": return .bool(true)
+            case "false", "no", "off": return .bool(false)
+            default: throw wrong("true or false")
+            }
+        case .string:
+            return .string(text)
+        case .path:
+            let resolved = resolve(text)
+            guard FileManager.default.fileExists(atPath: resolved) else {
+                throw ManifestError(file: file, at: node, "\(kind).\(spec.name): no such file or folder '\(text)' (\(resolved))")
+            }
+            return .string(resolved)
+        }
+    }
+
+    /// Kahn's algorithm in manifest order; a leftover stage is on a cycle.
+    static func topologicalOrder(_ entries: [StageEntry], nodes: [String: YAMLNode], file: String) throws -> [StageEntry] {
+        var remaining = entries
+        var ordered: [StageEntry] = []
+        while !remaining.isEmpty {
+            let done = Set(ordered.map(\.id))
+            guard let next = remaining.firstIndex(where: { entry in
+                entry.inputs.values.allSatisfy { if case let .stage(id) = $0 { return done.contains(id) } else { return true } }
+            }) else {
+                let cycle = remaining.map(\.id).joined(separator: " → ")
+                throw ManifestError(file: file, at: nodes[remaining[0].id]!, "stages read each other in a cycle: \(cycle)")
+            }
+            ordered.append(remaining.remove(at: next))
+        }
+        return ordered
+    }
+}
