@@ -144,7 +144,7 @@ public enum Report {
         let width = 640.0, height = 260.0, pad = 40.0
         let steps = rows.map { $0[stepColumn] }
         let (minStep, maxStep) = (steps.min()!, max(steps.max()!, steps.min()! + 1))
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\" aria-label=\"pretraining curves\">"
+        var svg = "<svg width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\" aria-label=\"pretraining curves\">"
         svg += "<rect x=\"0\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"#fff\" stroke=\"#ccc\"/>"
         var legend = ""
         for (index, (name, colour)) in series.enumerated() {
