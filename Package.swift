@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "NN", dependencies: ["COpenBLAS", "Storage"]),
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
         .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage", "Console"]),
-        .target(name: "Heatmap", dependencies: ["Imaging", "Storage"]),
+        .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
         .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
                                                  "Heatmap", "Imaging", "Storage", "Console"]),
         .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Console", "NN", "SDMAE",

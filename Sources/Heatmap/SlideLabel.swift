@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 
 /// How per-tile class probabilities become slide-level scores.
 public enum AggregationRule: Equatable, Sendable {
@@ -10,6 +11,20 @@ public enum AggregationRule: Equatable, Sendable {
     case majority
     /// Fraction of tiles whose probability of the class is at least the threshold.
     case fractionAbove(Double)
+
+    public static let names = ["mean", "max", "topk", "majority", "fraction"]
+
+    /// The rule called `name` in manifests and on the command line; nil for an unknown name.
+    public init?(name: String, k: Int, threshold: Double) {
+        switch name {
+        case "mean": self = .mean
+        case "max": self = .max
+        case "topk": self = .topK(Swift.max(1, k))
+        case "majority": self = .majority
+        case "fraction": self = .fractionAbove(threshold)
+        default: return nil
+        }
+    }
 
     public var name: String {
         switch self {
@@ -62,5 +77,23 @@ public enum Aggregation {
         var best = 0
         for k in 1..<max(1, width) where values[row * width + k] > values[row * width + best] { best = k }
         return best
+    }
+}
+
+extension Aggregation {
+    /// The batch table: one row per slide, a score column per class.
+    public static func table(_ labels: [SlideLabel]) -> String {
+        let classes = Array(Set(labels.flatMap { $0.scores.keys })).sorted()
+        var csv = CSV.row(["slide", "label", "rule", "tiles"] + classes.map { "score_" + $0 })
+        for label in labels {
+            csv += CSV.row([label.slide, label.label, label.rule, String(label.tiles)] + classes.map { String(format: "%.6f", label.scores[$0] ?? .nan) })
+        }
+        return csv
+    }
+
+    public static func json(_ label: SlideLabel) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(label)
     }
 }

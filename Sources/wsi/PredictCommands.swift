@@ -136,21 +136,9 @@ enum HeatmapCommand: Command {
                     throw SlideError.fileNotFound(path: "\(slidesRoot)/\(stem).* (slide for \(directory))")
                 }
                 let slide = try Slide(path: slidePath)
-                let thumbnail = try slide.thumbnail(maxSize: thumbnailSize)
-                for className in chosen.isEmpty ? predictions.classes : chosen {
-                    let scores = try predictions.scores(of: className, path: directory + "/" + PredictionFiles.hdf5)
-                    let grid = ScoreGrid(origins: predictions.origins, scores: scores, footprint: predictions.footprint,
-                                         stride: predictions.stride, slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight)
-                    let base = "\(out)/\(stem)/"
-                    let safe = className.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
-                    try HeatmapRenderer.render(grid: grid, thumbnail: thumbnail, slideWidth: predictions.slideWidth,
-                                               slideHeight: predictions.slideHeight, title: className, style: style)
-                        .write(to: base + "heatmap-\(String(safe)).png")
-                    try AtomicFile.write(NPY.encode(grid.values, shape: [grid.rows, grid.columns]), to: base + "grid-\(String(safe)).npy")
-                    if raw {
-                        try AtomicFile.write(try HeatmapRenderer.rawGridPNG(grid: grid, cellPixels: 8, style: style), to: base + "grid-\(String(safe)).png")
-                    }
-                }
+                try SlideHeatmaps.write(predictions, source: directory + "/" + PredictionFiles.hdf5,
+                                        thumbnail: try slide.thumbnail(maxSize: thumbnailSize), classes: chosen, style: style,
+                                        rawGrid: raw, to: out + "/" + stem)
                 print(String(format: "%@: heatmaps in %.0f ms", stem, Date().timeIntervalSince(start) * 1000))
             } catch {
                 failures += 1
@@ -172,34 +160,25 @@ enum AggregateCommand: Command {
     Writes PRED_DIR/<slide>/label.json and the batch table labels.csv.
     """
 
-    enum RuleName: String, CaseIterable { case mean, max, topk, majority, fraction }
-
     static func run(_ arguments: inout Arguments) throws -> Int32 {
         guard let out = try arguments.string("out") else { throw UsageError("--out labels.csv is required") }
-        let ruleName = try arguments.choice("rule", RuleName.self) ?? .topk
+        let ruleName = try arguments.string("rule") ?? "topk"
         let k = try arguments.int("k", range: 1...1_000_000) ?? 50
         let threshold = try arguments.double("threshold", range: 0...1) ?? 0.5
         let inputs = try arguments.positionals()
         guard inputs.count == 1 else { throw UsageError("expected one PRED_DIR") }
-        let rule: AggregationRule
-        switch ruleName {
-        case .mean: rule = .mean
-        case .max: rule = .max
-        case .topk: rule = .topK(k)
-        case .majority: rule = .majority
-        case .fraction: rule = .fractionAbove(threshold)
+        guard let rule = AggregationRule(name: ruleName, k: k, threshold: threshold) else {
+            throw UsageError("--rule must be one of \(AggregationRule.names.joined(separator: ", ")), got '\(ruleName)'")
         }
         let folders = try predictionFolders(inputs[0])
         guard !folders.isEmpty else { throw UsageError("no predictions (predictions.h5) under \(inputs[0])") }
         var labels: [SlideLabel] = []
         var failures = 0
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         for stem in folders {
             do {
                 let predictions = try SlidePredictions(directory: inputs[0] + "/" + stem)
                 let label = Aggregation.label(slide: stem, probabilities: predictions.probabilities, classes: predictions.classes, rule: rule)
-                try AtomicFile.write(try encoder.encode(label), to: inputs[0] + "/" + stem + "/label.json")
+                try AtomicFile.write(try Aggregation.json(label), to: inputs[0] + "/" + stem + "/label.json")
                 labels.append(label)
                 print("\(stem): \(label.label) (\(rule.name), \(label.tiles) tiles)")
             } catch {
@@ -207,12 +186,7 @@ enum AggregateCommand: Command {
                 printError("failed: \(error)")
             }
         }
-        let classes = Array(Set(labels.flatMap { $0.scores.keys })).sorted()
-        var csv = CSV.row(["slide", "label", "rule", "tiles"] + classes.map { "score_" + $0 })
-        for label in labels {
-            csv += CSV.row([label.slide, label.label, label.rule, String(label.tiles)] + classes.map { String(format: "%.6f", label.scores[$0] ?? .nan) })
-        }
-        try AtomicFile.write(Data(csv.utf8), to: out)
+        try AtomicFile.write(Data(Aggregation.table(labels).utf8), to: out)
         print("\(labels.count) slides labelled → \(out)" + (failures > 0 ? ", \(failures) failed" : ""))
         return failures == 0 ? 0 : 1
     }

@@ -19,32 +19,22 @@ struct AggregateStage: Stage {
     let rule: AggregationRule
 
     init(_ p: StageParameters) throws {
-        switch p.string("rule") ?? "topk" {
-        case "mean": rule = .mean
-        case "max": rule = .max
-        case "topk": rule = .topK(max(1, p.int("k") ?? 50))
-        case "majority": rule = .majority
-        case "fraction": rule = .fractionAbove(p.double("threshold") ?? 0.5)
-        case let other: throw StageError.failed("unknown rule '\(other)' (mean, max, topk, majority, fraction)")
+        let name = p.string("rule") ?? "topk"
+        guard let rule = AggregationRule(name: name, k: p.int("k") ?? 50, threshold: p.double("threshold") ?? 0.5) else {
+            throw StageError.failed("unknown rule '\(name)' (\(AggregationRule.names.joined(separator: ", ")))")
         }
+        self.rule = rule
     }
 
     func run(_ context: StageContext) throws {
         var labels: [SlideLabel] = []
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         for directory in try context.input("predictions") {
             let predictions = try SlidePredictions(directory: directory)
             let stem = URL(fileURLWithPath: directory).lastPathComponent
             let label = Aggregation.label(slide: stem, probabilities: predictions.probabilities, classes: predictions.classes, rule: rule)
-            try AtomicFile.write(try encoder.encode(label), to: context.output + "/\(stem).json")
+            try AtomicFile.write(try Aggregation.json(label), to: context.output + "/\(stem).json")
             labels.append(label)
         }
-        let classes = Array(Set(labels.flatMap { $0.scores.keys })).sorted()
-        var csv = CSV.row(["slide", "label", "rule", "tiles"] + classes.map { "score_" + $0 })
-        for label in labels {
-            csv += CSV.row([label.slide, label.label, label.rule, String(label.tiles)] + classes.map { String(format: "%.6f", label.scores[$0] ?? .nan) })
-        }
-        try AtomicFile.write(Data(csv.utf8), to: context.output + "/" + Self.tableName)
+        try AtomicFile.write(Data(Aggregation.table(labels).utf8), to: context.output + "/" + Self.tableName)
     }
 }

@@ -2,7 +2,6 @@ import Foundation
 import Heatmap
 import Predict
 import SlideIO
-import Storage
 
 /// Heatmap PNGs and score grids of one slide (see `wsi heatmap`).
 struct HeatmapStage: Stage {
@@ -36,25 +35,11 @@ struct HeatmapStage: Stage {
         thumbnailSize = p.int("thumbnail_size") ?? 1024
     }
 
-    /// File name of a class's heatmap.
-    static func pictureName(_ className: String) -> String {
-        "heatmap-" + String(className.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }) + ".png"
-    }
-
     func run(_ context: StageContext) throws {
         let directory = try context.input("predictions")[0]
         let predictions = try SlidePredictions(directory: directory)
         let thumbnail = try Slide(path: context.slide!).thumbnail(maxSize: thumbnailSize)
-        for className in classes.isEmpty ? predictions.classes : classes {
-            let scores = try predictions.scores(of: className, path: directory + "/" + PredictionFiles.hdf5)
-            let grid = ScoreGrid(origins: predictions.origins, scores: scores, footprint: predictions.footprint, stride: predictions.stride,
-                                 slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight)
-            let name = Self.pictureName(className)
-            try HeatmapRenderer.render(grid: grid, thumbnail: thumbnail, slideWidth: predictions.slideWidth,
-                                       slideHeight: predictions.slideHeight, title: className, style: style)
-                .write(to: context.output + "/" + name)
-            try AtomicFile.write(NPY.encode(grid.values, shape: [grid.rows, grid.columns]),
-                                 to: context.output + "/" + name.replacingOccurrences(of: "heatmap-", with: "grid-").replacingOccurrences(of: ".png", with: ".npy"))
-        }
+        try SlideHeatmaps.write(predictions, source: directory + "/" + PredictionFiles.hdf5, thumbnail: thumbnail, classes: classes,
+                                style: style, rawGrid: false, to: context.output)
     }
 }
