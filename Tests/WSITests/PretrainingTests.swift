@@ -178,3 +178,50 @@ final class PretrainingTests: XCTestCase {
         XCTAssertGreaterThan(entropy.suffix(5).reduce(0, +) / 5, 0.3, "teacher entropy has not collapsed to 0")
     }
 }
+
+final class SDMAEOptionTests: XCTestCase {
+    func testTargetNormalisations() {
+        var config = PretrainingTests.smallConfig
+        var generator = SeededGenerator(seed: 4)
+        let images = (0..<(3 * 16 * 16)).map { _ in generator.uniform() }
+        let tokens = [[0, 5, 15]]
+        for mode in TargetNormalisation.allCases {
+            config.targetNormalisation = mode
+            var out = [Float](repeating: 0, count: 3 * config.patchValues)
+            images.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { Patches.targets(src.baseAddress!, config: config, batch: 1, tokens: tokens, into: $0.baseAddress!) }
+            }
+            for row in 0..<3 {
+                let values = Array(out[(row * config.patchValues)..<((row + 1) * config.patchValues)])
+                // Channel-interleaved rows: per channel (patch-channel) or all together (patch).
+                let groups: [[Float]] = mode == .perPatch ? [values] : (0..<3).map { c in stride(from: c, to: values.count, by: 3).map { values[$0] } }
+                for group in groups {
+                    let mean = group.reduce(0, +) / Float(group.count)
+                    let variance = group.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(group.count - 1)
+                    XCTAssertEqual(mean, 0, accuracy: 1e-5, "\(mode)")
+                    XCTAssertEqual(variance, 1, accuracy: 1e-3, "\(mode): unbiased variance 1")
+                }
+            }
+        }
+    }
+
+    func testCenterModes() {
+        for mode in CenterMode.allCases {
+            var config = PretrainingTests.smallConfig
+            config.centerMode = mode
+            let model = SDMAEModel(config: config, seed: 2)
+            model.center = (0..<config.prototypes).map { Float($0) / 100 }
+            let before = model.center
+            var generator = SeededGenerator(seed: 8)
+            let images = (0..<(2 * 3 * 16 * 16)).map { _ in generator.uniform() }
+            let mask = TokenMask.random(batch: 2, tokens: 16, masked: 8, using: &generator)
+            images.withUnsafeBufferPointer { _ = model.forward(images: $0.baseAddress!, batch: 2, mask: mask) }
+            let source = mode == .probabilities ? model.teacherDistribution : model.teacherPooledLogits
+            model.updateCenter()
+            for k in 0..<config.prototypes {
+                let mean = (source[k] + source[config.prototypes + k]) / 2
+                XCTAssertEqual(model.center[k], 0.9 * before[k] + 0.1 * mean, accuracy: 1e-6, "\(mode) centre[\(k)]")
+            }
+        }
+    }
+}
