@@ -44,15 +44,18 @@ public final class AdamW {
         let correction2 = 1 - pow(Double(beta2), Double(step))
         let stepSize = Float(Double(learningRate) / correction1)
         let sqrtCorrection2 = Float(correction2.squareRoot())
+        let (beta1, beta2, epsilon) = (beta1, beta2, epsilon)
         for (index, p) in parameters.enumerated() {
             let w = p.value.pointer, g = p.grad.pointer
             let m = firstMoments[index].pointer, v = secondMoments[index].pointer
             let decay: Float = p.decay ? 1 - learningRate * weightDecay : 1
-            for i in 0..<p.count {
-                w[i] *= decay
-                m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-                v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
-                w[i] -= stepSize * m[i] / (v[i].squareRoot() / sqrtCorrection2 + epsilon)
+            Parallel.forChunks(p.count, grain: 32768) { range in
+                for i in range {
+                    w[i] *= decay
+                    m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+                    v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+                    w[i] -= stepSize * m[i] / (v[i].squareRoot() / sqrtCorrection2 + epsilon)
+                }
             }
         }
     }

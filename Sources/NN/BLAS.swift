@@ -11,3 +11,11 @@ public func gemm(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: 
     cblas_sgemm(CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
                 blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc))
 }
+
+/// Row-major y = alpha · op(A) · x + beta · y, A m×n.
+@inline(__always)
+public func gemv(transpose: Bool = false, m: Int, n: Int, alpha: Float = 1, _ a: UnsafePointer<Float>, lda: Int,
+                 _ x: UnsafePointer<Float>, beta: Float = 0, _ y: UnsafeMutablePointer<Float>) {
+    _ = Parallel.singleThreadedBLAS
+    cblas_sgemv(CblasRowMajor, transpose ? CblasTrans : CblasNoTrans, blasint(m), blasint(n), alpha, a, blasint(lda), x, 1, beta, y, 1)
+}

@@ -9,6 +9,8 @@ public final class Linear {
 
     public let output = Buffer(count: 0)
     public let inputGradient = Buffer(count: 0)
+    /// A column of ones: db = dyᵀ·1 as a matrix-vector product.
+    private let ones = Buffer(count: 0)
     private var input: UnsafePointer<Float>?
     private var rows = 0
 
@@ -47,15 +49,17 @@ public final class Linear {
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         guard let x = input else { preconditionFailure("Linear.backward before forward") }
         let (inputs, outputs, rows, dw, db) = (inputs, outputs, rows, weight.grad.pointer, bias?.grad.pointer)
+        if db != nil && ones.count < rows {
+            ones.reserve(rows)
+            ones.pointer.update(repeating: 1, count: rows)
+        }
+        let ones = self.ones.pointer
         // Each thread owns a band of output features: its rows of dW and its entries of db.
         Parallel.forChunks(outputs, grain: 8) { band in
             gemm(transposeA: true, m: band.count, n: inputs, k: rows, dy + band.lowerBound, lda: outputs, x, ldb: inputs,
                  beta: 1, dw + band.lowerBound * inputs, ldc: inputs)
             if let db {
-                for r in 0..<rows {
-                    let row = dy + r * outputs
-                    for j in band { db[j] += row[j] }
-                }
+                gemv(transpose: true, m: rows, n: band.count, dy + band.lowerBound, lda: outputs, ones, beta: 1, db + band.lowerBound)
             }
         }
         inputGradient.reserve(rows * inputs)

@@ -39,11 +39,11 @@ public final class TransformerBlock {
         output.reserve(count)
         let a = projection.forward(attention.forward(qkv.forward(norm1.forward(x, rows: rows), rows: rows), batch: batch, tokens: tokens), rows: rows)
         let x1 = residual.pointer
-        for i in 0..<count { x1[i] = x[i] + a[i] }
+        Parallel.forChunks(count, grain: 65536) { range in for i in range { x1[i] = x[i] + a[i] } }
         let hidden = fc1.forward(norm2.forward(x1, rows: rows), rows: rows)
         let m = fc2.forward(gelu.forward(hidden, count: rows * fc1.outputs), rows: rows)
         let y = output.pointer
-        for i in 0..<count { y[i] = x1[i] + m[i] }
+        Parallel.forChunks(count, grain: 65536) { range in for i in range { y[i] = x1[i] + m[i] } }
         return y
     }
 
@@ -53,9 +53,9 @@ public final class TransformerBlock {
         inputGradient.reserve(count)
         let dx = inputGradient.pointer
         let dMLP = norm2.backward(fc1.backward(gelu.backward(fc2.backward(dy))))
-        for i in 0..<count { dx[i] = dy[i] + dMLP[i] }
+        Parallel.forChunks(count, grain: 65536) { range in for i in range { dx[i] = dy[i] + dMLP[i] } }
         let dAttention = norm1.backward(qkv.backward(attention.backward(projection.backward(dx))))
-        for i in 0..<count { dx[i] += dAttention[i] }
+        Parallel.forChunks(count, grain: 65536) { range in for i in range { dx[i] += dAttention[i] } }
         return dx
     }
 }

@@ -1,3 +1,5 @@
+import NN
+
 /// Cutting [B,3,H,W] images (channel-planar floats in [0,1]) into token rows.
 enum Patches {
     /// Rows ordered (channel, row-in-patch, col-in-patch): the conv-style patch-embedding weight
@@ -23,45 +25,49 @@ enum Patches {
     }
 
     /// Reconstruction targets [rows, P·P·3], ordered (row-in-patch, col-in-patch, channel) as the
-    /// spec's patchify, normalised per the config.
+    /// spec's patchify, normalised per the config. Every image lists the same number of tokens.
     static func targets(_ images: UnsafePointer<Float>, config: SDMAEConfig, batch: Int, tokens: [[Int]],
                         into out: UnsafeMutablePointer<Float>) {
-        let p = config.patchSize, g = config.grid, s = config.imageSize, n = p * p
-        var row = 0
-        for b in 0..<batch {
-            let image = images + b * 3 * s * s
-            for token in tokens[b] {
-                let top = (token / g) * p, left = (token % g) * p
-                let o = out + row * config.patchValues
-                for y in 0..<p {
-                    for x in 0..<p {
-                        for c in 0..<3 { o[(y * p + x) * 3 + c] = image[c * s * s + (top + y) * s + left + x] }
-                    }
+        let perImage = tokens.first?.count ?? 0
+        Parallel.forChunks(batch) { range in
+            for b in range {
+                for (i, token) in tokens[b].enumerated() {
+                    target(of: token, in: images + b * 3 * config.imageSize * config.imageSize, config: config,
+                           into: out + (b * perImage + i) * config.patchValues)
                 }
-                switch config.targetNormalisation {
-                case .perPatchChannel:
-                    for c in 0..<3 {
-                        var mean = 0.0
-                        for i in 0..<n { mean += Double(o[i * 3 + c]) }
-                        mean /= Double(n)
-                        var variance = 0.0
-                        for i in 0..<n { let d = Double(o[i * 3 + c]) - mean; variance += d * d }
-                        let std = (variance / Double(n - 1)).squareRoot()
-                        for i in 0..<n { o[i * 3 + c] = Float((Double(o[i * 3 + c]) - mean) / (std + 1e-6)) }
-                    }
-                case .perPatch:
-                    let m = config.patchValues
-                    var mean = 0.0
-                    for i in 0..<m { mean += Double(o[i]) }
-                    mean /= Double(m)
-                    var variance = 0.0
-                    for i in 0..<m { let d = Double(o[i]) - mean; variance += d * d }
-                    // torch.var is unbiased, as in MAE's code.
-                    let inverse = 1 / (variance / Double(m - 1) + 1e-6).squareRoot()
-                    for i in 0..<m { o[i] = Float((Double(o[i]) - mean) * inverse) }
-                }
-                row += 1
             }
+        }
+    }
+
+    private static func target(of token: Int, in image: UnsafePointer<Float>, config: SDMAEConfig, into o: UnsafeMutablePointer<Float>) {
+        let p = config.patchSize, g = config.grid, s = config.imageSize, n = p * p
+        let top = (token / g) * p, left = (token % g) * p
+        for y in 0..<p {
+            for x in 0..<p {
+                for c in 0..<3 { o[(y * p + x) * 3 + c] = image[c * s * s + (top + y) * s + left + x] }
+            }
+        }
+        switch config.targetNormalisation {
+        case .perPatchChannel:
+            for c in 0..<3 {
+                var mean = 0.0
+                for i in 0..<n { mean += Double(o[i * 3 + c]) }
+                mean /= Double(n)
+                var variance = 0.0
+                for i in 0..<n { let d = Double(o[i * 3 + c]) - mean; variance += d * d }
+                let std = (variance / Double(n - 1)).squareRoot()
+                for i in 0..<n { o[i * 3 + c] = Float((Double(o[i * 3 + c]) - mean) / (std + 1e-6)) }
+            }
+        case .perPatch:
+            let m = config.patchValues
+            var mean = 0.0
+            for i in 0..<m { mean += Double(o[i]) }
+            mean /= Double(m)
+            var variance = 0.0
+            for i in 0..<m { let d = Double(o[i]) - mean; variance += d * d }
+            // torch.var is unbiased, as in MAE's code.
+            let inverse = 1 / (variance / Double(m - 1) + 1e-6).squareRoot()
+            for i in 0..<m { o[i] = Float((Double(o[i]) - mean) * inverse) }
         }
     }
 }

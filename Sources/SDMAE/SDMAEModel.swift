@@ -176,13 +176,13 @@ public final class SDMAEModel {
         for i in 0..<values { let e = Double(prediction[i] - target[i]); squared += e * e }
         let reconstruction = squared / Double(values)
 
-        // Self-distillation on visible tokens: pool the logits of each head.
-        let studentLogits = studentHead.forward(latent, rows: batch * nv)
-        let teacherLogits = teacherHead.forward(visibleDecoded.pointer, rows: batch * nv)
+        // Self-distillation on visible tokens: each head's logits pooled over an image's tokens.
+        let studentLogits = studentHead.forward(latent, groups: batch, rowsPerGroup: nv)
+        let teacherLogits = teacherHead.forward(visibleDecoded.pointer, groups: batch, rowsPerGroup: nv)
         studentPooled.reserve(batch * k)
         teacherPooled.reserve(batch * k)
-        meanPool(studentLogits, groups: batch, rows: nv, width: k, into: studentPooled.pointer)
-        meanPool(teacherLogits, groups: batch, rows: nv, width: k, into: teacherPooled.pointer)
+        studentPooled.pointer.update(from: studentLogits, count: batch * k)
+        teacherPooled.pointer.update(from: teacherLogits, count: batch * k)
 
         teacherProbabilities.reserve(batch * k)
         studentLogProbabilities.reserve(batch * k)
@@ -221,20 +221,17 @@ public final class SDMAEModel {
         for i in 0..<values { predictionGradient[i] = scale * (prediction[i] - target[i]) }
         let dMaskedDecoded = decoderPred.backward(predictionGradient.pointer)
 
-        // Distillation: dL/dz_s = p (q − P) / (B τs); dL/dz_t = p/τt · P ⊙ (g − Σ P g), g = −log q / B.
-        studentLogitGradient.reserve(batch * nv * k)
-        teacherLogitGradient.reserve(batch * nv * k)
+        // Distillation, on the pooled logits: dL/dz_s = p (q − P) / (B τs);
+        // dL/dz_t = p/τt · P ⊙ (g − Σ P g), g = −log q / B.
+        studentLogitGradient.reserve(batch * k)
+        teacherLogitGradient.reserve(batch * k)
         for b in 0..<batch {
             let pt = teacherProbabilities.pointer + b * k, lq = studentLogProbabilities.pointer + b * k
             var expectation: Float = 0
             for j in 0..<k { expectation += pt[j] * (-lq[j] / Float(batch)) }
             for j in 0..<k {
-                let dzs = p * (expf(lq[j]) - pt[j]) / (Float(batch) * tauS) / Float(nv)
-                let dzt = p / tauT * pt[j] * (-lq[j] / Float(batch) - expectation) / Float(nv)
-                for i in 0..<nv {
-                    studentLogitGradient[(b * nv + i) * k + j] = dzs
-                    teacherLogitGradient[(b * nv + i) * k + j] = dzt
-                }
+                studentLogitGradient[b * k + j] = p * (expf(lq[j]) - pt[j]) / (Float(batch) * tauS)
+                teacherLogitGradient[b * k + j] = p / tauT * pt[j] * (-lq[j] / Float(batch) - expectation)
             }
         }
 
