@@ -41,20 +41,8 @@ enum FastMath {
     }
 }
 
-/// Applies an eight-wide function to a buffer, with a scalar-padded tail.
 @inline(__always)
-func mapSIMD8(_ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
-              _ f: (SIMD8<Float>) -> SIMD8<Float>) {
-    var i = 0
-    while i + 8 <= count {
-        let v = UnsafeRawPointer(input + i).loadUnaligned(as: SIMD8<Float>.self)
-        UnsafeMutableRawPointer(output + i).storeBytes(of: f(v), as: SIMD8<Float>.self)
-        i += 8
-    }
-    if i < count {
-        var v = SIMD8<Float>(repeating: 0)
-        for j in 0..<(count - i) { v[j] = input[i + j] }
-        let r = f(v)
-        for j in 0..<(count - i) { output[i + j] = r[j] }
-    }
-}
+func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self) }
+
+@inline(__always)
+func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self) }

@@ -20,9 +20,19 @@ public final class GELU {
         cdf.reserve(count)
         let (y, phi) = (output.pointer, cdf.pointer)
         Parallel.forChunks(count, grain: 8192) { range in
-            let start = range.lowerBound
-            mapSIMD8(x + start, phi + start, count: range.count) { FastMath.normalCDF($0) }
-            for i in range { y[i] = x[i] * phi[i] }
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let v = load8(x + i)
+                let c = FastMath.normalCDF(v)
+                store8(c, phi + i)
+                store8(v * c, y + i)
+                i += 8
+            }
+            while i < range.upperBound {
+                phi[i] = 0.5 * (1 + erff(x[i] * Float(0.5).squareRoot()))
+                y[i] = x[i] * phi[i]
+                i += 1
+            }
         }
         return y
     }
@@ -34,10 +44,18 @@ public final class GELU {
         let (dx, phi) = (inputGradient.pointer, cdf.pointer)
         let inverseSqrt2Pi = 1 / (2 * Float.pi).squareRoot()
         Parallel.forChunks(count, grain: 8192) { range in
-            let start = range.lowerBound
-            // dx temporarily holds the density φ(x) = e^{−x²/2}/√(2π).
-            mapSIMD8(x + start, dx + start, count: range.count) { v in FastMath.exp(-0.5 * v * v) * inverseSqrt2Pi }
-            for i in range { dx[i] = dy[i] * (phi[i] + x[i] * dx[i]) }
+            // GELU'(x) = Φ(x) + x·φ(x), φ(x) = e^{−x²/2}/√(2π).
+            var i = range.lowerBound
+            while i + 8 <= range.upperBound {
+                let v = load8(x + i)
+                let density = FastMath.exp(-0.5 * v * v) * inverseSqrt2Pi
+                store8(load8(dy + i) * (load8(phi + i) + v * density), dx + i)
+                i += 8
+            }
+            while i < range.upperBound {
+                dx[i] = dy[i] * (phi[i] + x[i] * inverseSqrt2Pi * expf(-0.5 * x[i] * x[i]))
+                i += 1
+            }
         }
         return dx
     }

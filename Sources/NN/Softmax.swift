@@ -6,11 +6,22 @@ public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
     var maximum = -Float.infinity
     for i in 0..<count { maximum = max(maximum, x[i]) }
     let shift = SIMD8<Float>(repeating: maximum)
-    mapSIMD8(x, x, count: count) { FastMath.exp($0 - shift) }
-    var sum: Float = 0
-    for i in 0..<count { sum += x[i] }
+    var sums = SIMD8<Float>(repeating: 0)
+    var i = 0
+    while i + 8 <= count {
+        let e = FastMath.exp(load8(x + i) - shift)
+        store8(e, x + i)
+        sums += e
+        i += 8
+    }
+    var sum = sums.sum()
+    while i < count {
+        x[i] = expf(x[i] - maximum)
+        sum += x[i]
+        i += 1
+    }
     let inverse = 1 / sum
-    for i in 0..<count { x[i] *= inverse }
+    for j in 0..<count { x[j] *= inverse }
 }
 
 /// Numerically stable log-softmax of one row.
