@@ -289,6 +289,23 @@ public final class SDMAEModel {
 
     /// Mean over all tokens of the normalised encoder output, no masking: [batch, width].
     public func features(images: UnsafePointer<Float>, batch: Int) -> [Float] {
+        let d = config.width, plane = 3 * config.imageSize * config.imageSize
+        var features = [Float](repeating: 0, count: batch * d)
+        // Encoded a few images at a time: every layer keeps its activations for backward, so
+        // memory grows with the rows in flight, while GEMMs of 16 images' tokens already run at speed.
+        let chunk = Self.inferenceChunk
+        features.withUnsafeMutableBufferPointer { out in
+            for start in stride(from: 0, to: batch, by: chunk) {
+                let count = min(chunk, batch - start)
+                encodeAllTokens(images + start * plane, batch: count, into: out.baseAddress! + start * d)
+            }
+        }
+        return features
+    }
+
+    static let inferenceChunk = 16
+
+    private func encodeAllTokens(_ images: UnsafePointer<Float>, batch: Int, into out: UnsafeMutablePointer<Float>) {
         let L = config.tokens, d = config.width
         let all = [[Int]](repeating: Array(0..<L), count: batch)
         patches.reserve(batch * L * config.patchValues)
@@ -301,10 +318,7 @@ public final class SDMAEModel {
         }
         var x = UnsafePointer(encoderInput.pointer)
         for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: L)) }
-        let normalised = norm.forward(x, rows: batch * L)
-        var features = [Float](repeating: 0, count: batch * d)
-        features.withUnsafeMutableBufferPointer { meanPool(normalised, groups: batch, rows: L, width: d, into: $0.baseAddress!) }
-        return features
+        meanPool(norm.forward(x, rows: batch * L), groups: batch, rows: L, width: d, into: out)
     }
 }
 

@@ -136,24 +136,19 @@ public final class Slide: @unchecked Sendable {
     }
 
     /// The whole slide shrunk to fit in `maxSize`×`maxSize`, aspect ratio kept.
+    ///
+    /// The best level is read in horizontal strips on all cores (decoding, JPEG 2000 above all,
+    /// dominates; OpenSlide handles are safe to share), each strip shrunk as soon as it is read,
+    /// so memory stays bounded even for a slide without a pyramid.
     public func thumbnail(maxSize: Int) throws -> RGBImage {
         let (w, h) = dimensions
-        let scale = max(Double(w), Double(h)) / Double(maxSize)
-        let downsample = max(scale, 1)
+        let downsample = max(max(Double(w), Double(h)) / Double(maxSize), 1)
         let tw = max(1, Int((Double(w) / downsample).rounded())), th = max(1, Int((Double(h) / downsample).rounded()))
-        return try readLevel(bestLevel(forDownsample: downsample)).resized(width: tw, height: th)
-    }
-
-    /// A whole pyramid level, decoded in horizontal strips on all cores (decoding, JPEG 2000
-    /// above all, dominates; OpenSlide handles are safe to share).
-    public func readLevel(_ level: Int) throws -> RGBImage {
-        guard levels.indices.contains(level) else {
-            throw SlideError.invalidRequest(path: path, reason: "level \(level) does not exist (the slide has \(levels.count))")
-        }
-        let (w, h) = (levels[level].width, levels[level].height)
-        let stripHeight = 256
-        let strips = (h + stripHeight - 1) / stripHeight
-        let downsample = levels[level].downsample
+        let level = levels[bestLevel(forDownsample: downsample)]
+        let sourceRowsPerRow = Double(level.height) / Double(th)
+        // About 16 megapixels of source per strip.
+        let rowsPerStrip = max(1, min(th, Int(16_000_000 / (Double(level.width) * sourceRowsPerRow))))
+        let strips = (th + rowsPerStrip - 1) / rowsPerStrip
         final class Strips: @unchecked Sendable {
             var images: [Result<RGBImage, Error>?]
             let lock = NSLock()
@@ -161,19 +156,21 @@ public final class Slide: @unchecked Sendable {
         }
         let results = Strips(strips)
         DispatchQueue.concurrentPerform(iterations: strips) { i in
-            let top = i * stripHeight
+            let top = i * rowsPerStrip, rows = min(rowsPerStrip, th - top)
+            let sourceTop = Int((Double(top) * sourceRowsPerRow).rounded())
+            let sourceBottom = min(level.height, Int((Double(top + rows) * sourceRowsPerRow).rounded()))
             let result = Result {
-                try readRegion(x: 0, y: Int((Double(top) * downsample).rounded()), level: level,
-                               width: w, height: min(stripHeight, h - top))
+                try readRegion(x: 0, y: Int((Double(sourceTop) * level.downsample).rounded()), level: level.index,
+                               width: level.width, height: max(1, sourceBottom - sourceTop)).resized(width: tw, height: rows)
             }
             results.lock.lock()
             results.images[i] = result
             results.lock.unlock()
         }
         var pixels: [UInt8] = []
-        pixels.reserveCapacity(w * h * 3)
+        pixels.reserveCapacity(tw * th * 3)
         for strip in results.images { pixels += try strip!.get().pixels }
-        return RGBImage(width: w, height: h, pixels: pixels)
+        return RGBImage(width: tw, height: th, pixels: pixels)
     }
 
     public func associatedImage(named name: String) throws -> RGBImage {

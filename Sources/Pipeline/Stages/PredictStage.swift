@@ -15,6 +15,7 @@ struct PredictStage: Stage {
     ]
 
     let batch: Int
+    private let cache = PredictorCache()
 
     init(_ p: StageParameters) throws {
         batch = p.int("batch") ?? 64
@@ -22,11 +23,40 @@ struct PredictStage: Stage {
     }
 
     func run(_ context: StageContext) throws {
-        let model = try SDMAEModel.load(path: file(try context.input("checkpoint")[0], named: RunFiles.finalModel))
-        let classifierPath = file(try context.input("classifier")[0], named: TrainClassifierStage.classifierName)
-        var predictor = try SlidePredictor(model: model, probe: try LinearProbe.read(path: classifierPath), classifierPath: classifierPath)
-        predictor.batchSize = batch
-        predictor.showProgress = context.showProgress
-        try predictor.run(slidePath: context.slide!, tileDirectory: try context.input("tiles")[0], outputDirectory: context.output)
+        let checkpoint = file(try context.input("checkpoint")[0], named: RunFiles.finalModel)
+        let classifier = file(try context.input("classifier")[0], named: TrainClassifierStage.classifierName)
+        try cache.withPredictor(checkpoint: checkpoint, classifier: classifier) { predictor in
+            predictor.batchSize = batch
+            predictor.showProgress = context.showProgress
+            try predictor.run(slidePath: context.slide!, tileDirectory: try context.input("tiles")[0], outputDirectory: context.output)
+        }
+    }
+}
+
+/// One loaded encoder and classifier for all the slides of a run: loading them and warming the
+/// activation buffers per slide cost more than predicting a small slide. The model's buffers are
+/// not shareable, so slides take turns.
+final class PredictorCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var key: String?
+    private var predictor: SlidePredictor?
+
+    func withPredictor(checkpoint: String, classifier: String, _ body: (inout SlidePredictor) throws -> Void) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        let modified = { (path: String) in
+            ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        }
+        let current = "\(checkpoint):\(modified(checkpoint))|\(classifier):\(modified(classifier))"
+        var loaded: SlidePredictor
+        if key == current, let cached = predictor {
+            loaded = cached
+        } else {
+            loaded = try SlidePredictor(model: try SDMAEModel.load(path: checkpoint), probe: try LinearProbe.read(path: classifier),
+                                        classifierPath: classifier)
+            key = current
+        }
+        try body(&loaded)
+        predictor = loaded
     }
 }
