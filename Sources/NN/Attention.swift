@@ -41,7 +41,7 @@ public final class Attention {
                 let q = qkv + b * n * ld + h * headWidth, k = q + width, v = q + 2 * width
                 let a = probabilities + pair * n * n
                 gemm(transposeB: true, m: n, n: n, k: headWidth, alpha: scale, q, lda: ld, k, ldb: ld, a, ldc: n)
-                for row in 0..<n { softmaxInPlace(a + row * n, count: n) }
+                softmaxRowsInPlace(a, rows: n, count: n)
                 gemm(m: n, n: headWidth, k: n, a, lda: n, v, ldb: ld, out + b * n * width + h * headWidth, ldc: width)
             }
         }

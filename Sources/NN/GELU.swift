@@ -1,7 +1,8 @@
+import CKernels
 import Foundation
 
 /// Exact GELU, x·Φ(x) with Φ the normal CDF (PyTorch's default, not the tanh form), Φ to
-/// within 1e-7 through `FastMath.normalCDF`.
+/// within 1e-7 (Abramowitz & Stegun 7.1.26, in the C kernels).
 public final class GELU {
     public let output = Buffer(count: 0)
     public let inputGradient = Buffer(count: 0)
@@ -20,19 +21,7 @@ public final class GELU {
         cdf.reserve(count)
         let (y, phi) = (output.pointer, cdf.pointer)
         Parallel.forChunks(count, grain: 8192) { range in
-            var i = range.lowerBound
-            while i + 8 <= range.upperBound {
-                let v = load8(x + i)
-                let c = FastMath.normalCDF(v)
-                store8(c, phi + i)
-                store8(v * c, y + i)
-                i += 8
-            }
-            while i < range.upperBound {
-                phi[i] = 0.5 * (1 + erff(x[i] * Float(0.5).squareRoot()))
-                y[i] = x[i] * phi[i]
-                i += 1
-            }
+            ck_gelu_forward(x + range.lowerBound, y + range.lowerBound, phi + range.lowerBound, range.count)
         }
         return y
     }
@@ -42,20 +31,9 @@ public final class GELU {
         guard let x = input else { preconditionFailure("GELU.backward before forward") }
         inputGradient.reserve(count)
         let (dx, phi) = (inputGradient.pointer, cdf.pointer)
-        let inverseSqrt2Pi = 1 / (2 * Float.pi).squareRoot()
         Parallel.forChunks(count, grain: 8192) { range in
-            // GELU'(x) = Φ(x) + x·φ(x), φ(x) = e^{−x²/2}/√(2π).
-            var i = range.lowerBound
-            while i + 8 <= range.upperBound {
-                let v = load8(x + i)
-                let density = FastMath.exp(-0.5 * v * v) * inverseSqrt2Pi
-                store8(load8(dy + i) * (load8(phi + i) + v * density), dx + i)
-                i += 8
-            }
-            while i < range.upperBound {
-                dx[i] = dy[i] * (phi[i] + x[i] * inverseSqrt2Pi * expf(-0.5 * x[i] * x[i]))
-                i += 1
-            }
+            let o = range.lowerBound
+            ck_gelu_backward(x + o, phi + o, dy + o, dx + o, range.count)
         }
         return dx
     }

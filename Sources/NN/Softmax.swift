@@ -1,27 +1,16 @@
+import CKernels
 import Foundation
+
+/// Numerically stable softmax of each of `rows` rows of `count` values, in place.
+@inline(__always)
+public func softmaxRowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, count: Int) {
+    ck_softmax_rows(x, rows, count)
+}
 
 /// Numerically stable softmax of one row.
 @inline(__always)
 public func softmaxInPlace(_ x: UnsafeMutablePointer<Float>, count: Int) {
-    var maximum = -Float.infinity
-    for i in 0..<count { maximum = max(maximum, x[i]) }
-    let shift = SIMD8<Float>(repeating: maximum)
-    var sums = SIMD8<Float>(repeating: 0)
-    var i = 0
-    while i + 8 <= count {
-        let e = FastMath.exp(load8(x + i) - shift)
-        store8(e, x + i)
-        sums += e
-        i += 8
-    }
-    var sum = sums.sum()
-    while i < count {
-        x[i] = expf(x[i] - maximum)
-        sum += x[i]
-        i += 1
-    }
-    let inverse = 1 / sum
-    for j in 0..<count { x[j] *= inverse }
+    ck_softmax_rows(x, 1, count)
 }
 
 /// Numerically stable log-softmax of one row.

@@ -173,3 +173,39 @@ final class GradientCheckTests: XCTestCase {
 private extension UnsafeMutablePointer where Pointee == Float {
     func array(_ count: Int) -> [Float] { Array(UnsafeBufferPointer(start: self, count: count)) }
 }
+
+/// The vectorised elementwise kernels against double-precision references, with lengths that
+/// are not multiples of any vector width.
+final class KernelAccuracyTests: XCTestCase {
+    func testGELUMatchesExactErf() {
+        let n = 4001
+        let x = Buffer((0..<n).map { -10 + 20 * Float($0) / Float(n - 1) })
+        let layer = GELU()
+        let y = layer.forward(x.pointer, count: n)
+        var worst = 0.0
+        withExtendedLifetime(layer) {
+            for i in 0..<n {
+                let v = Double(x[i])
+                let exact = 0.5 * v * (1 + erf(v / 2.0.squareRoot()))
+                worst = max(worst, abs(Double(y[i]) - exact) / max(1, abs(exact)))
+            }
+        }
+        XCTAssertLessThan(worst, 2e-6)
+    }
+
+    func testSoftmaxMatchesDoublePrecision() {
+        var generator = SeededGenerator(seed: 5)
+        for count in [1, 7, 33, 196, 1024] {
+            let values = (0..<count).map { _ in generator.normal() * 20 }
+            let buffer = Buffer(values)
+            softmaxInPlace(buffer.pointer, count: count)
+            let maximum = values.max()!
+            let exps = values.map { exp(Double($0 - maximum)) }
+            let total = exps.reduce(0, +)
+            for i in 0..<count {
+                XCTAssertEqual(Double(buffer[i]), exps[i] / total, accuracy: 1e-6 * max(1e-3, exps[i] / total) + 1e-9, "n=\(count) i=\(i)")
+            }
+            XCTAssertEqual(buffer.array.reduce(0, +), 1, accuracy: 1e-5)
+        }
+    }
+}

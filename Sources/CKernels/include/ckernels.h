@@ -1,0 +1,15 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+#include <stddef.h>
+
+/* Elementwise kernels of the NN layers. Each picks, once, the widest vector code the CPU runs
+   (AVX-512, AVX2+FMA, or baseline SSE2) so one binary is fast and portable. */
+
+/* y = x·Φ(x); cdf receives Φ(x) for the backward pass (may be NULL at inference). */
+void ck_gelu_forward(const float *x, float *y, float *cdf, size_t n);
+/* dx = dy·(Φ(x) + x·φ(x)). */
+void ck_gelu_backward(const float *x, const float *cdf, const float *dy, float *dx, size_t n);
+/* Numerically stable softmax of each of `rows` rows of `cols` values, in place. */
+void ck_softmax_rows(float *x, size_t rows, size_t cols);
+
+#endif

@@ -1,0 +1,101 @@
+#include "ckernels.h"
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* exp for x <= 0 (shifted logits, -x²): Cody–Waite reduction, Cephes' polynomial, 2^n built in the
+   exponent bits. Written branch-free so the compiler vectorises the loops that call it. */
+static inline float exp_nonpositive(float x) {
+    x = x < -87.3f ? -87.3f : x;
+    float shifted = x * 1.44269504088896341f + 12582912.0f;
+    float n = shifted - 12582912.0f;
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float y = p * r * r + r + 1.0f;
+    int32_t bits;
+    memcpy(&bits, &shifted, 4);
+    int32_t e = ((bits - 0x4B400000) + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, 4);
+    return y * scale;
+}
+
+/* Φ(x) by Abramowitz & Stegun 7.1.26 (|error in erf| < 1.5e-7). */
+static inline float normal_cdf(float x) {
+    float z = fabsf(x) * 0.70710678118654752f;
+    float t = 1.0f / (1.0f + 0.3275911f * z);
+    float p = 1.061405429f;
+    p = p * t - 1.453152027f;
+    p = p * t + 1.421413741f;
+    p = p * t - 0.284496736f;
+    p = p * t + 0.254829592f;
+    float erf_abs = 1.0f - p * t * exp_nonpositive(-z * z);
+    return 0.5f * (1.0f + (x < 0 ? -erf_abs : erf_abs));
+}
+
+#define KERNELS(SUFFIX, ATTRIBUTE)                                                                  \
+    ATTRIBUTE static void gelu_forward_##SUFFIX(const float *x, float *y, float *cdf, size_t n) {   \
+        if (cdf) {                                                                                   \
+            for (size_t i = 0; i < n; i++) { float c = normal_cdf(x[i]); cdf[i] = c; y[i] = x[i] * c; } \
+        } else {                                                                                     \
+            for (size_t i = 0; i < n; i++) y[i] = x[i] * normal_cdf(x[i]);                           \
+        }                                                                                            \
+    }                                                                                                \
+    ATTRIBUTE static void gelu_backward_##SUFFIX(const float *x, const float *cdf, const float *dy, \
+                                                 float *dx, size_t n) {                              \
+        for (size_t i = 0; i < n; i++)                                                               \
+            dx[i] = dy[i] * (cdf[i] + x[i] * 0.398942280401432678f * exp_nonpositive(-0.5f * x[i] * x[i])); \
+    }                                                                                                \
+    ATTRIBUTE static void softmax_rows_##SUFFIX(float *x, size_t rows, size_t cols) {              \
+        for (size_t r = 0; r < rows; r++) {                                                          \
+            float *row = x + r * cols;                                                               \
+            float maximum = -INFINITY;                                                               \
+            for (size_t i = 0; i < cols; i++) maximum = row[i] > maximum ? row[i] : maximum;         \
+            float sum = 0;                                                                           \
+            for (size_t i = 0; i < cols; i++) { row[i] = exp_nonpositive(row[i] - maximum); sum += row[i]; } \
+            float inverse = 1.0f / sum;                                                              \
+            for (size_t i = 0; i < cols; i++) row[i] *= inverse;                                     \
+        }                                                                                            \
+    }
+
+KERNELS(baseline, )
+#if defined(__x86_64__)
+KERNELS(avx2, __attribute__((target("avx2,fma"))))
+KERNELS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
+#endif
+
+typedef enum { LEVEL_UNKNOWN, LEVEL_BASELINE, LEVEL_AVX2, LEVEL_AVX512 } level_t;
+
+static level_t level(void) {
+    static volatile level_t cached = LEVEL_UNKNOWN;
+    level_t l = cached;
+    if (l != LEVEL_UNKNOWN) return l;
+    l = LEVEL_BASELINE;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) l = LEVEL_AVX512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) l = LEVEL_AVX2;
+#endif
+    cached = l;
+    return l;
+}
+
+#if defined(__x86_64__)
+#define DISPATCH(NAME, ...)                                             \
+    switch (level()) {                                                  \
+    case LEVEL_AVX512: NAME##_avx512(__VA_ARGS__); return;              \
+    case LEVEL_AVX2: NAME##_avx2(__VA_ARGS__); return;                  \
+    default: NAME##_baseline(__VA_ARGS__); return;                      \
+    }
+#else
+#define DISPATCH(NAME, ...) NAME##_baseline(__VA_ARGS__);
+#endif
+
+void ck_gelu_forward(const float *x, float *y, float *cdf, size_t n) { DISPATCH(gelu_forward, x, y, cdf, n) }
+void ck_gelu_backward(const float *x, const float *cdf, const float *dy, float *dx, size_t n) { DISPATCH(gelu_backward, x, cdf, dy, dx, n) }
+void ck_softmax_rows(float *x, size_t rows, size_t cols) { DISPATCH(softmax_rows, x, rows, cols) }
