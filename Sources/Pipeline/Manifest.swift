@@ -84,7 +84,7 @@ public struct Manifest: Sendable {
                 throw fail(item["params"] ?? kindNode, "\(kind): \(error)")
             }
 
-            var inputs: [String: InputSource] = [:]
+            // Inputs are resolved once every stage id is known (a stage may read a later-listed one).
             if let inputsNode = item["inputs"] {
                 guard let pairs = inputsNode.mapping else { throw fail(inputsNode, "'inputs' must map input names to stage ids or paths") }
                 for pair in pairs {
@@ -106,7 +106,7 @@ public struct Manifest: Sendable {
             } else {
                 output = id
             }
-            entries.append(StageEntry(id: id, type: type, stage: stage, parameters: parameters, inputs: inputs, output: output))
+            entries.append(StageEntry(id: id, type: type, stage: stage, parameters: parameters, inputs: [:], output: output))
         }
 
         // Inputs: a known stage id, else a path that must exist.

@@ -151,7 +151,7 @@ public struct TileExtractor {
             .write(to: outputDirectory + "/" + TilingFiles.qcPicture)
 
         var reasons: [String: Int] = [:]
-        for r in rejected { reasons[r.rejection!.rawValue, default: 0] += 1 }
+        for case let reason? in rejected.map(\.rejection) { reasons[reason.rawValue, default: 0] += 1 }
         let summary = TilingSummary(
             slide: slidePath, vendor: slide.vendor, width: slide.dimensions.width, height: slide.dimensions.height,
             micronsPerPixel: slide.micronsPerPixel?.mean, outputMicronsPerPixel: grid.outputMicronsPerPixel,
@@ -211,7 +211,7 @@ public struct TileExtractor {
         }
         try AtomicFile.write(Data((CSV.row(header) + kept.map { CSV.row(line($0)) }.joined()).utf8),
                              to: outputDirectory + "/" + TilingFiles.coordinatesCSV)
-        try AtomicFile.write(Data((CSV.row(header + ["reason"]) + rejected.map { CSV.row(line($0) + [$0.rejection!.rawValue]) }.joined()).utf8),
+        try AtomicFile.write(Data((CSV.row(header + ["reason"]) + rejected.map { CSV.row(line($0) + [$0.rejection?.rawValue ?? ""]) }.joined()).utf8),
                              to: outputDirectory + "/" + TilingFiles.rejectedCSV)
 
         // CLAM reads `coords` with attributes patch_size and patch_level; the rest is for us and TRIDENT-style readers.
