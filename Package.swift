@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging"]),
         .target(name: "Tissue", dependencies: ["SlideIO", "Imaging"]),
         .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Imaging", "Storage", "Console"]),
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno", "-fassociative-math", "-fno-signed-zeros", "-fno-trapping-math"])]),
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "NN", dependencies: ["COpenBLAS", "CKernels", "Storage"]),
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
         .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage", "Console"]),
@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Console", "NN", "SDMAE",
                                                       "Predict", "Heatmap", "Pipeline"]),
 
-        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "NN", "SDMAE",
+        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
                                                         "Predict", "Heatmap", "Pipeline"]),
     ]
 )

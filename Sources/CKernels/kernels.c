@@ -38,6 +38,32 @@ static inline float normal_cdf(float x) {
     return 0.5f * (1.0f + (x < 0 ? -erf_abs : erf_abs));
 }
 
+/* Reductions over 16 interleaved partial results: the compiler turns the fixed inner loop into
+   vector instructions without being allowed to reorder float arithmetic anywhere (the exp above
+   depends on exact rounding). */
+static inline float max_of(const float *x, size_t n) {
+    float partial[16];
+    for (int k = 0; k < 16; k++) partial[k] = x[0];
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) partial[k] = x[i + k] > partial[k] ? x[i + k] : partial[k];
+    for (; i < n; i++) partial[0] = x[i] > partial[0] ? x[i] : partial[0];
+    float m = partial[0];
+    for (int k = 1; k < 16; k++) m = partial[k] > m ? partial[k] : m;
+    return m;
+}
+
+static inline float sum_of(const float *x, size_t n) {
+    float partial[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) partial[k] += x[i + k];
+    for (; i < n; i++) partial[0] += x[i];
+    float s = 0;
+    for (int k = 0; k < 16; k++) s += partial[k];
+    return s;
+}
+
 #define KERNELS(SUFFIX, ATTRIBUTE)                                                                  \
     ATTRIBUTE static void gelu_forward_##SUFFIX(const float *x, float *y, float *cdf, size_t n) {   \
         if (cdf) {                                                                                   \
@@ -54,10 +80,9 @@ static inline float normal_cdf(float x) {
     ATTRIBUTE static void softmax_rows_##SUFFIX(float *x, size_t rows, size_t cols) {              \
         for (size_t r = 0; r < rows; r++) {                                                          \
             float *row = x + r * cols;                                                               \
-            float maximum = -INFINITY;                                                               \
-            for (size_t i = 0; i < cols; i++) maximum = row[i] > maximum ? row[i] : maximum;         \
-            float sum = 0;                                                                           \
-            for (size_t i = 0; i < cols; i++) { row[i] = exp_nonpositive(row[i] - maximum); sum += row[i]; } \
+            float maximum = max_of(row, cols);                                                       \
+            for (size_t i = 0; i < cols; i++) row[i] = exp_nonpositive(row[i] - maximum);            \
+            float sum = sum_of(row, cols);                                                           \
             float inverse = 1.0f / sum;                                                              \
             for (size_t i = 0; i < cols; i++) row[i] *= inverse;                                     \
         }                                                                                            \
@@ -69,21 +94,36 @@ KERNELS(avx2, __attribute__((target("avx2,fma"))))
 KERNELS(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx2,fma"))))
 #endif
 
-typedef enum { LEVEL_UNKNOWN, LEVEL_BASELINE, LEVEL_AVX2, LEVEL_AVX512 } level_t;
+typedef enum { LEVEL_UNKNOWN = -1, LEVEL_BASELINE = 0, LEVEL_AVX2 = 1, LEVEL_AVX512 = 2 } level_t;
 
-static level_t level(void) {
-    static volatile level_t cached = LEVEL_UNKNOWN;
-    level_t l = cached;
-    if (l != LEVEL_UNKNOWN) return l;
-    l = LEVEL_BASELINE;
+static volatile level_t chosen = LEVEL_UNKNOWN;
+
+int ck_supports(int l) {
+    if (l == LEVEL_BASELINE) return 1;
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) l = LEVEL_AVX512;
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) l = LEVEL_AVX2;
+    if (l == LEVEL_AVX2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (l == LEVEL_AVX512)
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 #endif
-    cached = l;
+    return 0;
+}
+
+static level_t level(void) {
+    level_t l = chosen;
+    if (l != LEVEL_UNKNOWN) return l;
+    l = ck_supports(LEVEL_AVX512) ? LEVEL_AVX512 : ck_supports(LEVEL_AVX2) ? LEVEL_AVX2 : LEVEL_BASELINE;
+    chosen = l;
     return l;
 }
+
+int ck_use(int l) {
+    if (!ck_supports(l)) return 0;
+    chosen = (level_t)l;
+    return 1;
+}
+
+int ck_level(void) { return level(); }
 
 #if defined(__x86_64__)
 #define DISPATCH(NAME, ...)                                             \

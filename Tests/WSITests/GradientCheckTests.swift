@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 @testable import NN
 @testable import SDMAE
 import XCTest
@@ -175,8 +176,32 @@ private extension UnsafeMutablePointer where Pointee == Float {
 }
 
 /// The vectorised elementwise kernels against double-precision references, with lengths that
-/// are not multiples of any vector width.
+/// are not multiples of any vector width, on every instruction set this CPU has.
 final class KernelAccuracyTests: XCTestCase {
+    func testEveryInstructionSet() {
+        let original = ck_level()
+        defer { _ = ck_use(original) }
+        for level: Int32 in [0, 1, 2] where ck_supports(level) != 0 {
+            XCTAssertEqual(ck_use(level), 1)
+            testGELUMatchesExactErf()
+            testSoftmaxMatchesDoublePrecision()
+            var generator = SeededGenerator(seed: 1)
+            let x = Buffer((0..<1003).map { _ in generator.normal() * 3 }), dy = Buffer((0..<1003).map { _ in generator.normal() })
+            let layer = GELU()
+            layer.forward(x.pointer, count: 1003)
+            let dx = layer.backward(dy.pointer)
+            withExtendedLifetime(layer) {
+                for i in 0..<1003 {
+                    let v = Double(x[i])
+                    let derivative = 0.5 * (1 + erf(v / 2.0.squareRoot())) + v * exp(-v * v / 2) / (2 * Double.pi).squareRoot()
+                    XCTAssertEqual(Double(dx[i]), Double(dy[i]) * derivative, accuracy: 2e-6 * max(1, abs(Double(dy[i]) * derivative)),
+                                   "level \(level) GELU' at \(v)")
+                }
+            }
+        }
+        XCTAssertEqual(ck_use(7), 0, "an unknown instruction set is refused")
+    }
+
     func testGELUMatchesExactErf() {
         let n = 4001
         let x = Buffer((0..<n).map { -10 + 20 * Float($0) / Float(n - 1) })

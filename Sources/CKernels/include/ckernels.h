@@ -12,4 +12,11 @@ void ck_gelu_backward(const float *x, const float *cdf, const float *dy, float *
 /* Numerically stable softmax of each of `rows` rows of `cols` values, in place. */
 void ck_softmax_rows(float *x, size_t rows, size_t cols);
 
+/* Instruction sets, for tests: 0 baseline, 1 AVX2+FMA, 2 AVX-512. */
+int ck_supports(int level);
+/* Use `level` from now on (when supported; returns whether it is). */
+int ck_use(int level);
+/* The level in use. */
+int ck_level(void);
+
 #endif
