@@ -192,14 +192,16 @@ public final class PipelineRunner: @unchecked Sendable {
         let inputKey = String(fnv1a(fingerprint.joined(separator: ";")), radix: 16)
         let final = outputFolder(entry, slide: slide)
 
-        if let row = try ledger.row(slide: key(slide), stage: entry.id), row.status == .done, row.parametersHash == parametersHash,
-           row.inputKey == inputKey, FileManager.default.fileExists(atPath: final) {
+        let previous = try ledger.row(slide: key(slide), stage: entry.id)
+        let sameWork = previous?.parametersHash == parametersHash && previous?.inputKey == inputKey
+        if let previous, previous.status == .done, sameWork, FileManager.default.fileExists(atPath: final) {
             return .upToDate
         }
 
-        // Work happens in a hidden sibling folder, renamed into place only on success.
+        // Work happens in a hidden sibling folder, renamed into place only on success. A resumable
+        // stage continues a partial folder only if it was started with the same parameters and inputs.
         let partial = (final as NSString).deletingLastPathComponent + "/." + (final as NSString).lastPathComponent + ".partial"
-        if !entry.type.resumesPartialOutput { try? FileManager.default.removeItem(atPath: partial) }
+        if !entry.type.resumesPartialOutput || !sameWork { try? FileManager.default.removeItem(atPath: partial) }
         try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)
         try ledger.markRunning(slide: key(slide), stage: entry.id, parametersHash: parametersHash, inputKey: inputKey)
         let start = Date()
