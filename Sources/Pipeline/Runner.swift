@@ -152,10 +152,8 @@ public final class PipelineRunner: @unchecked Sendable {
         var inputs: [String: [String]] = [:]
         var fingerprint: [String] = []
         if let slide {
-            let attributes = try? FileManager.default.attributesOfItem(atPath: slide)
-            let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
-            let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-            fingerprint.append("slide:\(size):\(modified)")
+            let size = ((try? FileManager.default.attributesOfItem(atPath: slide))?[.size] as? NSNumber)?.int64Value ?? -1
+            fingerprint.append("slide:\(size):\(modificationTime(slide))")
         }
         for (name, source) in entry.inputs.sorted(by: { $0.key < $1.key }) {
             switch source {
@@ -166,7 +164,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 let perSlide = (slide.map { [$0] } ?? slides).map { path + "/" + SlideDiscovery.stem(of: $0) }
                     .filter { FileManager.default.fileExists(atPath: $0) }
                 if slide != nil, let own = perSlide.first { path = own }
-                let modified = ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+                let modified = modificationTime(path)
                 inputs[name] = slide == nil && !perSlide.isEmpty ? perSlide : [path]
                 fingerprint.append("\(name)=path:\(path):\(modified)")
             case let .stage(id):

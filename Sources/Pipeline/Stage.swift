@@ -155,3 +155,8 @@ func file(_ path: String, named name: String) -> String {
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return path + "/" + name }
     return path
 }
+
+/// Seconds since 1970 of the last change to `path`, 0 when it cannot be read.
+func modificationTime(_ path: String) -> Double {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+}

@@ -115,40 +115,11 @@ public final class BatchLoader: @unchecked Sendable {
         let epoch = step / stepsPerEpoch, position = step % stepsPerEpoch
         let order = permutation(epoch: epoch)
         let indices = Array(order[(position * batchSize)..<((position + 1) * batchSize)])
-        let plane = 3 * imageSize * imageSize
-        var images = [Float](repeating: 0, count: batchSize * plane)
-        let failures = FailureSlot()
-        images.withUnsafeMutableBufferPointer { buffer in
-            let base = UncheckedPointer(buffer.baseAddress!)
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                for slot in stride(from: worker, to: indices.count, by: workers) {
-                    do {
-                        let image = try dataset.image(indices[slot])
-                        var generator = SeededGenerator(seed: mixSeed(seed, 2, UInt64(step), UInt64(slot)))
-                        augmentation.apply(image, using: &generator, into: base.pointer + slot * plane)
-                    } catch {
-                        failures.record(error)
-                    }
-                }
-            }
+        let (seed, augmentation) = (seed, augmentation)
+        let images = try dataset.planarImages(indices, size: imageSize, workers: workers) { image, slot, out in
+            var generator = SeededGenerator(seed: mixSeed(seed, 2, UInt64(step), UInt64(slot)))
+            augmentation.apply(image, using: &generator, into: out)
         }
-        if let error = failures.error { throw error }
         return ImageBatch(images: images, indices: indices)
-    }
-}
-
-/// A raw pointer handed to worker threads that write disjoint ranges.
-struct UncheckedPointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
-}
-
-final class FailureSlot: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var error: Error?
-    func record(_ error: Error) {
-        lock.lock()
-        if self.error == nil { self.error = error }
-        lock.unlock()
     }
 }

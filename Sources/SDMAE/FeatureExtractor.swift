@@ -16,21 +16,7 @@ public struct FeatureExtractor {
 
     /// Images of `indices`, resized to the model's input, planar floats.
     public static func loadImages(_ dataset: PatchDataset, indices: [Int], size: Int, workers: Int) throws -> [Float] {
-        let plane = 3 * size * size
-        var images = [Float](repeating: 0, count: indices.count * plane)
-        let failures = FailureSlot()
-        images.withUnsafeMutableBufferPointer { buffer in
-            let base = UncheckedPointer(buffer.baseAddress!)
-            DispatchQueue.concurrentPerform(iterations: max(1, workers)) { worker in
-                for slot in stride(from: worker, to: indices.count, by: max(1, workers)) {
-                    do { Augmentation.plain(try dataset.image(indices[slot]), size: size, into: base.pointer + slot * plane) } catch {
-                        failures.record(error)
-                    }
-                }
-            }
-        }
-        if let error = failures.error { throw error }
-        return images
+        try dataset.planarImages(indices, size: size, workers: workers) { image, _, out in Augmentation.plain(image, size: size, into: out) }
     }
 
     /// Features [count, width], row i for patch i.

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Imaging
 import Storage
@@ -78,6 +79,25 @@ public final class PatchDataset: @unchecked Sendable {
         }
     }
 
+    /// Patches `indices` decoded on `workers` threads into planar floats [count, 3, size, size];
+    /// `prepare` turns the patch in slot i into its pixels (augmented or plainly resized).
+    func planarImages(_ indices: [Int], size: Int, workers: Int,
+                      _ prepare: @Sendable (RGBImage, Int, UnsafeMutablePointer<Float>) -> Void) throws -> [Float] {
+        let plane = 3 * size * size, workers = max(1, workers)
+        var images = [Float](repeating: 0, count: indices.count * plane)
+        let failures = FailureSlot()
+        images.withUnsafeMutableBufferPointer { buffer in
+            let base = UncheckedPointer(buffer.baseAddress!)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for slot in stride(from: worker, to: indices.count, by: workers) {
+                    do { prepare(try image(indices[slot]), slot, base.pointer + slot * plane) } catch { failures.record(error) }
+                }
+            }
+        }
+        if let error = failures.error { throw error }
+        return images
+    }
+
     /// A name for the patch in outputs: the file path, or shard path with its coordinates.
     public func name(_ index: Int) -> String {
         switch sources[index] {
@@ -85,5 +105,22 @@ public final class PatchDataset: @unchecked Sendable {
         case let .shard(shard, i): return "\(shard.path)#\(shard.records[i].x)_\(shard.records[i].y)"
         case let .region(slide, x, y, _, _, _): return "\(slide.path)#\(x)_\(y)"
         }
+    }
+}
+
+/// A raw pointer handed to worker threads that write disjoint ranges.
+struct UncheckedPointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
+}
+
+/// The first error any worker thread met.
+final class FailureSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var error: Error?
+    func record(_ error: Error) {
+        lock.lock()
+        if self.error == nil { self.error = error }
+        lock.unlock()
     }
 }

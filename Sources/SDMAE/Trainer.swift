@@ -165,11 +165,10 @@ public final class Trainer {
 
     private func restore(_ pointer: CheckpointPointer) throws -> Int {
         let modelPath = runDirectory + "/" + pointer.model
-        let saved = try SDMAEModel.load(path: modelPath)
-        guard saved.config == model.config else {
+        let (config, tensors) = try SDMAEModel.readCheckpoint(path: modelPath)
+        guard config == model.config else {
             throw TrainingError.incompatibleResume(path: modelPath, reason: "the checkpoint's model config differs from this run's")
         }
-        let tensors = Dictionary(uniqueKeysWithValues: saved.stateTensors().map { ($0.name, NamedTensor(shape: $0.shape, floats: $0.values)) })
         try model.load(tensors, path: modelPath)
         try optimiser.readState(from: runDirectory + "/" + pointer.optimizer)
         guard optimiser.step == pointer.step else {

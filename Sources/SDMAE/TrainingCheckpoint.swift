@@ -28,8 +28,16 @@ extension SDMAEModel {
     /// A model from a checkpoint written by `writeWeights`, or from a PyTorch state dict plus the
     /// config it was made with (`fallback`).
     public static func load(path: String, fallback: SDMAEConfig? = nil) throws -> SDMAEModel {
+        let (config, tensors) = try readCheckpoint(path: path, fallback: fallback)
+        let model = SDMAEModel(config: config)
+        try model.load(tensors, path: path)
+        return model
+    }
+
+    /// A checkpoint's config (from its metadata, else `fallback`) and tensors, not yet in a model.
+    static func readCheckpoint(path: String, fallback: SDMAEConfig? = nil) throws -> (SDMAEConfig, [String: NamedTensor]) {
         let (tensors, metadata) = try Safetensors.read(path: path)
-        var config: SDMAEConfig
+        let config: SDMAEConfig
         if let json = metadata["config"] {
             do { config = try JSONDecoder().decode(SDMAEConfig.self, from: Data(json.utf8)) } catch {
                 throw CheckpointError.badMetadata(path: path, reason: "config metadata is not a valid SD-MAE config: \(error)")
@@ -39,9 +47,7 @@ extension SDMAEModel {
         } else {
             throw CheckpointError.badMetadata(path: path, reason: "no config in the metadata; name the preset it was trained with")
         }
-        let model = SDMAEModel(config: config)
-        try model.load(tensors, path: path)
-        return model
+        return (config, tensors)
     }
 }
 

@@ -44,10 +44,7 @@ final class PredictorCache: @unchecked Sendable {
     func withPredictor(checkpoint: String, classifier: String, _ body: (inout SlidePredictor) throws -> Void) throws {
         lock.lock()
         defer { lock.unlock() }
-        let modified = { (path: String) in
-            ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        }
-        let current = "\(checkpoint):\(modified(checkpoint))|\(classifier):\(modified(classifier))"
+        let current = "\(checkpoint):\(modificationTime(checkpoint))|\(classifier):\(modificationTime(classifier))"
         var loaded: SlidePredictor
         if key == current, let cached = predictor {
             loaded = cached
