@@ -20,22 +20,22 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         .target(name: "Console"),
+        .target(name: "Concurrency"),
         .target(name: "Storage", dependencies: ["CHDF5"]),
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG", "Storage"]),
-        .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging"]),
+        .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging", "Concurrency"]),
         .target(name: "Tissue", dependencies: ["SlideIO", "Imaging"]),
-        .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Imaging", "Storage", "Console"]),
+        .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Imaging", "Storage", "Console", "Concurrency"]),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "NN", dependencies: ["COpenBLAS", "CKernels", "Storage"]),
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
         .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage", "Console"]),
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
         .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
-                                                 "Heatmap", "Imaging", "Storage", "Console"]),
-        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Console", "NN", "SDMAE",
-                                                      "Predict", "Heatmap", "Pipeline"]),
+                                                 "Heatmap", "Imaging", "Storage", "Console", "Concurrency"]),
+        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tiling", "Console", "NN", "SDMAE", "Pipeline", "Storage"]),
 
         .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
-                                                        "Predict", "Heatmap", "Pipeline"]),
+                                                        "Predict", "Heatmap", "Pipeline", "Concurrency"]),
     ]
 )

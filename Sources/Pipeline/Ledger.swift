@@ -3,10 +3,14 @@ import Foundation
 
 public enum LedgerError: Error, CustomStringConvertible {
     case database(path: String, message: String)
+    case damaged(path: String, message: String)
 
     public var description: String {
         switch self {
         case let .database(path, message): return "\(path): ledger database error: \(message)"
+        case let .damaged(path, message):
+            return "\(path): not a readable run ledger (\(message)). Move it aside to start the record afresh: "
+                + "finished outputs stay, and every item is then redone once"
         }
     }
 }
@@ -37,23 +41,32 @@ public final class Ledger: @unchecked Sendable {
     private var db: OpaquePointer?
     private let lock = NSLock()
 
-    public init(path: String) throws {
+    public init(path: String, readOnly: Bool = false) throws {
         self.path = path
-        guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nil) == SQLITE_OK else {
+        let flags = readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        guard sqlite3_open_v2(path, &db, flags | SQLITE_OPEN_FULLMUTEX, nil) == SQLITE_OK else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close(db)
+            db = nil
             throw LedgerError.database(path: path, message: message)
         }
         // Shards write concurrently: wait for the lock rather than failing.
         sqlite3_busy_timeout(db, 60_000)
-        try execute("""
-            CREATE TABLE IF NOT EXISTS items (
-                slide TEXT NOT NULL, stage TEXT NOT NULL, status TEXT NOT NULL,
-                params_hash TEXT NOT NULL, input_key TEXT NOT NULL, outputs TEXT NOT NULL DEFAULT '',
-                started_at REAL NOT NULL DEFAULT 0, seconds REAL NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',
-                completions INTEGER NOT NULL DEFAULT 0,
-                PRIMARY KEY (slide, stage))
-            """)
+        do {
+            if !readOnly {
+                try execute("""
+                    CREATE TABLE IF NOT EXISTS items (
+                        slide TEXT NOT NULL, stage TEXT NOT NULL, status TEXT NOT NULL,
+                        params_hash TEXT NOT NULL, input_key TEXT NOT NULL, outputs TEXT NOT NULL DEFAULT '',
+                        started_at REAL NOT NULL DEFAULT 0, seconds REAL NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',
+                        completions INTEGER NOT NULL DEFAULT 0,
+                        PRIMARY KEY (slide, stage))
+                    """)
+            }
+            _ = try rows(where: "0", [])
+        } catch let LedgerError.database(_, message) {
+            throw LedgerError.damaged(path: path, message: message)
+        }
     }
 
     deinit { sqlite3_close(db) }
@@ -105,6 +118,10 @@ public final class Ledger: @unchecked Sendable {
             }
             return result
         }
+    }
+
+    public func remove(slide: String, stage: String) throws {
+        try run("DELETE FROM items WHERE slide = ? AND stage = ?", [slide, stage])
     }
 
     public func markRunning(slide: String, stage: String, parametersHash: String, inputKey: String) throws {

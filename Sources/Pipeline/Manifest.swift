@@ -6,8 +6,8 @@ public struct StageEntry: Sendable {
     public var type: any Stage.Type
     public var stage: any Stage
     public var parameters: StageParameters
-    /// Input name → upstream stage id, or an existing path.
-    public var inputs: [String: InputSource]
+    /// Input name → upstream stage ids or existing paths.
+    public var inputs: [String: [InputSource]]
     /// Folder under the output root.
     public var output: String
 }
@@ -55,6 +55,9 @@ public struct Manifest: Sendable {
         for entry in top where !["name", "slides", "output", "stages"].contains(entry.key) {
             throw fail(entry.keyNode, "unknown key '\(entry.key)' (expected name, slides, output, stages)")
         }
+        for key in ["name", "slides", "output"] {
+            if let node = root[key], node.scalar?.isEmpty ?? true { throw fail(node, "'\(key)' must be a single non-empty value") }
+        }
         guard let stagesNode = root["stages"] else { throw fail(root, "missing 'stages'") }
         guard let items = stagesNode.sequence, !items.isEmpty else { throw fail(stagesNode, "'stages' must be a non-empty list") }
 
@@ -71,14 +74,14 @@ public struct Manifest: Sendable {
                 throw fail(kindNode, "unknown stage '\(kind)' (known: \(StageRegistry.all.map { $0.kind }.joined(separator: ", ")))")
             }
             let idNode = item["id"] ?? kindNode
-            let id = item["id"]?.scalar ?? kind
+            guard let id = item["id"].map({ $0.scalar }) ?? kind else { throw fail(idNode, "'id' must be a single value") }
             guard id.range(of: "^[A-Za-z0-9][A-Za-z0-9_-]*$", options: .regularExpression) != nil else {
                 throw fail(idNode, "stage id '\(id)' may hold only letters, digits, '-' and '_'")
             }
             guard nodes[id] == nil else { throw fail(idNode, "stage id '\(id)' is used twice; give one an 'id'") }
             nodes[id] = idNode
 
-            let parameters = try decodeParameters(item["params"], type: type, file: path, resolve: resolve)
+            let parameters = try decodeParameters(item["params"], at: item, type: type, file: path, resolve: resolve)
             let stage: any Stage
             do { stage = try type.init(parameters) } catch {
                 throw fail(item["params"] ?? kindNode, "\(kind): \(error)")
@@ -88,11 +91,17 @@ public struct Manifest: Sendable {
             if let inputsNode = item["inputs"] {
                 guard let pairs = inputsNode.mapping else { throw fail(inputsNode, "'inputs' must map input names to stage ids or paths") }
                 for pair in pairs {
-                    guard type.inputs.contains(where: { $0.name == pair.key }) else {
+                    guard let spec = type.inputs.first(where: { $0.name == pair.key }) else {
                         throw fail(pair.keyNode, "\(kind) has no input '\(pair.key)' (inputs: \(type.inputs.map(\.name).joined(separator: ", ")))")
                     }
-                    guard let value = pair.value.scalar else { throw fail(pair.value, "input '\(pair.key)' must be a stage id or a path") }
-                    pendingInputs.append((id, pair.key, value, pair.value))
+                    let values = pair.value.sequence ?? [pair.value]
+                    guard !values.isEmpty, spec.multiple || values.count == 1 else {
+                        throw fail(pair.value, "input '\(pair.key)' takes \(spec.multiple ? "one or more stage ids or paths" : "one stage id or path")")
+                    }
+                    for value in values {
+                        guard let text = value.scalar, !text.isEmpty else { throw fail(value, "input '\(pair.key)' must be a stage id or a path") }
+                        pendingInputs.append((id, pair.key, text, value))
+                    }
                 }
             }
             for spec in type.inputs where spec.required && item["inputs"]?[spec.name] == nil {
@@ -111,21 +120,25 @@ public struct Manifest: Sendable {
 
         // Inputs: a known stage id, else a path that must exist.
         for pending in pendingInputs {
-            let index = entries.firstIndex { $0.id == pending.id }!
+            guard let index = entries.firstIndex(where: { $0.id == pending.id }) else { continue }
+            let source: InputSource
             if nodes[pending.value] != nil {
                 guard pending.value != pending.id else { throw fail(pending.node, "stage '\(pending.id)' cannot read its own output") }
-                entries[index].inputs[pending.name] = .stage(pending.value)
+                source = .stage(pending.value)
             } else {
                 let resolved = resolve(pending.value)
                 guard FileManager.default.fileExists(atPath: resolved) else {
                     throw fail(pending.node, "input '\(pending.name)': '\(pending.value)' is neither a stage id nor an existing path (\(resolved))")
                 }
-                entries[index].inputs[pending.name] = .path(resolved)
+                source = .path(resolved)
             }
+            entries[index].inputs[pending.name, default: []].append(source)
         }
         let outputs = entries.map(\.output)
-        if let clash = outputs.first(where: { o in outputs.filter { $0 == o }.count > 1 }) {
-            throw fail(stagesNode, "two stages write to the same output folder '\(clash)'")
+        for (i, a) in outputs.enumerated() {
+            for b in outputs[(i + 1)...] where a == b || a.hasPrefix(b + "/") || b.hasPrefix(a + "/") {
+                throw fail(stagesNode, "two stages write into the same output folder ('\(a)' and '\(b)')")
+            }
         }
 
         let ordered = try topologicalOrder(entries, nodes: nodes, file: path)
@@ -133,70 +146,62 @@ public struct Manifest: Sendable {
                         slides: root["slides"]?.scalar.map(resolve), output: root["output"]?.scalar.map(resolve), stages: ordered)
     }
 
+    /// A manifest of one stage, as `wsi <stage> ...` runs it: inputs are paths, the output folder
+    /// is named after the stage.
+    public static func single(_ type: any Stage.Type, parameters: StageParameters, inputs: [String: [String]]) throws -> Manifest {
+        let stage = try type.init(parameters)
+        let entry = StageEntry(id: type.kind, type: type, stage: stage, parameters: parameters,
+                               inputs: inputs.mapValues { $0.map(InputSource.path) }, output: type.kind)
+        return Manifest(path: "(command line)", name: type.kind, slides: nil, output: nil, stages: [entry])
+    }
+
     /// Rejects absolute paths and `..`: every output stays inside the run's output root.
     static func containedOutput(_ value: String, node: YAMLNode, file: String) throws -> String {
         let components = value.split(separator: "/", omittingEmptySubsequences: true)
-        guard !value.hasPrefix("/"), !value.hasPrefix("~"), !components.contains(".."), !components.isEmpty else {
+        guard !value.hasPrefix("/"), !value.hasPrefix("~"), !components.contains(".."), !components.isEmpty,
+              components.contains(where: { $0 != "." }) else {
             throw ManifestError(file: file, at: node, "output '\(value)' must be a relative folder inside the run's output root (no '..', not absolute)")
         }
         return components.filter { $0 != "." }.joined(separator: "/")
     }
 
-    static func decodeParameters(_ node: YAMLNode?, type: any Stage.Type, file: String, resolve: (String) -> String) throws -> StageParameters {
+    static func decodeParameters(_ node: YAMLNode?, at item: YAMLNode, type: any Stage.Type, file: String,
+                                 resolve: @escaping (String) -> String) throws -> StageParameters {
         var values: [String: ParameterValue] = [:]
-        let pairs = node?.mapping ?? []
         if let node, node.mapping == nil, node.scalar != "" {
             throw ManifestError(file: file, at: node, "'params' must be a mapping")
         }
-        for pair in pairs {
-            guard let spec = type.parameters.first(where: { $0.name == pair.key }) else {
-                throw ManifestError(file: file, at: pair.keyNode,
-                                    "\(type.kind) has no parameter '\(pair.key)' (parameters: \(type.parameters.map(\.name).joined(separator: ", ")))")
+        for pair in node?.mapping ?? [] {
+            guard let spec = type.parameters.first(where: { $0.name == pair.key }), spec.inManifest else {
+                let known = type.parameters.filter(\.inManifest).map(\.name)
+                let hint = type.parameters.contains { $0.name == pair.key } ? "'\(pair.key)' is a command-line option, not a manifest parameter"
+                    : "\(type.kind) has no parameter '\(pair.key)'"
+                throw ManifestError(file: file, at: pair.keyNode, "\(hint) (parameters: \(known.joined(separator: ", ")))")
             }
             values[spec.name] = try typed(pair.value, spec: spec, kind: type.kind, file: file, resolve: resolve)
         }
-        for spec in type.parameters where values[spec.name] == nil {
-            if let value = spec.defaultValue { values[spec.name] = value }
-            else if spec.required { throw ManifestError(file: file, at: node ?? YAMLNode(value: .scalar("", quoted: false), line: 0, column: 0),
-                                                        "\(type.kind) needs parameter '\(spec.name)' (\(spec.help))") }
+        do {
+            return try StageParameters(values, specs: type.parameters)
+        } catch {
+            throw ManifestError(file: file, at: node ?? item, "\(type.kind) \(error)")
         }
-        return StageParameters(values)
     }
 
     static func typed(_ node: YAMLNode, spec: ParameterSpec, kind: String, file: String, resolve: (String) -> String) throws -> ParameterValue {
-        func wrong(_ expected: String) -> ManifestError {
-            ManifestError(file: file, at: node, "\(kind).\(spec.name) must be \(expected), got \(node.scalar.map { "'\($0)'" } ?? "a \(node.sequence != nil ? "list" : "mapping")")")
-        }
-        if spec.type == .strings, let items = node.sequence {
+        func problem(_ message: String) -> ManifestError { ManifestError(file: file, at: node, "\(kind).\(spec.name) \(message)") }
+        if case .strings = spec.type, let items = node.sequence {
             return .strings(try items.map { item in
-                guard let s = item.scalar else { throw wrong("a list of strings") }
-                return s
+                guard let text = item.scalar else { throw problem("must be a list of single values") }
+                return text
             })
         }
-        guard case let .scalar(text, quoted) = node.value else { throw wrong("a single value") }
-        switch spec.type {
-        case .strings:
-            return .strings([text])
-        case .int:
-            guard !quoted, let v = Int(text) else { throw wrong("an integer") }
-            return .int(v)
-        case .double:
-            guard !quoted, let v = Double(text), v.isFinite else { throw wrong("a number") }
-            return .double(v)
-        case .bool:
-            switch text.lowercased() {
-            case "true", "yes", "on": return .bool(true)
-            case "false", "no", "off": return .bool(false)
-            default: throw wrong("true or false")
-            }
-        case .string:
-            return .string(text)
-        case .path:
-            let resolved = resolve(text)
-            guard FileManager.default.fileExists(atPath: resolved) else {
-                throw ManifestError(file: file, at: node, "\(kind).\(spec.name): no such file or folder '\(text)' (\(resolved))")
-            }
-            return .string(resolved)
+        guard case let .scalar(text, quoted) = node.value else {
+            throw problem("must be a single value, got a \(node.sequence != nil ? "list" : "mapping")")
+        }
+        do {
+            return try spec.value(parsing: text, quoted: quoted, resolve: resolve)
+        } catch {
+            throw problem("\(error)")
         }
     }
 
@@ -207,10 +212,11 @@ public struct Manifest: Sendable {
         while !remaining.isEmpty {
             let done = Set(ordered.map(\.id))
             guard let next = remaining.firstIndex(where: { entry in
-                entry.inputs.values.allSatisfy { if case let .stage(id) = $0 { return done.contains(id) } else { return true } }
+                entry.inputs.values.joined().allSatisfy { if case let .stage(id) = $0 { return done.contains(id) } else { return true } }
             }) else {
                 let cycle = remaining.map(\.id).joined(separator: " → ")
-                throw ManifestError(file: file, at: nodes[remaining[0].id]!, "stages read each other in a cycle: \(cycle)")
+                let node = nodes[remaining[0].id] ?? YAMLNode(value: .scalar("", quoted: false), line: 1, column: 1)
+                throw ManifestError(file: file, at: node, "stages read each other in a cycle: \(cycle)")
             }
             ordered.append(remaining.remove(at: next))
         }

@@ -1,3 +1,4 @@
+import Concurrency
 import Console
 import Dispatch
 import Foundation
@@ -6,14 +7,17 @@ import Storage
 import Tiling
 
 public struct RunOptions: Sendable {
-    public var slides: String
+    /// A slide file or a folder searched recursively; nil for a run of global stages only.
+    public var slides: String?
     public var output: String
     /// 1-based shard K of N.
     public var shard: (index: Int, count: Int) = (1, 1)
     public var jobs = 1
     public var showProgress = true
+    /// The command line adds its one stage to the run description; a manifest defines it whole.
+    public var mergesDescription = false
 
-    public init(slides: String, output: String) {
+    public init(slides: String?, output: String) {
         self.slides = slides
         self.output = output
     }
@@ -29,7 +33,7 @@ public struct RunSummary: Sendable {
 
 /// What a run wrote, for `wsi report` and `wsi status`.
 public struct RunDescription: Codable, Sendable {
-    public struct StageInfo: Codable, Sendable {
+    public struct StageInfo: Codable, Equatable, Sendable {
         public var id: String
         public var kind: String
         public var scope: String
@@ -51,21 +55,36 @@ public final class PipelineRunner: @unchecked Sendable {
     public let options: RunOptions
     public let slides: [String]
     let ledger: Ledger
+    /// The output folder with symbolic links resolved: every stage folder must lie inside it.
+    private let root: String
+    private let lock: RunLock
 
     public init(manifest: Manifest, options: RunOptions) throws {
         self.manifest = manifest
         self.options = options
-        let all = try SlideDiscovery.slides(at: options.slides)
+        if manifest.stages.contains(where: { $0.type.scope == .perSlide }), options.slides == nil {
+            throw StageError.invalid("no slides: give a slide file or folder")
+        }
+        let all = try options.slides.map(SlideDiscovery.slides) ?? []
+        if let slides = options.slides, manifest.stages.contains(where: { $0.type.scope == .perSlide }), all.isEmpty {
+            throw StageError.invalid("no slides found in \(slides) (looked for \(SlideDiscovery.extensions.sorted().joined(separator: ", ")))")
+        }
         var seen: [String: String] = [:]
         for slide in all {
             let stem = SlideDiscovery.stem(of: slide)
             if let other = seen[stem] {
-                throw StageError.failed("\(slide) and \(other) would share the output folder '\(stem)'; rename one")
+                throw StageError.invalid("\(slide) and \(other) would share the output folder '\(stem)'; rename one")
             }
             seen[stem] = slide
         }
-        slides = all.filter { Self.shard(of: $0, relativeTo: options.slides, count: options.shard.count) == options.shard.index - 1 }
-        try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
+        slides = all.filter { Self.shard(of: $0, relativeTo: options.slides ?? "", count: options.shard.count) == options.shard.index - 1 }
+        do {
+            try FileManager.default.createDirectory(atPath: options.output, withIntermediateDirectories: true)
+        } catch {
+            throw StageError.failed("cannot create the output folder: \(describeError(error))")
+        }
+        root = URL(fileURLWithPath: options.output).resolvingSymlinksInPath().path
+        lock = try RunLock(outputRoot: options.output, shared: options.shard.count > 1)
         ledger = try Ledger(path: options.output + "/" + RunDescription.ledgerName)
     }
 
@@ -77,11 +96,7 @@ public final class PipelineRunner: @unchecked Sendable {
     }
 
     public func run() throws -> RunSummary {
-        let description = RunDescription(manifest: manifest.path, name: manifest.name, slides: slides,
-                                         stages: manifest.stages.map { .init(id: $0.id, kind: $0.type.kind, scope: $0.type.scope.rawValue, output: $0.output) })
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        if options.shard.count == 1 { try AtomicFile.write(try encoder.encode(description), to: options.output + "/" + RunDescription.fileName) }
+        if options.shard.count == 1 { try writeDescription() }
 
         final class SummaryBox: @unchecked Sendable {
             var summary = RunSummary()
@@ -116,8 +131,24 @@ public final class PipelineRunner: @unchecked Sendable {
         return box.summary
     }
 
+    /// run.json: what the report and `wsi status` show. The command line adds to an existing one.
+    private func writeDescription() throws {
+        let path = options.output + "/" + RunDescription.fileName
+        var description = RunDescription(manifest: manifest.path, name: manifest.name, slides: slides,
+                                         stages: manifest.stages.map { .init(id: $0.id, kind: $0.type.kind, scope: $0.type.scope.rawValue, output: $0.output) })
+        if options.mergesDescription, let data = FileManager.default.contents(atPath: path),
+           let previous = try? JSONDecoder().decode(RunDescription.self, from: data) {
+            let ids = Set(description.stages.map(\.id))
+            description.name = previous.name
+            description.manifest = previous.manifest
+            description.stages = previous.stages.filter { !ids.contains($0.id) } + description.stages
+            description.slides = (previous.slides + slides.filter { !previous.slides.contains($0) })
+        }
+        try AtomicFile.write(try JSONFile.encode(description), to: path)
+    }
+
     enum ItemOutcome {
-        case completed(Double)
+        case completed(Double, note: String)
         case upToDate
         case failed(String)
         case blocked(String)
@@ -126,9 +157,9 @@ public final class PipelineRunner: @unchecked Sendable {
     private func record(_ outcome: ItemOutcome, into summary: inout RunSummary, entry: StageEntry, slide: String) {
         let name = slide == "*" ? "" : " " + SlideDiscovery.stem(of: slide)
         switch outcome {
-        case let .completed(seconds):
+        case let .completed(seconds, note):
             summary.completed += 1
-            printError(String(format: "%@%@: done in %.1f s", entry.id, name, seconds))
+            printError(String(format: "%@%@: done in %.1f s", entry.id, name, seconds) + (note.isEmpty ? "" : ": " + note))
         case .upToDate:
             summary.upToDate += 1
         case let .failed(message):
@@ -155,44 +186,48 @@ public final class PipelineRunner: @unchecked Sendable {
             let size = ((try? FileManager.default.attributesOfItem(atPath: slide))?[.size] as? NSNumber)?.int64Value ?? -1
             fingerprint.append("slide:\(size):\(modificationTime(slide))")
         }
-        for (name, source) in entry.inputs.sorted(by: { $0.key < $1.key }) {
-            switch source {
-            case var .path(path):
-                // A folder of per-slide outputs (another run's stage folder) gives a per-slide stage
-                // this slide's sub-folder.
-                // this slide's sub-folder, and a global stage every slide's.
-                let perSlide = (slide.map { [$0] } ?? slides).map { path + "/" + SlideDiscovery.stem(of: $0) }
-                    .filter { FileManager.default.fileExists(atPath: $0) }
-                if slide != nil, let own = perSlide.first { path = own }
-                let modified = modificationTime(path)
-                inputs[name] = slide == nil && !perSlide.isEmpty ? perSlide : [path]
-                fingerprint.append("\(name)=path:\(path):\(modified)")
-            case let .stage(id):
-                let upstream = manifest.stages.first { $0.id == id }!
-                let needed: [String?] = upstream.type.scope == .global ? [nil] : (slide.map { [$0] } ?? slides)
-                var paths: [String] = []
-                for item in needed {
-                    guard let row = try ledger.row(slide: key(item), stage: id), row.status == .done else {
-                        if slide != nil || upstream.type.scope == .global {
-                            return .blocked("waiting for \(id)\(item.map { " on " + SlideDiscovery.stem(of: $0) } ?? "") (not done)")
+        for (name, sources) in entry.inputs.sorted(by: { $0.key < $1.key }) {
+            for source in sources {
+                switch source {
+                case let .path(path):
+                    // A folder of per-slide outputs (another run's stage folder) gives a per-slide
+                    // stage this slide's sub-folder, and a global stage every slide's.
+                    let perSlide = (slide.map { [$0] } ?? slides).map { path + "/" + SlideDiscovery.stem(of: $0) }
+                        .filter { FileManager.default.fileExists(atPath: $0) }
+                    let chosen = slide != nil ? [perSlide.first ?? path] : (perSlide.isEmpty ? [path] : perSlide)
+                    inputs[name, default: []] += chosen
+                    fingerprint += chosen.map { "\(name)=path:\($0):\(modificationTime($0))" }
+                case let .stage(id):
+                    guard let upstream = manifest.stages.first(where: { $0.id == id }) else { continue }
+                    let needed: [String?] = upstream.type.scope == .global ? [nil] : (slide.map { [$0] } ?? slides)
+                    var paths: [String] = []
+                    for item in needed {
+                        guard let row = try ledger.row(slide: key(item), stage: id), row.status == .done else {
+                            if slide != nil || upstream.type.scope == .global {
+                                withdraw(entry, slide: slide)
+                                return .blocked("waiting for \(id)\(item.map { " on " + SlideDiscovery.stem(of: $0) } ?? "") (not done)")
+                            }
+                            continue  // a global stage reads the slides whose upstream succeeded
                         }
-                        continue  // a global stage reads the slides whose upstream succeeded
+                        paths.append(outputFolder(upstream, slide: item))
+                        fingerprint.append("\(name)=\(id)/\(key(item)):\(row.parametersHash):\(row.inputKey):\(row.startedAt)")
                     }
-                    paths.append(outputFolder(upstream, slide: item))
-                    fingerprint.append("\(name)=\(id)/\(key(item)):\(row.parametersHash):\(row.inputKey):\(row.startedAt)")
+                    guard !paths.isEmpty else {
+                        withdraw(entry, slide: slide)
+                        return .blocked("\(id) has no finished output to read")
+                    }
+                    inputs[name, default: []] += paths
                 }
-                guard !paths.isEmpty else { return .blocked("\(id) has no finished output to read") }
-                inputs[name] = paths
             }
         }
-        let parameters = entry.parameters.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        let parametersHash = String(fnv1a(([entry.type.kind] + parameters).joined(separator: ";")), radix: 16)
+        let parametersHash = String(fnv1a(entry.type.kind + ";" + entry.parameters.fingerprint), radix: 16)
         let inputKey = String(fnv1a(fingerprint.joined(separator: ";")), radix: 16)
         let final = outputFolder(entry, slide: slide)
+        try checkContained(final)
 
         let previous = try ledger.row(slide: key(slide), stage: entry.id)
         let sameWork = previous?.parametersHash == parametersHash && previous?.inputKey == inputKey
-        if let previous, previous.status == .done, sameWork, FileManager.default.fileExists(atPath: final) {
+        if let previous, previous.status == .done, sameWork, OutputListing.stillPresent(previous.outputs, in: final) {
             return .upToDate
         }
 
@@ -200,24 +235,85 @@ public final class PipelineRunner: @unchecked Sendable {
         // stage continues a partial folder only if it was started with the same parameters and inputs.
         let partial = (final as NSString).deletingLastPathComponent + "/." + (final as NSString).lastPathComponent + ".partial"
         if !entry.type.resumesPartialOutput || !sameWork { try? FileManager.default.removeItem(atPath: partial) }
-        try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)
-        try ledger.markRunning(slide: key(slide), stage: entry.id, parametersHash: parametersHash, inputKey: inputKey)
         let start = Date()
-        let context = StageContext(slide: slide, slides: slides, output: partial, inputs: inputs,
-                                   showProgress: showProgress ?? options.showProgress)
         do {
-            try entry.stage.run(context)
+            try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)
+            try ledger.markRunning(slide: key(slide), stage: entry.id, parametersHash: parametersHash, inputKey: inputKey)
+            let context = StageContext(slide: slide, slides: slides, output: partial, inputs: inputs,
+                                       showProgress: showProgress ?? options.showProgress)
+            let note = try entry.stage.run(context)
+            let listing = OutputListing.describe(partial)
             try? FileManager.default.removeItem(atPath: final)
             try FileManager.default.moveItem(atPath: partial, toPath: final)
             let seconds = Date().timeIntervalSince(start)
-            try ledger.markDone(slide: key(slide), stage: entry.id, outputs: final, seconds: seconds)
-            return .completed(seconds)
+            try ledger.markDone(slide: key(slide), stage: entry.id, outputs: listing, seconds: seconds)
+            return .completed(seconds, note: note)
         } catch {
             let seconds = Date().timeIntervalSince(start)
-            try ledger.markFailed(slide: key(slide), stage: entry.id, error: "\(error)", seconds: seconds)
+            let message = describeError(error)
+            // A partial folder is only worth its disk space to a stage that resumes from it.
             if !entry.type.resumesPartialOutput { try? FileManager.default.removeItem(atPath: partial) }
-            return .failed("\(error)")
+            // A failed item has no current output: an older result must not pass for this one.
+            try? FileManager.default.removeItem(atPath: final)
+            do {
+                try ledger.markFailed(slide: key(slide), stage: entry.id, error: message, seconds: seconds)
+            } catch {
+                return .failed(message + "; and the ledger could not record it: \(describeError(error))")
+            }
+            return .failed(message)
         }
+    }
+
+    /// Removes the result of an item whose inputs are gone (its upstream failed): outputs, status
+    /// and report then show no result rather than one computed from what is no longer there.
+    private func withdraw(_ entry: StageEntry, slide: String?) {
+        try? FileManager.default.removeItem(atPath: outputFolder(entry, slide: slide))
+        try? ledger.remove(slide: key(slide), stage: entry.id)
+    }
+
+    /// Refuses a stage folder that a symbolic link places outside the output root.
+    private func checkContained(_ folder: String) throws {
+        var existing = URL(fileURLWithPath: folder)
+        while !FileManager.default.fileExists(atPath: existing.path), existing.pathComponents.count > 1 {
+            existing.deleteLastPathComponent()
+        }
+        let real = existing.resolvingSymlinksInPath().path
+        guard real == root || real.hasPrefix(root + "/") else {
+            throw StageError.failed("\(existing.path) leads outside the output folder \(options.output) (to \(real)); "
+                                    + "outputs stay inside it: remove the link")
+        }
+    }
+}
+
+/// The files a finished item wrote (name and size; folders with their entry count), recorded in
+/// the ledger so that a deleted or truncated output makes the item due again.
+enum OutputListing {
+    static func describe(_ folder: String) -> String {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+        return names.map { name in
+            let path = folder + "/" + name
+            var isDirectory: ObjCBool = false
+            FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            if isDirectory.boolValue { return "\(name)/\t\((try? FileManager.default.contentsOfDirectory(atPath: path).count) ?? 0)" }
+            return "\(name)\t\(size(path))"
+        }.joined(separator: "\n")
+    }
+
+    static func stillPresent(_ listing: String, in folder: String) -> Bool {
+        guard FileManager.default.fileExists(atPath: folder) else { return false }
+        return describe(folder) == listing || listing.split(separator: "\n").allSatisfy { line in
+            let parts = line.split(separator: "\t")
+            guard parts.count == 2, let recorded = Int64(parts[1]) else { return false }
+            let path = folder + "/" + parts[0]
+            if parts[0].hasSuffix("/") {
+                return ((try? FileManager.default.contentsOfDirectory(atPath: path).count).map { Int64($0) >= recorded }) ?? false
+            }
+            return size(path) == recorded
+        }
+    }
+
+    private static func size(_ path: String) -> Int64 {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.int64Value ?? -1
     }
 }
 

@@ -6,95 +6,30 @@ public enum StageScope: String, Sendable {
     case global
 }
 
-public enum ParameterType: String, Sendable {
-    case int, double, bool, string, strings
-    /// A file or folder, relative to the manifest, that must exist.
-    case path
-}
-
-public enum ParameterValue: Hashable, Codable, Sendable, CustomStringConvertible {
-    case int(Int)
-    case double(Double)
-    case bool(Bool)
-    case string(String)
-    case strings([String])
-
-    public var description: String {
-        switch self {
-        case let .int(v): return String(v)
-        case let .double(v): return String(v)
-        case let .bool(v): return String(v)
-        case let .string(v): return v
-        case let .strings(v): return v.joined(separator: ",")
-        }
-    }
-}
-
-public struct ParameterSpec: Sendable {
-    public var name: String
-    public var type: ParameterType
-    /// nil: optional without default (or required when `required`).
-    public var defaultValue: ParameterValue?
-    public var required = false
-    public var help: String
-
-    public init(_ name: String, _ type: ParameterType, default defaultValue: ParameterValue? = nil, required: Bool = false, help: String) {
-        self.name = name
-        self.type = type
-        self.defaultValue = defaultValue
-        self.required = required
-        self.help = help
-    }
-}
-
-/// What a stage consumes: another stage's output (by id) or a path.
+/// What a stage consumes: another stage's output (by id) or paths.
 public struct InputSpec: Sendable {
     public var name: String
     public var required: Bool
+    /// Several sources may be given (a list in a manifest, the option repeated on the command line).
+    public var multiple: Bool
     public var help: String
 
-    public init(_ name: String, required: Bool = true, help: String) {
+    public init(_ name: String, required: Bool = true, multiple: Bool = false, help: String) {
         self.name = name
         self.required = required
+        self.multiple = multiple
         self.help = help
     }
 }
 
-/// Decoded, typed parameters of one stage (defaults filled in).
-public struct StageParameters: Sendable {
-    public var values: [String: ParameterValue]
+/// A file a stage writes into its output folder, for help texts and the README.
+public struct OutputSpec: Sendable {
+    public var name: String
+    public var help: String
 
-    public init(_ values: [String: ParameterValue]) { self.values = values }
-
-    public func int(_ name: String) -> Int? {
-        if case let .int(v)? = values[name] { return v }
-        return nil
-    }
-
-    public func double(_ name: String) -> Double? {
-        switch values[name] {
-        case let .double(v)?: return v
-        case let .int(v)?: return Double(v)
-        default: return nil
-        }
-    }
-
-    public func bool(_ name: String) -> Bool {
-        if case let .bool(v)? = values[name] { return v }
-        return false
-    }
-
-    public func string(_ name: String) -> String? {
-        if case let .string(v)? = values[name] { return v }
-        return nil
-    }
-
-    public func strings(_ name: String) -> [String] {
-        switch values[name] {
-        case let .strings(v)?: return v
-        case let .string(v)?: return [v]
-        default: return []
-        }
+    public init(_ name: String, _ help: String) {
+        self.name = name
+        self.help = help
     }
 }
 
@@ -115,37 +50,75 @@ public struct StageContext: Sendable {
         guard let paths = inputs[name], !paths.isEmpty else { throw StageError.missingInput(name) }
         return paths
     }
+
+    /// The slide of a per-slide stage; the runner always sets it for them.
+    public func requireSlide() throws -> String {
+        guard let slide else { throw StageError.failed("this stage runs per slide and was given none") }
+        return slide
+    }
 }
 
 public enum StageError: Error, CustomStringConvertible, Equatable {
     case missingInput(String)
+    case invalid(String)
     case failed(String)
 
     public var description: String {
         switch self {
         case let .missingInput(name): return "input '\(name)' has nothing to read (did its stage fail?)"
-        case let .failed(message): return message
+        case let .invalid(message), let .failed(message): return message
         }
     }
 }
 
-/// A pipeline stage: one new file implementing this plus one line in `StageRegistry`.
+/// Where a finished stage item's output lies, for the report.
+public struct StageOutputLocation: Sendable {
+    /// The run's output root.
+    public var root: String
+    /// The item's folder relative to `root` (a slide's sub-folder for per-slide stages).
+    public var folder: String
+    public var stageID: String
+    /// The slide's name for a per-slide section; nil for the batch section.
+    public var slide: String?
+
+    public var path: String { root + "/" + folder }
+}
+
+/// What a stage contributes to the HTML report: markup and pictures (paths relative to the root).
+public struct ReportPart: Sendable {
+    public var html = ""
+    public var figures: [(file: String, caption: String)] = []
+
+    public init(html: String = "", figures: [(file: String, caption: String)] = []) {
+        self.html = html
+        self.figures = figures
+    }
+}
+
+/// A pipeline stage, declared once for the command line and the manifests: one file
+/// implementing this plus one line in `StageRegistry`.
 public protocol Stage: Sendable {
     static var kind: String { get }
     static var scope: StageScope { get }
     static var summary: String { get }
     static var parameters: [ParameterSpec] { get }
     static var inputs: [InputSpec] { get }
-    /// Checks what typing alone cannot (a known preset, one grid option); throws a message.
+    static var outputs: [OutputSpec] { get }
+    /// Checks what one option alone cannot (one grid option, overlap below size); throws
+    /// `StageError.invalid`.
     init(_ parameters: StageParameters) throws
-    func run(_ context: StageContext) throws
+    /// Returns a one-line summary of what was done ("812 tiles kept …"), or "".
+    func run(_ context: StageContext) throws -> String
     /// Stages that keep their own progress (pretraining checkpoints) may continue in a partial
     /// folder left by a killed run; the others start clean.
     static var resumesPartialOutput: Bool { get }
+    /// This stage's part of the report, for the batch (`slide == nil`) or for one slide.
+    static func report(_ location: StageOutputLocation) -> ReportPart
 }
 
 extension Stage {
     public static var resumesPartialOutput: Bool { false }
+    public static func report(_ location: StageOutputLocation) -> ReportPart { ReportPart() }
 }
 
 /// If `path` is a folder, the named file inside it (stage folders hold files with fixed names);
@@ -159,4 +132,10 @@ func file(_ path: String, named name: String) -> String {
 /// Seconds since 1970 of the last change to `path`, 0 when it cannot be read.
 func modificationTime(_ path: String) -> Double {
     ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+}
+
+/// HTML text escaping for report parts.
+func escapeHTML(_ text: String) -> String {
+    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
 }

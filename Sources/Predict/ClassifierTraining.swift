@@ -1,5 +1,6 @@
 import Foundation
 import SDMAE
+import Storage
 
 /// What `train-classifier` produces: the probe and its held-out reports.
 public struct ClassifierTrainingResult: Sendable {
@@ -10,11 +11,15 @@ public struct ClassifierTrainingResult: Sendable {
 
     /// Both reports as the JSON saved beside the classifier.
     public func reportJSON() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        struct Report: Codable { var trainingSamples: Int; var linearProbe: ClassificationReport; var knn20Cosine: ClassificationReport }
-        return try encoder.encode(Report(trainingSamples: trainingSamples, linearProbe: linear, knn20Cosine: knn))
+        return try JSONFile.encode(ClassifierMetrics(trainingSamples: trainingSamples, linearProbe: linear, knn20Cosine: knn))
     }
+}
+
+/// The held-out evaluation saved beside a classifier (`metrics.json`), as written and as read.
+public struct ClassifierMetrics: Codable, Sendable {
+    public var trainingSamples: Int
+    public var linearProbe: ClassificationReport
+    public var knn20Cosine: ClassificationReport
 }
 
 public enum ClassifierTraining {

@@ -1,4 +1,5 @@
 import Foundation
+import Tiling
 import SDMAE
 
 /// Patches in the ImageFolder convention: one sub-folder per class (sorted by name), images or

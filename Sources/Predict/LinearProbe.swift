@@ -5,11 +5,13 @@ import Storage
 public enum ClassifierError: Error, CustomStringConvertible, Equatable {
     case notLabelled(path: String, reason: String)
     case incompatible(path: String, reason: String)
+    case nonFinite(path: String, reason: String)
 
     public var description: String {
         switch self {
         case let .notLabelled(path, reason): return "\(path): \(reason)"
         case let .incompatible(path, reason): return "\(path): \(reason)"
+        case let .nonFinite(path, reason): return "\(path): \(reason)"
         }
     }
 }
@@ -104,6 +106,12 @@ public struct LinearProbe: Equatable, Sendable {
         }
         guard std.count == mean.count, weight.count == classes.count * mean.count, bias.count == classes.count else {
             throw ClassifierError.incompatible(path: path, reason: "tensor shapes disagree with \(classes.count) classes")
+        }
+        guard !classes.isEmpty, Set(classes).count == classes.count else {
+            throw ClassifierError.incompatible(path: path, reason: "class names must be present and distinct")
+        }
+        for (name, values) in [("mean", mean), ("std", std), ("weight", weight), ("bias", bias)] where values.contains(where: { !$0.isFinite }) {
+            throw ClassifierError.nonFinite(path: path, reason: "tensor '\(name)' holds NaN or infinity: the classifier is damaged, train it again")
         }
         return LinearProbe(classes: classes, mean: mean, std: std, weight: weight, bias: bias)
     }

@@ -41,31 +41,10 @@ public struct SlidePredictor {
     @discardableResult
     public func run(slidePath: String, tileDirectory: String, outputDirectory: String) throws -> PredictionSummary {
         let start = Date()
-        let summaryPath = tileDirectory + "/" + TilingFiles.summary
-        guard let data = FileManager.default.contents(atPath: summaryPath) else {
-            throw StorageError.cannotOpen(path: summaryPath, reason: "no tiling output for this slide (run 'wsi tile' first)")
-        }
-        let tiling: TilingSummary
-        do { tiling = try JSONDecoder().decode(TilingSummary.self, from: data) } catch {
-            throw StorageError.malformed(path: summaryPath, reason: "\(error)")
-        }
-        let coordinates = try HDF5Reader(path: tileDirectory + "/" + TilingFiles.coordinatesHDF5).int64Matrix("coords")
-        let origins = (0..<coordinates.rows).map { (x: Int(coordinates.values[2 * $0]), y: Int(coordinates.values[2 * $0 + 1])) }
-
-        let shardPath = tileDirectory + "/" + PatchShard.fileName
-        let dataset: PatchDataset
-        if FileManager.default.fileExists(atPath: shardPath) {
-            let shard = try PatchShardReader(path: shardPath)
-            guard shard.records.map({ ($0.x, $0.y) }).elementsEqual(origins, by: { $0.0 == $1.x && $0.1 == $1.y }) else {
-                throw StorageError.malformed(path: shardPath, reason: "shard and coords.h5 list different tiles")
-            }
-            dataset = PatchDataset(sources: (0..<shard.count).map { .shard(shard, $0) })
-        } else {
-            let slide = try Slide(path: slidePath)
-            dataset = PatchDataset(sources: origins.map {
-                .region(slide, x: $0.x, y: $0.y, level: tiling.readLevel, size: tiling.readSize, patchSize: tiling.patchSize)
-            })
-        }
+        let folder = TilingFolder(tileDirectory)
+        let tiling = try folder.summary()
+        let origins = try folder.origins()
+        let dataset = try folder.patches(slidePath: slidePath)
 
         let c = probe.classes.count
         var probabilities = [Float](repeating: 0, count: origins.count * c)
@@ -79,6 +58,11 @@ public struct SlidePredictor {
             }
         }
 
+        // Non-finite weights or features give NaN everywhere: refuse before anything is written.
+        if let bad = probabilities.firstIndex(where: { !$0.isFinite }) {
+            throw ClassifierError.nonFinite(path: slidePath, reason: "the probability of tile \(bad / max(c, 1)) is not a number: "
+                                            + "the encoder or classifier weights hold NaN or infinity")
+        }
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         var csv = CSV.row(["x", "y"] + probe.classes.map { "p_" + $0 } + ["predicted"])
         for (i, origin) in origins.enumerated() {
@@ -90,7 +74,7 @@ public struct SlidePredictor {
         let classesJSON = String(decoding: try JSONSerialization.data(withJSONObject: probe.classes), as: UTF8.self)
         try AtomicFile.produce(outputDirectory + "/" + PredictionFiles.hdf5) { temporary in
             let writer = try HDF5Writer(path: temporary)
-            try writer.write("coords", Matrix(rows: origins.count, columns: 2, values: coordinates.values), attributes: [
+            try writer.write("coords", Matrix(rows: origins.count, columns: 2, values: origins.flatMap { [Int64($0.x), Int64($0.y)] }), attributes: [
                 "patch_size": .int(Int64(tiling.patchSize)), "patch_level": .int(Int64(tiling.readLevel)),
                 "footprint_level0": .int(Int64(tiling.footprintLevel0)), "stride_level0": .double(tiling.strideLevel0),
                 "slide_width": .int(Int64(tiling.width)), "slide_height": .int(Int64(tiling.height)), "slide": .string(slidePath),
@@ -103,9 +87,7 @@ public struct SlidePredictor {
         let means = (0..<c).map { k in origins.isEmpty ? 0 : (0..<origins.count).map { Double(probabilities[$0 * c + k]) }.reduce(0, +) / Double(origins.count) }
         let summary = PredictionSummary(slide: slidePath, tiles: origins.count, classes: probe.classes, meanProbabilities: means,
                                         seconds: seconds, patchesPerSecond: Double(origins.count) / seconds)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(summary), to: outputDirectory + "/" + PredictionFiles.summary)
+        try AtomicFile.write(try JSONFile.encode(summary), to: outputDirectory + "/" + PredictionFiles.summary)
         return summary
     }
 }
@@ -128,9 +110,12 @@ public struct SlidePredictions: Sendable {
         let coords = try reader.int64Matrix("coords")
         let probabilities = try reader.floatMatrix("probabilities")
         guard case let .string(classesJSON) = try reader.attribute("classes", of: "probabilities"),
-              let classes = try JSONSerialization.jsonObject(with: Data(classesJSON.utf8)) as? [String],
+              let classes = (try? JSONSerialization.jsonObject(with: Data(classesJSON.utf8))) as? [String],
               classes.count == probabilities.columns, coords.rows == probabilities.rows else {
             throw StorageError.malformed(path: path, reason: "classes and probabilities disagree")
+        }
+        guard probabilities.values.allSatisfy(\.isFinite) else {
+            throw StorageError.malformed(path: path, reason: "probabilities hold NaN or infinity; predict the slide again")
         }
         func int(_ name: String) throws -> Int {
             guard case let .int(v) = try reader.attribute(name, of: "coords") else { throw StorageError.malformed(path: path, reason: "\(name) is not an integer") }

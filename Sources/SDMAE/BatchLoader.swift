@@ -1,4 +1,5 @@
 import Foundation
+import Tiling
 import Imaging
 import NN
 

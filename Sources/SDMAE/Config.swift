@@ -67,17 +67,36 @@ public struct SDMAEConfig: Codable, Equatable, Sendable {
     public static let small = SDMAEConfig(imageSize: 224, patchSize: 16, width: 384, depth: 12, heads: 6, decoderWidth: 192,
                                           decoderDepth: 4, decoderHeads: 3, headHidden: 2048, bottleneck: 256, prototypes: 4096)
 
+    public static let presetNames = ["tiny", "tiny96", "small"]
+
     public static func preset(named name: String) -> SDMAEConfig? {
         ["tiny": tiny, "tiny96": tiny96, "small": small][name]
     }
 
     /// Checks the shape constraints the layers rely on; returns a message naming the first violation.
     public func validationError() -> String? {
+        // Sizes come from files too (a checkpoint's metadata): bound them before anything is
+        // allocated from them. The limits are far beyond any ViT that trains on a CPU.
+        let bounds: [(String, Int, ClosedRange<Int>)] = [
+            ("image size", imageSize, 8...2048), ("patch size", patchSize, 1...256), ("width", width, 4...8192),
+            ("depth", depth, 1...96), ("heads", heads, 1...128), ("decoder width", decoderWidth, 4...8192),
+            ("decoder depth", decoderDepth, 1...96), ("decoder heads", decoderHeads, 1...128),
+            ("head hidden width", headHidden, 1...65536), ("bottleneck", bottleneck, 1...65536), ("prototypes", prototypes, 1...262_144),
+        ]
+        for (name, value, range) in bounds where !range.contains(value) {
+            return "\(name) \(value) is outside \(range.lowerBound)...\(range.upperBound)"
+        }
+        if tokens > 65_536 { return "\(tokens) tokens per image is more than 65536" }
+        for (name, value) in [("student temperature", studentTemperature), ("teacher temperature", teacherTemperature)]
+            where !(value.isFinite && value > 0) {
+            return "\(name) must be a positive number"
+        }
+        if !(centerMomentum.isFinite && (0...1).contains(centerMomentum)) { return "centre momentum must be in 0...1" }
         if imageSize % patchSize != 0 { return "image size \(imageSize) is not a multiple of patch size \(patchSize)" }
         if width % heads != 0 { return "encoder width \(width) is not divisible by \(heads) heads" }
         if decoderWidth % decoderHeads != 0 { return "decoder width \(decoderWidth) is not divisible by \(decoderHeads) heads" }
         if width % 4 != 0 || decoderWidth % 4 != 0 { return "widths must be multiples of 4 for the sin-cos position table" }
-        if !(0..<1).contains(maskRatio) || visibleTokens < 1 { return "mask ratio \(maskRatio) leaves no visible token" }
+        if !maskRatio.isFinite || !(0..<1).contains(maskRatio) || visibleTokens < 1 { return "mask ratio \(maskRatio) leaves no visible token" }
         if !(0...1).contains(distillationWeight) { return "p must be in 0...1" }
         return nil
     }

@@ -1,6 +1,7 @@
 import Console
 import Dispatch
 import Foundation
+import Tiling
 import Imaging
 import NN
 import Storage

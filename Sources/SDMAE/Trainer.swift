@@ -1,5 +1,6 @@
 import Console
 import Foundation
+import Tiling
 import NN
 import Storage
 
@@ -147,7 +148,7 @@ public final class Trainer {
         try model.writeWeights(to: runDirectory + "/" + pointer.model, step: step)
         try optimiser.writeState(to: runDirectory + "/" + pointer.optimizer)
         let previous = try readPointer()
-        try AtomicFile.write(try JSONEncoder().encode(pointer), to: runDirectory + "/" + RunFiles.latest)
+        try AtomicFile.write(try JSONFile.encode(pointer), to: runDirectory + "/" + RunFiles.latest)
         if let previous, previous.model != pointer.model {
             try? FileManager.default.removeItem(atPath: runDirectory + "/" + previous.model)
             try? FileManager.default.removeItem(atPath: runDirectory + "/" + previous.optimizer)

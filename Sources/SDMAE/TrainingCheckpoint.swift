@@ -21,7 +21,7 @@ public struct CheckpointPointer: Codable, Equatable, Sendable {
 extension SDMAEModel {
     /// Model weights under the spec's names with the config in the metadata (loads in PyTorch).
     public func writeWeights(to path: String, step: Int) throws {
-        let config = String(decoding: try JSONEncoder().encode(self.config), as: UTF8.self)
+        let config = String(decoding: try JSONFile.encode(self.config, pretty: false), as: UTF8.self)
         try Safetensors.write(stateTensors(), metadata: ["format": "sdmae", "config": config, "step": String(step)], to: path)
     }
 
@@ -40,14 +40,38 @@ extension SDMAEModel {
         let config: SDMAEConfig
         if let json = metadata["config"] {
             do { config = try JSONDecoder().decode(SDMAEConfig.self, from: Data(json.utf8)) } catch {
-                throw CheckpointError.badMetadata(path: path, reason: "config metadata is not a valid SD-MAE config: \(error)")
+                throw CheckpointError.badMetadata(path: path, reason: "config metadata is not a valid SD-MAE config: \(describeError(error))")
             }
         } else if let fallback {
             config = fallback
         } else {
             throw CheckpointError.badMetadata(path: path, reason: "no config in the metadata; name the preset it was trained with")
         }
+        if let problem = config.validationError() { throw CheckpointError.badMetadata(path: path, reason: "config: \(problem)") }
+        try checkShapes(config, tensors, path: path)
         return (config, tensors)
+    }
+
+    /// The config must describe the tensors in the file before a model of that size is allocated:
+    /// a config claiming 10⁶ blocks over a 10 MB file is a damaged or hostile file, not a model.
+    private static func checkShapes(_ config: SDMAEConfig, _ tensors: [String: NamedTensor], path: String) throws {
+        func blocks(_ prefix: String) -> Int {
+            Set(tensors.keys.compactMap { name -> Int? in
+                guard name.hasPrefix(prefix) else { return nil }
+                return name.dropFirst(prefix.count).split(separator: ".").first.flatMap { Int($0) }
+            }).count
+        }
+        let found = (encoder: blocks("blocks."), decoder: blocks("decoder_blocks."))
+        guard found.encoder == config.depth, found.decoder == config.decoderDepth else {
+            throw CheckpointError.badMetadata(path: path, reason: "the config says \(config.depth) encoder and \(config.decoderDepth) decoder blocks, "
+                                              + "the file holds \(found.encoder) and \(found.decoder)")
+        }
+        let patchEmbedding = "patch_embed.proj.weight"
+        let expected = [config.width, 3, config.patchSize, config.patchSize]
+        guard let tensor = tensors[patchEmbedding] else { throw CheckpointError.missingTensor(path: path, name: patchEmbedding) }
+        guard tensor.shape == expected else {
+            throw CheckpointError.shapeMismatch(path: path, name: patchEmbedding, expected: expected, found: tensor.shape)
+        }
     }
 }
 

@@ -28,8 +28,8 @@ public final class Slide: @unchecked Sendable {
     public let vendor: String
     public let levels: [SlideLevel]
     public let properties: [String: String]
-    /// Level-0 pixel size as recorded by the scanner, or as assumed by the caller.
-    public private(set) var micronsPerPixel: MicronsPerPixel?
+    /// Level-0 pixel size as recorded by the scanner.
+    public let micronsPerPixel: MicronsPerPixel?
     public let objectivePower: Double?
     public let associatedImageNames: [String]
 
@@ -83,8 +83,10 @@ public final class Slide: @unchecked Sendable {
             throw SlideError.unsupportedFormat(path: path)
         }
         if let x = properties["openslide.mpp-x"].flatMap(Double.init), let y = properties["openslide.mpp-y"].flatMap(Double.init),
-           x > 0, y > 0 {
+           x > 0, y > 0, x.isFinite, y.isFinite {
             micronsPerPixel = MicronsPerPixel(x: x, y: y)
+        } else {
+            micronsPerPixel = nil
         }
         objectivePower = properties["openslide.objective-power"].flatMap(Double.init)
     }
@@ -93,10 +95,10 @@ public final class Slide: @unchecked Sendable {
         if case let .openslide(handle) = backend { openslide_close(handle) }
     }
 
-    /// Uses `mpp` for a slide whose file records none (the user knows the scanner's resolution).
-    /// A recorded value always wins: silently overriding the scanner would corrupt every grid.
-    public func assumeMicronsPerPixel(_ mpp: Double) {
-        if micronsPerPixel == nil { micronsPerPixel = MicronsPerPixel(x: mpp, y: mpp) }
+    /// The level-0 resolution to compute with: the recorded one, else `assumed` (the user knows
+    /// the scanner). A recorded value always wins: overriding the scanner would corrupt every grid.
+    public func micronsPerPixel(assuming assumed: Double?) -> Double? {
+        micronsPerPixel?.mean ?? assumed
     }
 
     public var dimensions: (width: Int, height: Int) { (levels[0].width, levels[0].height) }

@@ -27,9 +27,13 @@ public enum Safetensors {
             throw StorageError.cannotOpen(path: path, reason: "no such file or unreadable")
         }
         guard data.count >= 8 else { throw StorageError.malformed(path: path, reason: "shorter than a safetensors header") }
-        let headerLength = data.prefix(8).withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard headerLength > 0, 8 + headerLength <= data.count,
-              let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + headerLength)) as? [String: Any] else {
+        let declaredLength = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        // The length comes from the file: compare it as read, before it becomes an Int.
+        guard declaredLength > 0, declaredLength <= UInt64(data.count - 8) else {
+            throw StorageError.malformed(path: path, reason: "the header length \(declaredLength) does not fit a file of \(data.count) bytes")
+        }
+        let headerLength = Int(declaredLength)
+        guard let header = try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<8 + headerLength)) as? [String: Any] else {
             throw StorageError.malformed(path: path, reason: "unreadable safetensors header")
         }
         let body = 8 + headerLength
@@ -42,11 +46,11 @@ public enum Safetensors {
             }
             guard let entry = value as? [String: Any], let dtype = entry["dtype"] as? String,
                   let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2,
-                  offsets[0] <= offsets[1], body + offsets[1] <= data.count else {
+                  offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= data.count - body,
+                  shape.allSatisfy({ $0 >= 0 }), let count = elementCount(shape), count <= offsets[1] - offsets[0] else {
                 throw StorageError.malformed(path: path, reason: "bad entry for tensor \(name)")
             }
             let bytes = data.subdata(in: body + offsets[0]..<body + offsets[1])
-            let count = shape.reduce(1, *)
             switch dtype {
             case "F32":
                 guard bytes.count == count * 4 else { throw StorageError.malformed(path: path, reason: "\(name): size does not match shape") }
@@ -63,6 +67,17 @@ public enum Safetensors {
             }
         }
         return (tensors, metadata)
+    }
+
+    /// The product of `shape`, nil when it overflows.
+    private static func elementCount(_ shape: [Int]) -> Int? {
+        var count = 1
+        for extent in shape {
+            let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+            if overflow { return nil }
+            count = product
+        }
+        return count
     }
 
     /// Serialises float tensors (names sorted, as PyTorch's writer does) with string metadata.

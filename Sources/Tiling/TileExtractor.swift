@@ -1,3 +1,4 @@
+import Concurrency
 import Console
 import Dispatch
 import Foundation
@@ -25,6 +26,9 @@ public struct TilingOptions: Sendable {
     /// The grid was not chosen by the user: a slide without recorded resolution is then tiled at
     /// level 0 instead of failing.
     public var defaultsToLevelZeroWithoutResolution = false
+    /// Grids beyond this many positions are refused: they come from a typo (overlap 95 of 96),
+    /// not from a slide, and would run for hours.
+    public var maximumGridTiles = 1_000_000
 
     public init(grid: TileGridSpec) { self.grid = grid }
 }
@@ -54,6 +58,8 @@ public struct TilingSummary: Codable, Equatable, Sendable {
     public var seconds: Double
     public var maskSeconds: Double
     public var tileSeconds: Double
+    /// Why a slide gave no tiles, in words a user can act on; nil when it gave some.
+    public var whyNoTiles: String?
 }
 
 /// A tile that passed the mask and was read.
@@ -89,11 +95,15 @@ public struct TileExtractor {
     public func run(slidePath: String, outputDirectory: String) throws -> TilingSummary {
         let start = Date()
         let slide = try Slide(path: slidePath)
-        if let mpp = options.assumedMicronsPerPixel { slide.assumeMicronsPerPixel(mpp) }
+        let mpp = slide.micronsPerPixel(assuming: options.assumedMicronsPerPixel)
         var spec = options.grid
-        if options.defaultsToLevelZeroWithoutResolution, slide.micronsPerPixel == nil { spec.resolution = .level(0) }
-        let grid = try TileGrid(slide: slide, spec: spec)
-        let (mask, thumbnail) = try TissueMask.compute(slide: slide, config: options.mask)
+        if options.defaultsToLevelZeroWithoutResolution, mpp == nil { spec.resolution = .level(0) }
+        let grid = try TileGrid(slide: slide, spec: spec, micronsPerPixel: mpp)
+        if grid.count > options.maximumGridTiles {
+            throw SlideError.invalidRequest(path: slidePath, reason: "the grid has \(grid.count) positions (\(grid.columns) × \(grid.rows)), "
+                                            + "more than \(options.maximumGridTiles): check size and overlap, or allow it with --force")
+        }
+        let (mask, thumbnail) = try TissueMask.compute(slide: slide, micronsPerPixel: mpp, config: options.mask)
         let maskSeconds = Date().timeIntervalSince(start)
 
         var candidates: [(x: Int, y: Int, fraction: Double)] = []
@@ -154,15 +164,40 @@ public struct TileExtractor {
         for case let reason? in rejected.map(\.rejection) { reasons[reason.rawValue, default: 0] += 1 }
         let summary = TilingSummary(
             slide: slidePath, vendor: slide.vendor, width: slide.dimensions.width, height: slide.dimensions.height,
-            micronsPerPixel: slide.micronsPerPixel?.mean, outputMicronsPerPixel: grid.outputMicronsPerPixel,
+            micronsPerPixel: mpp, outputMicronsPerPixel: grid.outputMicronsPerPixel,
             patchSize: options.grid.size, readLevel: grid.readLevel, readSize: grid.readSize, footprintLevel0: grid.footprint,
             strideLevel0: grid.stride, gridTiles: grid.count, tissueTiles: candidates.count, keptTiles: kept.count,
             rejected: reasons, tissueThreshold: options.tissueThreshold, maskThreshold: Int(mask.threshold),
-            format: options.format.rawValue, seconds: Date().timeIntervalSince(start), maskSeconds: maskSeconds, tileSeconds: tileSeconds)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(summary), to: outputDirectory + "/" + TilingFiles.summary)
+            format: options.format.rawValue, seconds: Date().timeIntervalSince(start), maskSeconds: maskSeconds, tileSeconds: tileSeconds,
+            whyNoTiles: kept.isEmpty ? explainNoTiles(slide: slide, grid: grid, mask: mask, micronsPerPixel: mpp, tissueTiles: candidates.count,
+                                                      rejected: reasons) : nil)
+        try AtomicFile.write(try JSONFile.encode(summary), to: outputDirectory + "/" + TilingFiles.summary)
         return summary
+    }
+
+    private func explainNoTiles(slide: Slide, grid: TileGrid, mask: TissueMask, micronsPerPixel mpp: Double?, tissueTiles: Int,
+                                rejected: [String: Int]) -> String {
+        let (w, h) = slide.dimensions
+        if grid.count == 0 {
+            return "the image (\(w)×\(h) px) is smaller than one tile (\(grid.footprint)×\(grid.footprint) level-0 px); "
+                + "use a smaller size or a coarser mpp"
+        }
+        if mask.tissueFraction == 0 {
+            let used = mpp ?? options.mask.fallbackMicronsPerPixel
+            let area = Double(w * h) * used * used
+            if area < options.mask.minTissueAreaMicrons2 {
+                return String(format: "the whole image covers %.0f µm² at %g µm/px%@, less than the minimum tissue area of %.0f µm², "
+                              + "so the mask removed everything; give --assume-mpp with the image's real resolution",
+                              area, used, mpp == nil ? " (assumed: the file records no resolution)" : "", options.mask.minTissueAreaMicrons2)
+            }
+            return "the tissue mask found no tissue (saturation threshold \(mask.threshold)): the slide looks blank; check it with mask-qc"
+        }
+        if tissueTiles == 0 {
+            return String(format: "no tile has %g of its area on tissue (the mask covers %.1f%% of the slide); lower tissue_threshold or size",
+                          options.tissueThreshold, mask.tissueFraction * 100)
+        }
+        let reasons = rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        return "the colour filter rejected all \(tissueTiles) tissue tiles (\(reasons)); if they are tissue, turn the filter off"
     }
 
     private struct Outcome: Sendable {
@@ -223,7 +258,7 @@ public struct TileExtractor {
             "downsample": .double(slide.levels[grid.readLevel].downsample),
             "name": .string(URL(fileURLWithPath: slide.path).deletingPathExtension().lastPathComponent),
         ]
-        if let mpp = slide.micronsPerPixel?.mean { attributes["mpp_level0"] = .double(mpp) }
+        if let mpp = grid.micronsPerPixel { attributes["mpp_level0"] = .double(mpp) }
         if let target = grid.outputMicronsPerPixel { attributes["target_mpp"] = .double(target) }
         let coordinates = Matrix(rows: kept.count, columns: 2, values: kept.flatMap { [Int64($0.x), Int64($0.y)] })
         let fractions = Matrix(rows: kept.count, columns: 1, values: kept.map { Float($0.tissueFraction) })

@@ -41,6 +41,8 @@ public struct TileGrid: Equatable, Sendable {
     public let rows: Int
     /// Microns per pixel of the output patches, when the slide's resolution is known.
     public let outputMicronsPerPixel: Double?
+    /// The level-0 resolution the grid was computed with.
+    public let micronsPerPixel: Double?
 
     public var count: Int { columns * rows }
 
@@ -49,13 +51,14 @@ public struct TileGrid: Equatable, Sendable {
         (Int((Double(column) * stride).rounded()), Int((Double(row) * stride).rounded()))
     }
 
-    public init(slide: Slide, spec: TileGridSpec) throws {
+    /// `micronsPerPixel`: the level-0 resolution decided by the caller (the slide's, or one the
+    /// user assumed for a slide that records none).
+    public init(slide: Slide, spec: TileGridSpec, micronsPerPixel mpp: Double?) throws {
         guard spec.size > 0 else { throw SlideError.invalidRequest(path: slide.path, reason: "tile size must be positive") }
         guard spec.overlap >= 0, spec.overlap < spec.size else {
             throw SlideError.invalidRequest(path: slide.path, reason: "overlap must be in 0..<size (got \(spec.overlap))")
         }
         self.spec = spec
-        let mpp = slide.micronsPerPixel?.mean
         switch spec.resolution {
         case let .micronsPerPixel(target):
             guard target > 0 else { throw SlideError.invalidRequest(path: slide.path, reason: "target mpp must be positive") }
@@ -91,6 +94,7 @@ public struct TileGrid: Equatable, Sendable {
         stride = Double(spec.size - spec.overlap) * scale
         let scale = scale
         outputMicronsPerPixel = mpp.map { $0 * scale }
+        micronsPerPixel = mpp
         let (w, h) = slide.dimensions
         // Only whole tiles inside the slide: a padded edge tile would teach a model the glass edge.
         func count(_ extent: Int, _ footprint: Int, _ stride: Double) -> Int {

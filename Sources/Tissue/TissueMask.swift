@@ -103,10 +103,13 @@ public struct TissueMask: Sendable {
 
 extension TissueMask {
     /// Segments tissue on the slide's thumbnail; returns the mask and the thumbnail it was made from.
-    public static func compute(slide: Slide, config: TissueMaskConfig = TissueMaskConfig()) throws -> (mask: TissueMask, thumbnail: RGBImage) {
+    /// `micronsPerPixel` sizes the area limits: the slide's resolution as the caller decided it,
+    /// or nil for the configured fallback.
+    public static func compute(slide: Slide, micronsPerPixel: Double?,
+                               config: TissueMaskConfig = TissueMaskConfig()) throws -> (mask: TissueMask, thumbnail: RGBImage) {
         let thumbnail = try slide.thumbnail(maxSize: config.thumbnailLongSide)
         let (w, h) = slide.dimensions
-        let mpp = slide.micronsPerPixel?.mean ?? config.fallbackMicronsPerPixel
+        let mpp = micronsPerPixel ?? config.fallbackMicronsPerPixel
         let mask = compute(thumbnail: thumbnail, scaleX: Double(w) / Double(thumbnail.width),
                            scaleY: Double(h) / Double(thumbnail.height), micronsPerPixel: mpp, config: config)
         return (mask, thumbnail)

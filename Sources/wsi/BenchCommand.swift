@@ -1,37 +1,63 @@
 import Foundation
 import NN
+import Pipeline
 import SDMAE
 import Tiling
 
-enum BenchCommand: Command {
-    static let name = "bench"
-    static let summary = "measure throughput (release build): bench tile | train | embed"
-    static let usage = """
-    Usage: wsi bench tile SLIDE... [--runs 5] [grid and filter options of 'wsi tile']
-           wsi bench train [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
-           wsi bench embed [--preset tiny] [--batch 64] [--steps 6]
+struct BenchCommand: Command {
+    /// The tile stage's own options, so the benchmark measures what `wsi tile` runs; patches are
+    /// not stored unless asked (the encoder is what a format measures).
+    static let tileSpec = CommandSpec(
+        name: "bench tile", summary: "tiling throughput", synopsis: "SLIDE... [--runs 5] [tile options]",
+        options: [ParameterSpec("runs", .int(1...1000), default: .int(5), manifest: false, help: "repetitions per slide")]
+            + TileStage.parameters.map { spec in
+                var spec = spec
+                if spec.name == "format" { spec.defaultValue = .string(PatchFormat.none.rawValue) }
+                return spec
+            })
+    static let modelSpec = CommandSpec(
+        name: "bench train|embed", summary: "model throughput", synopsis: "[options]",
+        options: [
+            ParameterSpec("preset", .choice(SDMAEConfig.presetNames), default: .string("tiny"), manifest: false, help: "model size"),
+            ParameterSpec("batch", .int(1...4096), default: .int(64), manifest: false, help: "batch size"),
+            ParameterSpec("mask_ratio", .double(0...0.99), default: .double(0.75), manifest: false, help: "fraction of tokens hidden (train)"),
+            ParameterSpec("steps", .int(1...1000), default: .int(6), manifest: false, help: "timed steps after one warm-up step"),
+        ])
 
-    train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
-    random images (compute does not depend on content) after one warm-up step, and report the
-    median images per second over the steps.
+    let name = "bench"
+    let summary = "measure throughput (release build): bench tile | train | embed"
+    var usage: String {
+        """
+        Usage: wsi bench tile SLIDE... [--runs 5] [options of 'wsi tile']
+               wsi bench train|embed [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
 
-    Tiles each slide --runs times (patches read, resampled and colour-checked, --format none by
-    default) and reports medians over runs: whole-slide seconds, the thumbnail + mask seconds, and
-    the tile phase's rate in tissue tiles per second; then the peak resident memory. Build with
-    'swift build -c release' first: debug builds are many times slower.
-    """
+        train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
+        random images (compute does not depend on content) after one warm-up step, and report the
+        median images per second over the steps.
 
-    static func run(_ arguments: inout Arguments) throws -> Int32 {
+        tile cuts each slide --runs times (patches read, resampled and colour-checked; --format none
+        unless given) and reports medians over runs: whole-slide seconds, the thumbnail + mask
+        seconds, and the tile phase's rate in tissue tiles per second; then the peak resident
+        memory. Build with 'swift build -c release' first: debug builds are many times slower.
+
+        Options of bench train|embed:
+        \(CommandSpec.optionLines(Self.modelSpec.options))
+        """
+    }
+
+    func run(_ arguments: inout Arguments) throws -> Int32 {
         if arguments.first == "train" || arguments.first == "embed" {
             return try ModelBench.run(&arguments)
         }
-        let runs = try arguments.int("runs", range: 1...1000) ?? 5
-        var options = try TileCommand.tilingOptions(&arguments, defaultFormat: .none)
-        options.showProgress = false
-        var inputs = try arguments.positionals()
-        guard inputs.first == "tile" else { throw UsageError("the only benchmark here is 'tile'") }
+        let (values, positionals) = try Self.tileSpec.parse(&arguments)
+        var inputs = positionals
+        guard inputs.first == "tile" else { throw UsageError("expected 'tile', 'train' or 'embed'") }
         inputs.removeFirst()
         guard !inputs.isEmpty else { throw UsageError("expected at least one SLIDE") }
+        let runs = values.int("runs") ?? 5
+        var options: TilingOptions
+        do { options = try TileStage(values).options } catch let error as StageError { throw UsageError("\(error)") }
+        options.showProgress = false
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         print("slide                              tiles  slide s  mask s  tile s  tiles/s (min..max)")
@@ -45,8 +71,8 @@ enum BenchCommand: Command {
             let rates = summaries.map { Double($0.tissueTiles) / $0.tileSeconds }
             let name = URL(fileURLWithPath: path).lastPathComponent
             print(name.padding(toLength: 34, withPad: " ", startingAt: 0)
-                  + String(format: " %5d  %7.3f  %6.3f  %6.3f  %7.1f (%.1f..%.1f)", tiles, median(summaries.map(\.seconds)),
-                           median(summaries.map(\.maskSeconds)), median(summaries.map(\.tileSeconds)), median(rates),
+                  + String(format: " %5d  %7.3f  %6.3f  %6.3f  %7.1f (%.1f..%.1f)", tiles, Self.median(summaries.map(\.seconds)),
+                           Self.median(summaries.map(\.maskSeconds)), Self.median(summaries.map(\.tileSeconds)), Self.median(rates),
                            rates.min() ?? 0, rates.max() ?? 0))
         }
         var usage = rusage()
@@ -64,12 +90,12 @@ enum BenchCommand: Command {
 
 enum ModelBench {
     static func run(_ arguments: inout Arguments) throws -> Int32 {
-        let presetName = try arguments.string("preset") ?? "tiny"
+        let (values, what) = try BenchCommand.modelSpec.parse(&arguments)
+        let presetName = values.string("preset") ?? "tiny"
         guard var config = SDMAEConfig.preset(named: presetName) else { throw UsageError("unknown preset '\(presetName)'") }
-        config.maskRatio = try arguments.double("mask-ratio", range: 0...0.99) ?? 0.75
-        let batch = try arguments.int("batch", range: 1...4096) ?? 64
-        let steps = try arguments.int("steps", range: 1...1000) ?? 6
-        let what = try arguments.positionals()
+        config.maskRatio = values.double("mask_ratio") ?? 0.75
+        let batch = values.int("batch") ?? 64
+        let steps = values.int("steps") ?? 6
         guard what.count == 1 else { throw UsageError("expected 'train' or 'embed'") }
         let model = SDMAEModel(config: config, seed: 0)
         var generator = SeededGenerator(seed: 1)

@@ -1,10 +1,11 @@
 import Foundation
+import Pipeline
 import SlideIO
 
-enum InfoCommand: Command {
-    static let name = "info"
-    static let summary = "show a slide's vendor, levels, resolution, associated images and properties"
-    static let usage = """
+struct InfoCommand: Command {
+    let name = "info"
+    let summary = "show a slide's vendor, levels, resolution, associated images and properties"
+    let usage = """
     Usage: wsi info SLIDE [--json] [--properties]
 
     Prints what OpenSlide knows about SLIDE.
@@ -12,9 +13,9 @@ enum InfoCommand: Command {
       --properties   also list every vendor property
     """
 
-    static func run(_ arguments: inout Arguments) throws -> Int32 {
-        let json = arguments.flag("json")
-        let listProperties = arguments.flag("properties")
+    func run(_ arguments: inout Arguments) throws -> Int32 {
+        let json = try arguments.flag("--json")
+        let listProperties = try arguments.flag("--properties")
         let paths = try arguments.positionals()
         guard paths.count == 1 else { throw UsageError("expected exactly one SLIDE") }
         let slide = try Slide(path: paths[0])

@@ -1,74 +1,63 @@
 import Console
 import Foundation
 import Pipeline
-import SlideIO
+import Storage
 
-enum RunCommand: Command {
-    static let name = "run"
-    static let summary = "run a pipeline manifest over a slide folder (resumable, shardable)"
-    static let usage = """
-    Usage: wsi run MANIFEST [--slides DIR] [--out DIR] [--shard K/N] [--jobs J] [--quiet]
+struct RunCommand: Command {
+    static let spec = CommandSpec(
+        name: "run", summary: "run a pipeline manifest over a slide folder (resumable, shardable)", synopsis: "MANIFEST [options]",
+        details: """
+        Validates MANIFEST (YAML or JSON) first: any mistake is reported as file:line:column, exit 2.
+        Then runs every stage; per-slide stages go slide by slide (J at a time), global stages once.
+        OUT/ledger.sqlite records each slide × stage; re-running the same command skips what is done
+        and up to date, retries failures and redoes what changed. --shard K/N takes a disjoint,
+        deterministic share of the slides (for N scheduler array tasks writing into one OUT);
+        global stages then wait for a final unsharded run. Exit status 1 if any item failed.
+        Stage kinds and their parameters: 'wsi stages'.
+        """,
+        options: [
+            ParameterSpec("slides", .path, manifest: false, placeholder: "DIR", help: "slide folder (overrides the manifest's 'slides')"),
+            ParameterSpec("out", .string, manifest: false, placeholder: "DIR", help: "output folder (overrides the manifest's 'output')"),
+            ParameterSpec("shard", .string, manifest: false, placeholder: "K/N", help: "run shard K of N"),
+            StageCommandLine.jobs, StageCommandLine.quiet,
+        ])
+    var name: String { Self.spec.name }
+    var summary: String { Self.spec.summary }
+    var usage: String { Self.spec.usage }
 
-    Validates MANIFEST (YAML or JSON) first: any mistake is reported as file:line:column, exit 2.
-    Then runs every stage; per-slide stages go slide by slide (J at a time), global stages once.
-    OUT/ledger.sqlite records each slide × stage; re-running the same command skips what is done
-    and up to date, retries failures and redoes what changed. --shard K/N takes a disjoint,
-    deterministic share of the slides (for N scheduler array tasks writing into one OUT);
-    global stages then wait for a final unsharded run. Exit status 1 if any item failed.
-    Stage kinds and their parameters: 'wsi stages'.
-    """
-
-    static func run(_ arguments: inout Arguments) throws -> Int32 {
-        let slides = try arguments.string("slides")
-        let out = try arguments.string("out")
-        let shardText = try arguments.string("shard")
-        let jobs = try arguments.int("jobs", range: 1...256) ?? 1
-        let quiet = arguments.flag("quiet")
-        let inputs = try arguments.positionals()
+    func run(_ arguments: inout Arguments) throws -> Int32 {
+        let (values, inputs) = try Self.spec.parse(&arguments)
         guard inputs.count == 1 else { throw UsageError("expected one MANIFEST") }
         var shard = (index: 1, count: 1)
-        if let shardText {
-            let parts = shardText.split(separator: "/").compactMap { Int($0) }
-            guard parts.count == 2, parts[1] >= 1, (1...parts[1]).contains(parts[0]) else {
-                throw UsageError("--shard must be K/N with 1 ≤ K ≤ N, got '\(shardText)'")
+        if let text = values.string("shard") {
+            let parts = text.split(separator: "/").map { Int($0) }
+            guard parts.count == 2, let k = parts[0], let n = parts[1], n >= 1, (1...n).contains(k) else {
+                throw UsageError("--shard must be K/N with 1 ≤ K ≤ N, got '\(text)'")
             }
-            shard = (parts[0], parts[1])
+            shard = (k, n)
         }
-        let manifest: Manifest
-        do { manifest = try Manifest.load(path: inputs[0]) } catch let error as ManifestError {
-            printError("wsi run: \(error)")
-            return 2
-        }
-        guard let slidesFolder = slides ?? manifest.slides else { throw UsageError("no slide folder: give --slides or 'slides:' in the manifest") }
-        guard let outFolder = out ?? manifest.output else { throw UsageError("no output folder: give --out or 'output:' in the manifest") }
-        var options = RunOptions(slides: slidesFolder, output: outFolder)
+        let manifest = try Manifest.load(path: inputs[0])
+        guard let slides = values.string("slides") ?? manifest.slides else { throw UsageError("no slide folder: give --slides or 'slides:' in the manifest") }
+        guard let out = values.string("out") ?? manifest.output else { throw UsageError("no output folder: give --out or 'output:' in the manifest") }
+        var options = RunOptions(slides: slides, output: out)
         options.shard = shard
-        options.jobs = jobs
-        options.showProgress = !quiet
-        let runner = try PipelineRunner(manifest: manifest, options: options)
-        printError("\(manifest.name): \(runner.slides.count) slides\(shard.count > 1 ? " in shard \(shard.index)/\(shard.count)" : ""), "
-                   + "stages \(manifest.stages.map(\.id).joined(separator: " → ")) → \(outFolder)")
-        let summary = try runner.run()
-        print("\(summary.completed) done, \(summary.upToDate) already up to date, \(summary.failed.count) failed, \(summary.blocked) skipped"
-              + (summary.deferred.isEmpty ? "" : ", deferred to an unsharded run: \(summary.deferred.joined(separator: ", "))"))
-        for failure in summary.failed {
-            print("  failed: \(failure.stage) \(failure.slide == "*" ? "" : SlideDiscovery.stem(of: failure.slide)): \(failure.error)")
-        }
-        return summary.failed.isEmpty ? 0 : 1
+        options.jobs = values.int("jobs") ?? 1
+        options.showProgress = !values.bool("quiet")
+        return try runPipeline(manifest, options: options)
     }
 }
 
-enum StatusCommand: Command {
-    static let name = "status"
-    static let summary = "table of slides × stages from a run's ledger"
-    static let usage = "Usage: wsi status OUT_DIR"
+struct StatusCommand: Command {
+    let name = "status"
+    let summary = "table of slides × stages from a run's ledger"
+    let usage = "Usage: wsi status OUT_DIR"
 
-    static func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments) throws -> Int32 {
         let inputs = try arguments.positionals()
         guard inputs.count == 1 else { throw UsageError("expected one OUT_DIR") }
         let ledgerPath = inputs[0] + "/" + RunDescription.ledgerName
         guard FileManager.default.fileExists(atPath: ledgerPath) else { throw UsageError("\(ledgerPath): no ledger (not a run folder)") }
-        let rows = try Ledger(path: ledgerPath).allRows()
+        let rows = try Ledger(path: ledgerPath, readOnly: true).allRows()
         // Stages in manifest order when the run description is there, else as the ledger has them.
         let described = FileManager.default.contents(atPath: inputs[0] + "/" + RunDescription.fileName)
             .flatMap { try? JSONDecoder().decode(RunDescription.self, from: $0) }?.stages.map(\.id)
@@ -95,12 +84,12 @@ enum StatusCommand: Command {
     }
 }
 
-enum ReportCommand: Command {
-    static let name = "report"
-    static let summary = "static index.html of a run: QC, heatmaps, labels, timings, loss curves"
-    static let usage = "Usage: wsi report OUT_DIR"
+struct ReportCommand: Command {
+    let name = "report"
+    let summary = "static index.html of a run: QC, heatmaps, labels, timings, loss curves"
+    let usage = "Usage: wsi report OUT_DIR"
 
-    static func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments) throws -> Int32 {
         let inputs = try arguments.positionals()
         guard inputs.count == 1 else { throw UsageError("expected one OUT_DIR") }
         print("report → \(try Report.write(outputRoot: inputs[0]))")
@@ -108,21 +97,15 @@ enum ReportCommand: Command {
     }
 }
 
-enum StagesCommand: Command {
-    static let name = "stages"
-    static let summary = "list the stages a manifest can use, with their parameters and inputs"
-    static let usage = "Usage: wsi stages"
+struct StagesCommand: Command {
+    let name = "stages"
+    let summary = "every stage a manifest or the command line can run, with parameters, inputs and outputs"
+    let usage = "Usage: wsi stages [--markdown]\n\n--markdown prints the README's stage reference."
 
-    static func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments) throws -> Int32 {
+        let markdown = try arguments.flag("--markdown")
         guard try arguments.positionals().isEmpty else { throw UsageError("no arguments expected") }
-        for stage in StageRegistry.all {
-            print("\(stage.kind) (\(stage.scope.rawValue)): \(stage.summary)")
-            for input in stage.inputs { print("  input \(input.name)\(input.required ? "" : " (optional)"): \(input.help)") }
-            for p in stage.parameters {
-                let extra = p.required ? ", required" : p.defaultValue.map { ", default \($0)" } ?? ""
-                print("  \(p.name) (\(p.type.rawValue)\(extra)): \(p.help)")
-            }
-        }
+        print(markdown ? StageCommandLine.markdownReference() : StageCommandLine.textReference(), terminator: "")
         return 0
     }
 }

@@ -1,26 +1,27 @@
 import Console
 import Foundation
+import Pipeline
+import Storage
 
 /// A subcommand of `wsi`.
 protocol Command {
-    static var name: String { get }
-    static var summary: String { get }
-    static var usage: String { get }
+    var name: String { get }
+    var summary: String { get }
+    var usage: String { get }
     /// Returns the process exit status.
-    static func run(_ arguments: inout Arguments) throws -> Int32
+    func run(_ arguments: inout Arguments) throws -> Int32
 }
 
-let commands: [Command.Type] = [
-    InfoCommand.self, TileCommand.self, MaskCommand.self,
-    PretrainCommand.self, EmbedCommand.self, ReconstructCommand.self,
-    TrainClassifierCommand.self, PredictCommand.self, HeatmapCommand.self, AggregateCommand.self,
-    RunCommand.self, StatusCommand.self, ReportCommand.self, StagesCommand.self,
-    BenchCommand.self,
+let commands: [any Command] = [InfoCommand()] + StageRegistry.all.map { StageCommand(type: $0) } + [
+    EmbedCommand(), ReconstructCommand(),
+    RunCommand(), StatusCommand(), ReportCommand(), StagesCommand(),
+    BenchCommand(),
 ]
 
 @MainActor
 func mainUsage() -> String {
-    var text = "wsi — whole-slide image pipeline: tiling, tissue filtering, and more\n\nUsage: wsi COMMAND [options]\n\nCommands:\n"
+    var text = "wsi — whole-slide image pipeline: tiling, tissue filtering, SD-MAE pretraining, prediction, batch runs\n\n"
+        + "Usage: wsi COMMAND [options]\n\nCommands:\n"
     for command in commands { text += "  " + command.name.padding(toLength: 18, withPad: " ", startingAt: 0) + command.summary + "\n" }
     text += "\nRun 'wsi COMMAND --help' for a command's options."
     return text
@@ -44,9 +45,12 @@ if arguments.wantsHelp {
 do {
     exit(try command.run(&arguments))
 } catch let error as UsageError {
-    printError("wsi \(command.name): \(error)\n\n\(command.usage)")
+    printError("wsi \(command.name): \(error)\n\nRun 'wsi \(command.name) --help' for its options.")
+    exit(2)
+} catch let error as ManifestError {
+    printError("wsi \(command.name): \(error)")
     exit(2)
 } catch {
-    printError("wsi \(command.name): \(error)")
+    printError("wsi \(command.name): \(describeError(error))")
     exit(1)
 }

@@ -1,6 +1,7 @@
 import Foundation
 @testable import Heatmap
 import Imaging
+import Predict
 import Storage
 import XCTest
 

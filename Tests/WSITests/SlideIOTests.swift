@@ -31,10 +31,8 @@ final class SlideIOTests: XCTestCase {
         let tcga = try Slide(path: TestData.tcgaSVS)
         XCTAssertNil(tcga.micronsPerPixel)
         XCTAssertNil(tcga.objectivePower)
-        tcga.assumeMicronsPerPixel(0.25)
-        XCTAssertEqual(tcga.micronsPerPixel?.x, 0.25)
-        svs.assumeMicronsPerPixel(0.25)
-        XCTAssertEqual(svs.micronsPerPixel?.x, 0.499, "a recorded resolution must not be overridden")
+        XCTAssertEqual(tcga.micronsPerPixel(assuming: 0.25), 0.25)
+        XCTAssertEqual(svs.micronsPerPixel(assuming: 0.25), 0.499, "a recorded resolution must not be overridden")
     }
 
     func testAssociatedImageDecodes() throws {

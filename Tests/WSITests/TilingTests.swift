@@ -16,7 +16,7 @@ final class TilingTests: XCTestCase {
     func testMicronGridHasExpectedLevel0Stride() throws {
         let slide = try Slide(path: TestData.cmuSVS)
         // 1 µm/px on a 0.499 µm/px scan: each output pixel spans 2.004 level-0 pixels.
-        let grid = try TileGrid(slide: slide, spec: TileGridSpec(resolution: .micronsPerPixel(1.0), size: 224))
+        let grid = try TileGrid(slide: slide, spec: TileGridSpec(resolution: .micronsPerPixel(1.0), size: 224), micronsPerPixel: slide.micronsPerPixel?.mean)
         XCTAssertEqual(grid.scale, 1.0 / 0.499, accuracy: 1e-12)
         XCTAssertEqual(grid.footprint, Int((224 / 0.499).rounded()))
         XCTAssertEqual(grid.readLevel, 0)
@@ -27,7 +27,7 @@ final class TilingTests: XCTestCase {
         XCTAssertEqual(grid.outputMicronsPerPixel ?? 0, 1.0, accuracy: 1e-12)
 
         // 10x on a 20x scan is the same physical scale as 2 level-0 pixels per output pixel.
-        let ten = try TileGrid(slide: slide, spec: TileGridSpec(resolution: .magnification(10), size: 256, overlap: 64))
+        let ten = try TileGrid(slide: slide, spec: TileGridSpec(resolution: .magnification(10), size: 256, overlap: 64), micronsPerPixel: slide.micronsPerPixel?.mean)
         XCTAssertEqual(ten.scale, 2)
         XCTAssertEqual(ten.footprint, 512)
         XCTAssertEqual(ten.stride, 384)
@@ -35,8 +35,8 @@ final class TilingTests: XCTestCase {
 
     func testMultiLevelSlidePicksTheCoarserLevel() throws {
         let slide = try Slide(path: TestData.tcgaSVS)
-        slide.assumeMicronsPerPixel(0.25)
-        let grid = try TileGrid(slide: slide, spec: TileGridSpec(resolution: .micronsPerPixel(0.5), size: 256))
+        let grid = try TileGrid(slide: slide, spec: TileGridSpec(resolution: .micronsPerPixel(0.5), size: 256),
+                                micronsPerPixel: slide.micronsPerPixel(assuming: 0.25))
         XCTAssertEqual(grid.readLevel, 1)
         XCTAssertEqual(grid.readSize, 256)
         XCTAssertEqual(grid.footprint, 512)
@@ -44,13 +44,13 @@ final class TilingTests: XCTestCase {
 
     func testMissingResolutionIsATypedError() throws {
         let slide = try Slide(path: TestData.cmuTIFF)
-        XCTAssertThrowsError(try TileGrid(slide: slide, spec: TileGridSpec(resolution: .micronsPerPixel(0.5)))) { error in
+        XCTAssertThrowsError(try TileGrid(slide: slide, spec: TileGridSpec(resolution: .micronsPerPixel(0.5)), micronsPerPixel: slide.micronsPerPixel?.mean)) { error in
             XCTAssertEqual(error as? SlideError, .missingResolution(path: TestData.cmuTIFF, needed: "a grid at 0.5 µm/px"))
         }
-        XCTAssertThrowsError(try TileGrid(slide: slide, spec: TileGridSpec(resolution: .magnification(20)))) { error in
+        XCTAssertThrowsError(try TileGrid(slide: slide, spec: TileGridSpec(resolution: .magnification(20)), micronsPerPixel: slide.micronsPerPixel?.mean)) { error in
             guard case .missingResolution = error as? SlideError else { return XCTFail("\(error)") }
         }
-        XCTAssertNoThrow(try TileGrid(slide: slide, spec: TileGridSpec(resolution: .level(0))))
+        XCTAssertNoThrow(try TileGrid(slide: slide, spec: TileGridSpec(resolution: .level(0)), micronsPerPixel: slide.micronsPerPixel?.mean))
     }
 
     func testTilingIsDeterministicAndOutputsAgree() throws {

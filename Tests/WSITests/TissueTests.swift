@@ -7,7 +7,7 @@ import XCTest
 final class TissueTests: XCTestCase {
     func testMaskOnRealSlideKeepsTissueAndDropsGlass() throws {
         let slide = try Slide(path: TestData.cmuSVS)
-        let (mask, thumbnail) = try TissueMask.compute(slide: slide)
+        let (mask, thumbnail) = try TissueMask.compute(slide: slide, micronsPerPixel: slide.micronsPerPixel?.mean)
         XCTAssertEqual(max(thumbnail.width, thumbnail.height), 1024)
         // Checked by eye on qc.png once: epidermis and dermis at these level-0 points, glass at the others.
         for (x, y) in [(1159, 1738), (1300, 2700), (1000, 1500), (900, 2900)] {

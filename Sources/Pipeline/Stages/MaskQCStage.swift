@@ -3,38 +3,52 @@ import Imaging
 import SlideIO
 import Tissue
 
-/// The tissue-mask QC picture of one slide (see `wsi mask`).
+/// The tissue-mask QC pictures of one slide.
 struct MaskQCStage: Stage {
     static let kind = "mask-qc"
     static let scope = StageScope.perSlide
     static let summary = "thumbnail with the tissue outline, and the binary mask"
     static let parameters = [
-        ParameterSpec("thumbnail_size", .int, default: .int(1024), help: "long side of the mask thumbnail"),
-        ParameterSpec("threshold", .int, help: "fixed saturation threshold instead of Otsu"),
+        ParameterSpec("thumbnail_size", .int(64...16384), default: .int(TissueMaskConfig().thumbnailLongSide), placeholder: "PX",
+                      help: "long side of the thumbnail the mask is computed on"),
+        ParameterSpec("threshold", .int(0...255), help: "fixed saturation threshold instead of Otsu"),
+        ParameterSpec("assume_mpp", .double(0.01...1000), help: "microns per pixel of slides that record none (sizes the area limits)"),
     ]
     static let inputs: [InputSpec] = []
     static let pictureName = "mask-qc.png"
     static let thumbnailName = "thumbnail.png"
+    static let maskName = "mask.png"
+    static let outputs = [
+        OutputSpec(pictureName, "thumbnail with the tissue outline; glass dimmed"),
+        OutputSpec(thumbnailName, "the thumbnail the mask was computed on"),
+        OutputSpec(maskName, "the binary mask (white = tissue)"),
+    ]
 
     let config: TissueMaskConfig
+    let assumedMicronsPerPixel: Double?
 
     init(_ p: StageParameters) throws {
         var config = TissueMaskConfig()
-        config.thumbnailLongSide = p.int("thumbnail_size") ?? 1024
-        guard (64...16384).contains(config.thumbnailLongSide) else { throw StageError.failed("thumbnail_size must be in 64...16384") }
-        if let t = p.int("threshold") {
-            guard (0...255).contains(t) else { throw StageError.failed("threshold must be in 0...255") }
-            config.threshold = .fixed(UInt8(t))
-        }
+        config.thumbnailLongSide = p.int("thumbnail_size") ?? config.thumbnailLongSide
+        if let t = p.int("threshold") { config.threshold = .fixed(UInt8(t)) }
         self.config = config
+        assumedMicronsPerPixel = p.double("assume_mpp")
     }
 
-    func run(_ context: StageContext) throws {
-        let slide = try Slide(path: context.slide!)
-        let (mask, thumbnail) = try TissueMask.compute(slide: slide, config: config)
+    func run(_ context: StageContext) throws -> String {
+        let slide = try Slide(path: try context.requireSlide())
+        let (mask, thumbnail) = try TissueMask.compute(slide: slide, micronsPerPixel: slide.micronsPerPixel(assuming: assumedMicronsPerPixel),
+                                                       config: config)
         try QCPicture.render(thumbnail: thumbnail, mask: mask).write(to: context.output + "/" + Self.pictureName)
         try thumbnail.write(to: context.output + "/" + Self.thumbnailName)
         let bits = RGBImage(width: mask.width, height: mask.height, pixels: mask.bits.flatMap { $0 == 0 ? [0, 0, 0] : [255, 255, 255] as [UInt8] })
-        try bits.write(to: context.output + "/mask.png")
+        try bits.write(to: context.output + "/" + Self.maskName)
+        return "tissue \(String(format: "%.1f", mask.tissueFraction * 100))% of the slide, saturation threshold \(mask.threshold)"
+    }
+
+    static func report(_ location: StageOutputLocation) -> ReportPart {
+        guard location.slide != nil else { return ReportPart() }
+        return ReportPart(figures: [(location.folder + "/" + thumbnailName, "thumbnail"),
+                                    (location.folder + "/" + pictureName, "tissue mask (\(location.stageID))")])
     }
 }

@@ -2,16 +2,21 @@ import Foundation
 import Predict
 import SDMAE
 
-/// Per-tile class probabilities of one slide (see `wsi predict`).
+/// Per-tile class probabilities of one slide.
 struct PredictStage: Stage {
     static let kind = "predict"
     static let scope = StageScope.perSlide
     static let summary = "per-tile class probabilities (CSV + HDF5)"
-    static let parameters = [ParameterSpec("batch", .int, default: .int(64), help: "encoder batch size")]
+    static let parameters = [ParameterSpec("batch", .int(1...4096), default: .int(64), help: "encoder batch size")]
     static let inputs = [
-        InputSpec("tiles", help: "the tile stage"),
-        InputSpec("checkpoint", help: "pretrain stage or an SD-MAE checkpoint file"),
-        InputSpec("classifier", help: "train-classifier stage or a classifier file"),
+        InputSpec("tiles", help: "the tile stage's folder"),
+        InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file"),
+        InputSpec("classifier", help: "the train-classifier stage's folder or a classifier file"),
+    ]
+    static let outputs = [
+        OutputSpec(PredictionFiles.csv, "x, y, a probability per class, the predicted class"),
+        OutputSpec(PredictionFiles.hdf5, "coords and probabilities [N, classes], class names as an attribute"),
+        OutputSpec(PredictionFiles.summary, "tiles, classes, mean probabilities, speed"),
     ]
 
     let batch: Int
@@ -19,16 +24,17 @@ struct PredictStage: Stage {
 
     init(_ p: StageParameters) throws {
         batch = p.int("batch") ?? 64
-        guard batch >= 1 else { throw StageError.failed("batch must be at least 1") }
     }
 
-    func run(_ context: StageContext) throws {
+    func run(_ context: StageContext) throws -> String {
         let checkpoint = file(try context.input("checkpoint")[0], named: RunFiles.finalModel)
         let classifier = file(try context.input("classifier")[0], named: TrainClassifierStage.classifierName)
-        try cache.withPredictor(checkpoint: checkpoint, classifier: classifier) { predictor in
+        return try cache.withPredictor(checkpoint: checkpoint, classifier: classifier) { predictor in
             predictor.batchSize = batch
             predictor.showProgress = context.showProgress
-            try predictor.run(slidePath: context.slide!, tileDirectory: try context.input("tiles")[0], outputDirectory: context.output)
+            let summary = try predictor.run(slidePath: try context.requireSlide(), tileDirectory: try context.input("tiles")[0],
+                                            outputDirectory: context.output)
+            return String(format: "%d tiles, %.1f patches/s", summary.tiles, summary.patchesPerSecond)
         }
     }
 }
@@ -41,7 +47,7 @@ final class PredictorCache: @unchecked Sendable {
     private var key: String?
     private var predictor: SlidePredictor?
 
-    func withPredictor(checkpoint: String, classifier: String, _ body: (inout SlidePredictor) throws -> Void) throws {
+    func withPredictor<T>(checkpoint: String, classifier: String, _ body: (inout SlidePredictor) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
         let current = "\(checkpoint):\(modificationTime(checkpoint))|\(classifier):\(modificationTime(classifier))"
@@ -53,7 +59,7 @@ final class PredictorCache: @unchecked Sendable {
                                         classifierPath: classifier)
             key = current
         }
-        try body(&loaded)
-        predictor = loaded
+        defer { predictor = loaded }
+        return try body(&loaded)
     }
 }

@@ -1,25 +1,42 @@
 import Foundation
 import SDMAE
+import Tiling
 
-/// SD-MAE pretraining on every slide's patches (see `wsi pretrain`).
+/// SD-MAE pretraining on every slide's patches.
 struct PretrainStage: Stage {
     static let kind = "pretrain"
     static let scope = StageScope.global
-    static let summary = "pretrain SD-MAE on the tiles' patches"
+    static let summary = "pretrain SD-MAE on patches (tile stage folders, image folders, shards)"
+    private static let training = TrainingOptions()
+    private static let model = SDMAEConfig.tiny
     static let parameters = [
-        ParameterSpec("preset", .string, default: .string("tiny"), help: "tiny | tiny96 | small"),
-        ParameterSpec("epochs", .int, default: .int(10), help: "passes over the patches"),
-        ParameterSpec("batch", .int, default: .int(64), help: "batch size"),
-        ParameterSpec("lr", .double, default: .double(1.5e-4), help: "base learning rate (× batch / 256)"),
-        ParameterSpec("min_lr", .double, default: .double(1e-6), help: "floor of the cosine schedule"),
-        ParameterSpec("warmup_epochs", .double, default: .double(1), help: "linear warm-up"),
-        ParameterSpec("p", .double, default: .double(0.2), help: "weight of the self-distillation loss"),
-        ParameterSpec("mask_ratio", .double, default: .double(0.6), help: "fraction of tokens hidden"),
-        ParameterSpec("stop_gradient", .bool, default: .bool(false), help: "detach the teacher"),
-        ParameterSpec("seed", .int, default: .int(0), help: "seed of everything random"),
-        ParameterSpec("checkpoint_every", .int, default: .int(100), help: "steps between checkpoints"),
+        ParameterSpec("preset", .choice(SDMAEConfig.presetNames), default: .string("tiny"), help: "model size"),
+        ParameterSpec("epochs", .int(1...100_000), default: .int(training.epochs), help: "passes over the patches"),
+        ParameterSpec("batch", .int(1...4096), default: .int(training.batchSize), help: "batch size"),
+        ParameterSpec("lr", .double(0...10), default: .double(training.baseLearningRate), help: "base learning rate (applied: lr · batch / 256)"),
+        ParameterSpec("min_lr", .double(0...10), default: .double(training.minimumLearningRate), help: "floor of the cosine schedule"),
+        ParameterSpec("warmup_epochs", .double(0...10_000), default: .double(training.warmupEpochs), help: "linear warm-up"),
+        ParameterSpec("p", .double(0...1), default: .double(model.distillationWeight), help: "weight of the self-distillation loss (0: plain MAE)"),
+        ParameterSpec("mask_ratio", .double(0...0.99), default: .double(model.maskRatio), help: "fraction of tokens hidden"),
+        ParameterSpec("tau_s", .double(1e-4...100), default: .double(model.studentTemperature), help: "student temperature"),
+        ParameterSpec("tau_t", .double(1e-4...100), default: .double(model.teacherTemperature), help: "teacher temperature"),
+        ParameterSpec("stop_gradient", .bool, default: .bool(model.teacherStopGradient), help: "detach the teacher (default: L_sd trains it too)"),
+        ParameterSpec("center_mode", .choice(CenterMode.allCases.map(\.rawValue)), default: .string(model.centerMode.rawValue),
+                      help: "what the teacher centre tracks: probabilities (the authors) or logits (DINO)"),
+        ParameterSpec("target_norm", .choice(TargetNormalisation.allCases.map(\.rawValue)), default: .string(model.targetNormalisation.rawValue),
+                      help: "reconstruction target: per patch and channel (spec) or per patch (MAE)"),
+        ParameterSpec("colour_jitter", .double(0...1), default: .double(training.colourJitter), help: "colour augmentation strength"),
+        ParameterSpec("checkpoint_every", .int(1...10_000_000), default: .int(training.checkpointEvery), help: "steps between checkpoints"),
+        ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(Int(training.seed)), help: "seed of everything random"),
+        ParameterSpec("workers", .int(1...64), default: .int(training.loaderWorkers), manifest: false, help: "patch decoding threads"),
     ]
-    static let inputs = [InputSpec("patches", help: "tile stage(s) or folders of patches")]
+    static let inputs = [InputSpec("patches", multiple: true, help: "tile stage folders, folders of PNG/JPEG patches, or patch shards")]
+    static let outputs = [
+        OutputSpec(RunFiles.finalModel, "the trained model: spec names, config in the metadata"),
+        OutputSpec(RunFiles.metrics, "a line per step: loss parts, teacher entropy, gradient norm, images/s"),
+        OutputSpec(RunFiles.checkpoints + "/", "step-N.safetensors and step-N.optimizer.safetensors"),
+        OutputSpec(RunFiles.latest, "the newest complete checkpoint"),
+    ]
     static let resumesPartialOutput = true
 
     let config: SDMAEConfig
@@ -27,29 +44,41 @@ struct PretrainStage: Stage {
 
     init(_ p: StageParameters) throws {
         let preset = p.string("preset") ?? "tiny"
-        guard var config = SDMAEConfig.preset(named: preset) else { throw StageError.failed("unknown preset '\(preset)' (tiny, tiny96, small)") }
+        guard var config = SDMAEConfig.preset(named: preset) else { throw StageError.invalid("unknown preset '\(preset)'") }
         config.distillationWeight = p.double("p") ?? config.distillationWeight
         config.maskRatio = p.double("mask_ratio") ?? config.maskRatio
+        config.studentTemperature = p.double("tau_s") ?? config.studentTemperature
+        config.teacherTemperature = p.double("tau_t") ?? config.teacherTemperature
         config.teacherStopGradient = p.bool("stop_gradient")
-        if let problem = config.validationError() { throw StageError.failed(problem) }
+        config.centerMode = p.string("center_mode").flatMap(CenterMode.init) ?? config.centerMode
+        config.targetNormalisation = p.string("target_norm").flatMap(TargetNormalisation.init) ?? config.targetNormalisation
+        if let problem = config.validationError() { throw StageError.invalid(problem) }
         var options = TrainingOptions()
         options.epochs = p.int("epochs") ?? options.epochs
         options.batchSize = p.int("batch") ?? options.batchSize
         options.baseLearningRate = p.double("lr") ?? options.baseLearningRate
         options.minimumLearningRate = p.double("min_lr") ?? options.minimumLearningRate
         options.warmupEpochs = p.double("warmup_epochs") ?? options.warmupEpochs
-        options.seed = UInt64(max(0, p.int("seed") ?? 0))
-        options.checkpointEvery = max(1, p.int("checkpoint_every") ?? options.checkpointEvery)
-        guard options.epochs >= 1, options.batchSize >= 1 else { throw StageError.failed("epochs and batch must be at least 1") }
+        options.colourJitter = p.double("colour_jitter") ?? options.colourJitter
+        options.checkpointEvery = p.int("checkpoint_every") ?? options.checkpointEvery
+        options.seed = UInt64(p.int("seed") ?? 0)
+        options.loaderWorkers = p.int("workers") ?? options.loaderWorkers
         self.config = config
         self.options = options
     }
 
-    func run(_ context: StageContext) throws {
+    func run(_ context: StageContext) throws -> String {
         let dataset = try PatchDataset(paths: try context.input("patches"))
         let trainer = try Trainer(config: config, options: options, dataset: dataset, runDirectory: context.output)
         trainer.showProgress = context.showProgress
         // A partial folder left by a killed run holds its checkpoints: continue from them.
-        try trainer.run(resume: true)
+        let model = try trainer.run(resume: true)
+        return "\(trainer.totalSteps) steps of \(options.batchSize) on \(dataset.count) patches: \(model)"
+    }
+
+    static func report(_ location: StageOutputLocation) -> ReportPart {
+        guard location.slide == nil else { return ReportPart() }
+        return ReportPart(html: "<h2>Pretraining: \(escapeHTML(location.stageID))</h2>"
+                          + LossCurves.svg(metricsPath: location.path + "/" + RunFiles.metrics))
     }
 }

@@ -1,49 +1,79 @@
 import Foundation
 import Tiling
 
-/// Tissue tiles of one slide (see `wsi tile`).
-struct TileStage: Stage {
-    static let kind = "tile"
-    static let scope = StageScope.perSlide
-    static let summary = "cut tissue patches; coordinates as CSV + HDF5, patches, QC picture"
-    static let parameters = [
-        ParameterSpec("mpp", .double, help: "target microns per pixel (default 0.5; level 0 when the slide has no mpp)"),
-        ParameterSpec("magnification", .double, help: "target magnification instead of mpp"),
-        ParameterSpec("level", .int, help: "pyramid level instead of mpp"),
-        ParameterSpec("size", .int, default: .int(256), help: "patch side in pixels"),
-        ParameterSpec("overlap", .int, default: .int(0), help: "overlap in pixels"),
-        ParameterSpec("tissue_threshold", .double, default: .double(0.5), help: "minimum tissue fraction"),
-        ParameterSpec("format", .string, default: .string("shard"), help: "jpeg | png | shard | none"),
-        ParameterSpec("assume_mpp", .double, help: "mpp for slides that record none"),
+/// Tissue tiles of one slide.
+public struct TileStage: Stage {
+    public static let kind = "tile"
+    public static let scope = StageScope.perSlide
+    public static let summary = "cut tissue patches; coordinates as CSV + HDF5, patches, QC picture"
+    public static let parameters = [
+        ParameterSpec("mpp", .double(0.01...1000), help: "target microns per pixel (default 0.5; level 0 when the slide records no resolution)"),
+        ParameterSpec("magnification", .double(0.1...400), help: "target objective magnification instead of mpp"),
+        ParameterSpec("level", .int(0...64), help: "a pyramid level as it is, instead of mpp"),
+        ParameterSpec("size", .int(8...8192), default: .int(256), placeholder: "PX", help: "patch side in pixels"),
+        ParameterSpec("overlap", .int(0...8191), default: .int(0), placeholder: "PX", help: "overlap between neighbouring patches, below size"),
+        ParameterSpec("tissue_threshold", .double(0...1), default: .double(0.5), help: "minimum tissue fraction of a patch"),
+        ParameterSpec("format", .choice(PatchFormat.allCases.map(\.rawValue)), default: .string(PatchFormat.jpeg.rawValue),
+                      help: "how the patches are stored (shard: one packed file per slide)"),
+        ParameterSpec("jpeg_quality", .int(1...100), default: .int(90), help: "JPEG quality of jpeg patches"),
+        ParameterSpec("assume_mpp", .double(0.01...1000), help: "microns per pixel of slides that record none"),
+        ParameterSpec("colour_filter", .bool, default: .bool(true), help: "reject patches that look white, black or inked"),
+        ParameterSpec("force", .bool, default: .bool(false), help: "allow grids of more than a million positions"),
+        ParameterSpec("threads", .int(1...256), manifest: false, help: "worker threads (default: all cores)"),
     ]
-    static let inputs: [InputSpec] = []
+    public static let inputs: [InputSpec] = []
+    public static let outputs = [
+        OutputSpec(TilingFiles.coordinatesCSV, "kept tiles: x, y (level 0), tissue, white, black and pen-ink fractions"),
+        OutputSpec(TilingFiles.rejectedCSV, "tiles on tissue the colour filter rejected, with the reason"),
+        OutputSpec(TilingFiles.coordinatesHDF5, "CLAM layout: coords [N,2] int64 with patch_size, patch_level, mpp attributes"),
+        OutputSpec(TilingFiles.qcPicture, "thumbnail with tissue outline, kept and rejected tiles"),
+        OutputSpec(TilingFiles.summary, "grid, levels, counts, thresholds, timings"),
+        OutputSpec("patches/ or patches.shard", "the patches (format jpeg | png, or shard)"),
+    ]
 
-    let options: TilingOptions
+    public let options: TilingOptions
 
-    init(_ p: StageParameters) throws {
+    public init(_ p: StageParameters) throws {
         let chosen = [p.double("mpp"), p.double("magnification"), p.int("level").map(Double.init)].compactMap { $0 }
-        guard chosen.count <= 1 else { throw StageError.failed("give only one of mpp, magnification, level") }
+        guard chosen.count <= 1 else { throw StageError.invalid("give only one of mpp, magnification, level") }
         let resolution: TileResolution
         if let mpp = p.double("mpp") { resolution = .micronsPerPixel(mpp) }
         else if let magnification = p.double("magnification") { resolution = .magnification(magnification) }
         else if let level = p.int("level") { resolution = .level(level) }
         else { resolution = .micronsPerPixel(0.5) }
         let size = p.int("size") ?? 256, overlap = p.int("overlap") ?? 0
-        guard size >= 8, overlap >= 0, overlap < size else { throw StageError.failed("size must be ≥ 8 and overlap in 0..<size") }
+        guard overlap < size else { throw StageError.invalid("overlap (\(overlap)) must be smaller than size (\(size))") }
         var options = TilingOptions(grid: TileGridSpec(resolution: resolution, size: size, overlap: overlap))
         options.defaultsToLevelZeroWithoutResolution = chosen.isEmpty
-        options.tissueThreshold = p.double("tissue_threshold") ?? 0.5
-        guard let format = PatchFormat(rawValue: p.string("format") ?? "shard") else {
-            throw StageError.failed("format must be one of \(PatchFormat.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        options.format = format
+        options.tissueThreshold = p.double("tissue_threshold") ?? options.tissueThreshold
+        options.format = p.string("format").flatMap(PatchFormat.init) ?? options.format
+        options.jpegQuality = p.int("jpeg_quality") ?? options.jpegQuality
         options.assumedMicronsPerPixel = p.double("assume_mpp")
+        options.quality.enabled = p.bool("colour_filter")
+        if p.bool("force") { options.maximumGridTiles = .max }
+        options.threads = p.int("threads") ?? options.threads
         self.options = options
     }
 
-    func run(_ context: StageContext) throws {
+    public func run(_ context: StageContext) throws -> String {
         var options = self.options
         options.showProgress = context.showProgress
-        try TileExtractor(options: options).run(slidePath: context.slide!, outputDirectory: context.output)
+        let summary = try TileExtractor(options: options).run(slidePath: try context.requireSlide(), outputDirectory: context.output)
+        var note = "\(summary.keptTiles) patches kept of \(summary.tissueTiles) on tissue (\(summary.gridTiles) in the grid), level \(summary.readLevel)"
+        if let reason = summary.whyNoTiles { note += "; no tiles: \(reason)" }
+        return note
+    }
+
+    public static func report(_ location: StageOutputLocation) -> ReportPart {
+        guard location.slide != nil else { return ReportPart() }
+        var part = ReportPart(figures: [(location.folder + "/" + TilingFiles.qcPicture, "tiles kept (\(location.stageID))")])
+        guard let summary = try? TilingFolder(location.path).summary() else { return part }
+        part.html = "<table><tr><th>tiles kept</th><th>on tissue</th><th>in grid</th><th>patch µm/px</th><th>read level</th><th>rejected</th><th>tiling s</th></tr><tr>"
+            + "<td>\(summary.keptTiles)</td><td>\(summary.tissueTiles)</td><td>\(summary.gridTiles)</td>"
+            + "<td>\(summary.outputMicronsPerPixel.map { String(format: "%.3f", $0) } ?? "unknown")</td><td>\(summary.readLevel)</td>"
+            + "<td>\(summary.rejected.isEmpty ? "none" : summary.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))</td>"
+            + String(format: "<td>%.1f</td></tr></table>", summary.seconds)
+        if let reason = summary.whyNoTiles { part.html += "<p class=\"error\">No tiles: \(escapeHTML(reason))</p>" }
+        return part
     }
 }

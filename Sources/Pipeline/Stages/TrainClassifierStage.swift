@@ -3,41 +3,64 @@ import Predict
 import SDMAE
 import Storage
 
-/// Linear probe on labelled patches (see `wsi train-classifier`).
+/// Linear probe on frozen encoder features of labelled patches.
 struct TrainClassifierStage: Stage {
     static let kind = "train-classifier"
     static let scope = StageScope.global
     static let summary = "linear probe on frozen encoder features of labelled patches"
     static let parameters = [
-        ParameterSpec("labelled", .path, required: true, help: "folder with one sub-folder of patches per class"),
-        ParameterSpec("epochs", .int, default: .int(300), help: "optimiser steps"),
-        ParameterSpec("lr", .double, default: .double(0.01), help: "learning rate"),
-        ParameterSpec("validation_fraction", .double, default: .double(0.2), help: "held-out share per class"),
-        ParameterSpec("seed", .int, default: .int(0), help: "split and initialisation seed"),
+        ParameterSpec("labelled", .path, required: true, placeholder: "DIR",
+                      help: "folder with one sub-folder of patches (PNG/JPEG or shards) per class"),
+        ParameterSpec("epochs", .int(1...100_000), default: .int(LinearProbe.TrainingSettings().epochs), help: "full-batch optimiser steps"),
+        ParameterSpec("lr", .double(1e-6...10), default: .double(Double(LinearProbe.TrainingSettings().learningRate)), help: "learning rate"),
+        ParameterSpec("validation_fraction", .double(0.01...0.9), default: .double(0.2), help: "held-out share of every class"),
+        ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(0), help: "split and initialisation seed"),
     ]
-    static let inputs = [InputSpec("checkpoint", help: "pretrain stage or an SD-MAE checkpoint file")]
+    static let inputs = [InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file")]
     static let classifierName = "classifier.safetensors"
     static let metricsName = "metrics.json"
+    static let outputs = [
+        OutputSpec(classifierName, "standardisation and softmax weights, class names in the metadata"),
+        OutputSpec(metricsName, "held-out accuracy, balanced accuracy, precision, recall, confusion; linear probe and kNN (k=20)"),
+    ]
 
-    let parameters: StageParameters
+    let labelled: String
+    let validationFraction: Double
+    let settings: LinearProbe.TrainingSettings
 
     init(_ p: StageParameters) throws {
-        guard let fraction = p.double("validation_fraction"), (0.01...0.9).contains(fraction) else {
-            throw StageError.failed("validation_fraction must be in 0.01...0.9")
-        }
-        parameters = p
+        guard let labelled = p.string("labelled") else { throw StageError.invalid("labelled is required") }
+        self.labelled = labelled
+        validationFraction = p.double("validation_fraction") ?? 0.2
+        var settings = LinearProbe.TrainingSettings()
+        settings.epochs = p.int("epochs") ?? settings.epochs
+        settings.learningRate = Float(p.double("lr") ?? Double(settings.learningRate))
+        settings.seed = UInt64(p.int("seed") ?? 0)
+        self.settings = settings
     }
 
-    func run(_ context: StageContext) throws {
+    func run(_ context: StageContext) throws -> String {
         let model = try SDMAEModel.load(path: file(try context.input("checkpoint")[0], named: RunFiles.finalModel))
-        let patches = try LabelledPatches(root: parameters.string("labelled")!)
-        var settings = LinearProbe.TrainingSettings()
-        settings.epochs = parameters.int("epochs") ?? settings.epochs
-        settings.learningRate = Float(parameters.double("lr") ?? Double(settings.learningRate))
-        settings.seed = UInt64(max(0, parameters.int("seed") ?? 0))
-        let result = try ClassifierTraining.run(model: model, patches: patches, validationFraction: parameters.double("validation_fraction")!,
+        let patches = try LabelledPatches(root: labelled)
+        let result = try ClassifierTraining.run(model: model, patches: patches, validationFraction: validationFraction,
                                                 seed: settings.seed, settings: settings, showProgress: context.showProgress)
-        try result.probe.write(to: context.output + "/" + Self.classifierName)
+        try result.probe.write(to: context.output + "/" + Self.classifierName, metadata: ["encoder_width": String(model.config.width)])
         try AtomicFile.write(try result.reportJSON(), to: context.output + "/" + Self.metricsName)
+        return "\(patches.dataset.count) patches in \(patches.classes.count) classes; held out: linear probe balanced accuracy "
+            + String(format: "%.3f, kNN %.3f", result.linear.balancedAccuracy, result.knn.balancedAccuracy)
+    }
+
+    static func report(_ location: StageOutputLocation) -> ReportPart {
+        guard location.slide == nil,
+              let data = FileManager.default.contents(atPath: location.path + "/" + metricsName),
+              let metrics = try? JSONDecoder().decode(ClassifierMetrics.self, from: data) else { return ReportPart() }
+        var html = "<h2>Classifier: \(escapeHTML(location.stageID))</h2><p>\(metrics.trainingSamples) training patches, "
+            + "\(metrics.linearProbe.samples) held out.</p><table><tr><th>evaluation</th><th>accuracy</th><th>balanced accuracy</th>"
+            + metrics.linearProbe.classes.map { "<th>\(escapeHTML($0)) precision / recall</th>" }.joined() + "</tr>"
+        for (name, report) in [("linear probe", metrics.linearProbe), ("kNN (k=20, cosine)", metrics.knn20Cosine)] {
+            html += "<tr><td>\(name)</td>" + String(format: "<td>%.3f</td><td>%.3f</td>", report.accuracy, report.balancedAccuracy)
+            html += zip(report.precision, report.recall).map { String(format: "<td>%.3f / %.3f</td>", $0, $1) }.joined() + "</tr>"
+        }
+        return ReportPart(html: html + "</table>")
     }
 }

@@ -34,3 +34,21 @@ public final class Counter: @unchecked Sendable {
         return value - 1
     }
 }
+
+/// A raw pointer handed to worker threads that write disjoint ranges.
+public struct UncheckedPointer: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Float>
+    public init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
+}
+
+/// The first error any worker thread met.
+public final class FailureSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    public private(set) var error: Error?
+    public init() {}
+    public func record(_ error: Error) {
+        lock.lock()
+        if self.error == nil { self.error = error }
+        lock.unlock()
+    }
+}

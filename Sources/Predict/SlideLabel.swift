@@ -92,8 +92,6 @@ extension Aggregation {
     }
 
     public static func json(_ label: SlideLabel) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(label)
+        return try JSONFile.encode(label)
     }
 }

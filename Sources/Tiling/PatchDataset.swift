@@ -1,3 +1,4 @@
+import Concurrency
 import Dispatch
 import Foundation
 import Imaging
@@ -43,14 +44,18 @@ public final class PatchDataset: @unchecked Sendable {
             if isDirectory.boolValue {
                 let enumerator = FileManager.default.enumerator(atPath: root)
                 var found: [String] = []
+                var tilingFolders: [String] = TilingFolder.isTilingFolder(root) ? [root] : []
                 while let relative = enumerator?.nextObject() as? String {
+                    let path = (root as NSString).appendingPathComponent(relative)
+                    let type = enumerator?.fileAttributes?[.type] as? FileAttributeType
+                    if type == .typeDirectory, TilingFolder.isTilingFolder(path) { tilingFolders.append(path) }
                     // Folders can carry image-like names (a slide "x.jpeg.tiff" tiles into "x.jpeg/").
-                    guard enumerator?.fileAttributes?[.type] as? FileAttributeType == .typeRegular else { continue }
-                    found.append((root as NSString).appendingPathComponent(relative))
+                    guard type == .typeRegular else { continue }
+                    found.append(path)
                 }
-                // A tiling output folder (it holds tiling.json) contributes its patches, not its QC pictures.
-                let tilingFolders = Set(found.filter { $0.hasSuffix("/" + TilingFiles.summary) }.map { ($0 as NSString).deletingLastPathComponent })
-                files = found.filter { !tilingFolders.contains(($0 as NSString).deletingLastPathComponent) || $0.hasSuffix(".shard") }.sorted()
+                // A tiling output folder contributes its stored patches, not its QC pictures.
+                let inTilingFolder = { (file: String) in tilingFolders.contains { file.hasPrefix($0 + "/") } }
+                files = (found.filter { !inTilingFolder($0) } + tilingFolders.flatMap { TilingFolder($0).storedPatchFiles() }).sorted()
             } else {
                 files = [root]
             }
@@ -81,7 +86,7 @@ public final class PatchDataset: @unchecked Sendable {
 
     /// Patches `indices` decoded on `workers` threads into planar floats [count, 3, size, size];
     /// `prepare` turns the patch in slot i into its pixels (augmented or plainly resized).
-    func planarImages(_ indices: [Int], size: Int, workers: Int,
+    public func planarImages(_ indices: [Int], size: Int, workers: Int,
                       _ prepare: @Sendable (RGBImage, Int, UnsafeMutablePointer<Float>) -> Void) throws -> [Float] {
         let plane = 3 * size * size, workers = max(1, workers)
         var images = [Float](repeating: 0, count: indices.count * plane)
@@ -105,22 +110,5 @@ public final class PatchDataset: @unchecked Sendable {
         case let .shard(shard, i): return "\(shard.path)#\(shard.records[i].x)_\(shard.records[i].y)"
         case let .region(slide, x, y, _, _, _): return "\(slide.path)#\(x)_\(y)"
         }
-    }
-}
-
-/// A raw pointer handed to worker threads that write disjoint ranges.
-struct UncheckedPointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
-}
-
-/// The first error any worker thread met.
-final class FailureSlot: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var error: Error?
-    func record(_ error: Error) {
-        lock.lock()
-        if self.error == nil { self.error = error }
-        lock.unlock()
     }
 }

@@ -1,0 +1,195 @@
+import Foundation
+
+/// What values an option takes. Ranges and choices live here so the command line, the manifest
+/// validator, `--help`, `wsi stages` and the README all enforce and show the same limits.
+public enum ParameterType: Sendable {
+    case int(ClosedRange<Int>)
+    case double(ClosedRange<Double>)
+    /// On the command line a switch: `--name`, or `--no-name` when the default is true.
+    case bool
+    case choice([String])
+    case string
+    /// Repeatable on the command line, a list in a manifest.
+    case strings
+    /// A file or folder that must exist; relative to the manifest, or to the working directory
+    /// on the command line.
+    case path
+
+    public var typeName: String {
+        switch self {
+        case .int: return "int"
+        case .double: return "number"
+        case .bool: return "bool"
+        case .choice: return "choice"
+        case .string: return "text"
+        case .strings: return "list"
+        case .path: return "path"
+        }
+    }
+
+    /// The allowed values in words ("1...4096", "jpeg | png"), empty when anything of the type goes.
+    public var limits: String {
+        switch self {
+        case let .int(range): return "\(range.lowerBound)...\(range.upperBound)"
+        case let .double(range): return "\(ParameterValue.double(range.lowerBound))...\(ParameterValue.double(range.upperBound))"
+        case let .choice(names): return names.joined(separator: " | ")
+        case .bool, .string, .strings, .path: return ""
+        }
+    }
+}
+
+public enum ParameterValue: Hashable, Codable, Sendable, CustomStringConvertible {
+    case int(Int)
+    case double(Double)
+    case bool(Bool)
+    case string(String)
+    case strings([String])
+
+    public var description: String {
+        switch self {
+        case let .int(v): return String(v)
+        case let .double(v):
+            // 256.0 reads as 256 and 0.00015 as 1.5e-04: what a user would type.
+            if v == v.rounded(), abs(v) < 1e15 { return String(Int(v)) }
+            return abs(v) < 1e-3 ? String(format: "%g", v) : String(v)
+        case let .bool(v): return String(v)
+        case let .string(v): return v
+        case let .strings(v): return v.joined(separator: ",")
+        }
+    }
+}
+
+/// A value that does not fit its declaration; the caller adds where it came from.
+public struct ParameterProblem: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// One option, declared once: its name, type and limits, default, help, and whether a manifest
+/// may set it (how a run is shown or scheduled is the command line's business alone).
+public struct ParameterSpec: Sendable {
+    /// The manifest key (snake_case); the command line spells it `--kebab-case`.
+    public var name: String
+    public var type: ParameterType
+    /// nil: no default (optional, or required when `required`).
+    public var defaultValue: ParameterValue?
+    public var required: Bool
+    public var help: String
+    public var inManifest: Bool
+    /// What to write after the flag in usage texts (`--mpp X`).
+    public var placeholder: String
+
+    public init(_ name: String, _ type: ParameterType, default defaultValue: ParameterValue? = nil, required: Bool = false,
+                manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.name = name
+        self.type = type
+        self.defaultValue = defaultValue
+        self.required = required
+        self.help = help
+        self.inManifest = manifest
+        self.placeholder = placeholder ?? {
+            switch type {
+            case .int: return "N"
+            case .double: return "X"
+            case .bool: return ""
+            case let .choice(names): return names.joined(separator: "|")
+            case .string: return "TEXT"
+            case .strings: return "NAME"
+            case .path: return "PATH"
+            }
+        }()
+    }
+
+    /// `--name`, or `--no-name` for a switch that is on by default.
+    public var flag: String {
+        let kebab = name.replacingOccurrences(of: "_", with: "-")
+        if case .bool = type, defaultValue == .bool(true) { return "--no-" + kebab }
+        return "--" + kebab
+    }
+
+    /// Parses and checks one value. `quoted`: the manifest wrote it in quotes, so it is text even
+    /// if it looks like a number.
+    public func value(parsing text: String, quoted: Bool = false, resolve: (String) -> String = { $0 }) throws -> ParameterValue {
+        func wrong(_ expected: String) -> ParameterProblem { ParameterProblem(description: "must be \(expected), got '\(text)'") }
+        switch type {
+        case let .int(range):
+            guard !quoted, let v = Int(text) else { throw wrong("an integer") }
+            guard range.contains(v) else { throw wrong("in \(type.limits)") }
+            return .int(v)
+        case let .double(range):
+            guard !quoted, let v = Double(text), v.isFinite else { throw wrong("a number") }
+            guard range.contains(v) else { throw wrong("in \(type.limits)") }
+            return .double(v)
+        case .bool:
+            switch text.lowercased() {
+            case "true", "yes", "on": return .bool(true)
+            case "false", "no", "off": return .bool(false)
+            default: throw wrong("true or false")
+            }
+        case let .choice(names):
+            guard names.contains(text) else { throw wrong("one of \(type.limits)") }
+            return .string(text)
+        case .string:
+            return .string(text)
+        case .strings:
+            return .strings([text])
+        case .path:
+            guard !text.isEmpty else { throw wrong("a path") }
+            let resolved = resolve(text)
+            guard FileManager.default.fileExists(atPath: resolved) else {
+                throw ParameterProblem(description: "no such file or folder '\(text)'" + (resolved == text ? "" : " (\(resolved))"))
+            }
+            return .string(resolved)
+        }
+    }
+}
+
+/// Decoded, typed parameters of one stage, defaults filled in.
+public struct StageParameters: Sendable {
+    public var values: [String: ParameterValue]
+
+    public init(_ values: [String: ParameterValue]) { self.values = values }
+
+    /// Fills in defaults and checks required ones; `missing` says where to point for an absent one.
+    public init(_ given: [String: ParameterValue], specs: [ParameterSpec]) throws {
+        var values = given
+        for spec in specs where values[spec.name] == nil {
+            if let value = spec.defaultValue { values[spec.name] = value }
+            else if spec.required { throw ParameterProblem(description: "needs \(spec.name) (\(spec.help))") }
+        }
+        self.values = values
+    }
+
+    public func int(_ name: String) -> Int? {
+        if case let .int(v)? = values[name] { return v }
+        return nil
+    }
+
+    public func double(_ name: String) -> Double? {
+        switch values[name] {
+        case let .double(v)?: return v
+        case let .int(v)?: return Double(v)
+        default: return nil
+        }
+    }
+
+    public func bool(_ name: String) -> Bool {
+        if case let .bool(v)? = values[name] { return v }
+        return false
+    }
+
+    public func string(_ name: String) -> String? {
+        if case let .string(v)? = values[name] { return v }
+        return nil
+    }
+
+    public func strings(_ name: String) -> [String] {
+        switch values[name] {
+        case let .strings(v)?: return v
+        case let .string(v)?: return [v]
+        default: return []
+        }
+    }
+
+    /// A stable text of every value, for the ledger's parameter hash.
+    var fingerprint: String { values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";") }
+}
