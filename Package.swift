@@ -1,7 +1,8 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console → SlideIO → Tissue → Tiling → NN → SDMAE → Predict/Heatmap → Pipeline → wsi.
+// Layering (arrows point one way): Imaging/Storage/Console/Concurrency → SlideIO → Tissue → Tiling → NN → SDMAE →
+// Predict → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
     name: "wsi",
@@ -27,9 +28,9 @@ let package = Package(
         .target(name: "Tissue", dependencies: ["SlideIO", "Imaging"]),
         .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Imaging", "Storage", "Console", "Concurrency"]),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
-        .target(name: "NN", dependencies: ["COpenBLAS", "CKernels", "Storage"]),
+        .target(name: "NN", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
-        .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage", "Console"]),
+        .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Storage"]),
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
         .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
                                                  "Heatmap", "Imaging", "Storage", "Console", "Concurrency"]),

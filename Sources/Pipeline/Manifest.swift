@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 
 /// One stage entry of a manifest, validated and typed.
 public struct StageEntry: Sendable {
@@ -37,8 +38,9 @@ public struct Manifest: Sendable {
     public var stages: [StageEntry]
 
     public static func load(path: String) throws -> Manifest {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ManifestError(file: path, line: 0, column: 0, message: "cannot read the manifest")
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ManifestError(file: path, line: 0, column: 0, message: "cannot read the manifest: \(describeError(error))")
         }
         return try parse(String(decoding: data, as: UTF8.self), path: path)
     }

@@ -190,6 +190,9 @@ public struct StageParameters: Sendable {
         }
     }
 
-    /// A stable text of every value, for the ledger's parameter hash.
-    var fingerprint: String { values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";") }
+    /// A stable text of the named values, for the ledger's parameter hash (what a manifest can
+    /// set changes results; how a run is scheduled does not).
+    func fingerprint(of names: [String]) -> String {
+        values.filter { names.contains($0.key) }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
+    }
 }

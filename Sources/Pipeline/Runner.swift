@@ -220,7 +220,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 }
             }
         }
-        let parametersHash = String(fnv1a(entry.type.kind + ";" + entry.parameters.fingerprint), radix: 16)
+        let parametersHash = String(fnv1a(entry.type.kind + ";" + entry.parameters.fingerprint(of: entry.type.parameters.filter(\.inManifest).map(\.name))), radix: 16)
         let inputKey = String(fnv1a(fingerprint.joined(separator: ";")), radix: 16)
         let final = outputFolder(entry, slide: slide)
         try checkContained(final)

@@ -1,3 +1,4 @@
+import Concurrency
 import COpenSlide
 import Dispatch
 import Foundation
@@ -45,6 +46,8 @@ public final class Slide: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw SlideError.fileNotFound(path: path)
         }
+        // Without this, OpenSlide reports an unreadable file as an unknown format.
+        if access(path, R_OK) != 0, errno == EACCES { throw SlideError.permissionDenied(path: path) }
         // Some formats (MIRAX, DICOM in later OpenSlide) are directories or files with siblings;
         // OpenSlide itself decides.
         if openslide_detect_vendor(path) != nil {
@@ -151,12 +154,7 @@ public final class Slide: @unchecked Sendable {
         // About 16 megapixels of source per strip.
         let rowsPerStrip = max(1, min(th, Int(16_000_000 / (Double(level.width) * sourceRowsPerRow))))
         let strips = (th + rowsPerStrip - 1) / rowsPerStrip
-        final class Strips: @unchecked Sendable {
-            var images: [Result<RGBImage, Error>?]
-            let lock = NSLock()
-            init(_ n: Int) { images = Array(repeating: nil, count: n) }
-        }
-        let results = Strips(strips)
+        let results = Slots<Result<RGBImage, Error>>(count: strips)
         DispatchQueue.concurrentPerform(iterations: strips) { i in
             let top = i * rowsPerStrip, rows = min(rowsPerStrip, th - top)
             let sourceTop = Int((Double(top) * sourceRowsPerRow).rounded())
@@ -165,13 +163,14 @@ public final class Slide: @unchecked Sendable {
                 try readRegion(x: 0, y: Int((Double(sourceTop) * level.downsample).rounded()), level: level.index,
                                width: level.width, height: max(1, sourceBottom - sourceTop)).resized(width: tw, height: rows)
             }
-            results.lock.lock()
-            results.images[i] = result
-            results.lock.unlock()
+            results[i] = result
         }
         var pixels: [UInt8] = []
         pixels.reserveCapacity(tw * th * 3)
-        for strip in results.images { pixels += try strip!.get().pixels }
+        for strip in results.values {
+            guard let strip else { throw SlideError.unreadable(path: path, reason: "a thumbnail strip was not read") }
+            pixels += try strip.get().pixels
+        }
         return RGBImage(width: tw, height: th, pixels: pixels)
     }
 

@@ -19,6 +19,27 @@ public enum StorageError: Error, CustomStringConvertible, Equatable {
 
 private func errnoText() -> String { String(cString: strerror(errno)) }
 
+/// Files inside a folder that is itself published atomically (a stage's partial folder): written
+/// in place, with the system's reason when that fails.
+public enum PlainFile {
+    public static func write(_ data: Data, to path: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw StorageError.cannotCreate(path: path, reason: errnoText()) }
+        defer { close(descriptor) }
+        try data.withUnsafeBytes { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let n = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw StorageError.writeFailed(path: path, reason: errnoText())
+                }
+                offset += n
+            }
+        }
+    }
+}
+
 /// A file that becomes visible under its final name only when complete.
 ///
 /// Bytes go to a hidden temporary file in the same directory (so the final `rename` is atomic on

@@ -4,7 +4,6 @@ import Foundation
 import Imaging
 import Storage
 import SlideIO
-import Tiling
 
 public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case empty(paths: [String])

@@ -226,9 +226,7 @@ public struct TileExtractor {
                         let format: ImageFormat = options.format == .png ? .png : .jpeg
                         let data = try patch.encoded(as: format, jpegQuality: options.jpegQuality)
                         let path = "\(patchDirectory)/\(tile.x)_\(tile.y).\(format.fileExtension)"
-                        guard FileManager.default.createFile(atPath: path, contents: data) else {
-                            throw StorageError.writeFailed(path: path, reason: "cannot create patch file")
-                        }
+                        try PlainFile.write(data, to: path)
                     }
                     return Outcome(result: result, patch: options.format == .shard && rejection == nil ? patch : nil)
                 }

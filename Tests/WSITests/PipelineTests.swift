@@ -120,17 +120,31 @@ final class PipelineTests: XCTestCase {
     }
 
     /// The wsi binary built next to the test bundle.
-    func wsiBinary() -> String? {
+    static func wsiBinary() -> String? {
         let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("wsi").path
         let candidates = [beside, URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent(".build/debug/wsi").path]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// Runs `binary` and returns its exit status with stdout and stderr together.
+    static func capture(_ binary: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     /// kill -9 in the middle of a batch, then the same command again: every slide × stage is
     /// completed exactly once, outputs are complete, and no partial folder is visible.
     func testKillAndResume() throws {
-        guard let wsi = wsiBinary() else { return XCTFail("the wsi executable was not built beside the tests") }
+        guard let wsi = Self.wsiBinary() else { return XCTFail("the wsi executable was not built beside the tests") }
         let dir = TestData.scratchDirectory()
         let slides = dir + "/slides"
         try FileManager.default.createDirectory(atPath: slides, withIntermediateDirectories: true)

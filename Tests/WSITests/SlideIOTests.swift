@@ -132,7 +132,11 @@ final class SlideIOTests: XCTestCase {
 
     func testDiscoveryFindsSlidesRecursivelyInOrder() throws {
         let found = try SlideDiscovery.slides(at: TestData.root)
-        XCTAssertEqual(found.map { URL(fileURLWithPath: $0).lastPathComponent },
-                       ["CMU-1-Small-Region.jpeg.tiff", "CMU-1-Small-Region.svs", "tcga-cr-7395-01a-01-ts1.svs"])
+        // Plain pictures count as one-level slides, in a folder as when named alone.
+        let pictures = try FileManager.default.contentsOfDirectory(atPath: TestData.path("histolab-tiles")).filter { $0.hasSuffix(".png") }
+        XCTAssertEqual(pictures.count, 6)
+        XCTAssertEqual(found.map { $0.dropFirst(TestData.root.count + 1) }.map(String.init),
+                       ["cmu1-small-region-generic-tiff/CMU-1-Small-Region.jpeg.tiff", "cmu1-small-region-svs/CMU-1-Small-Region.svs"]
+                           + pictures.sorted().map { "histolab-tiles/" + $0 } + ["tcga-cr-7395-svs/tcga-cr-7395-01a-01-ts1.svs"])
     }
 }
