@@ -40,15 +40,35 @@ enum Patches {
     }
 
     private static func target(of token: Int, in image: UnsafePointer<Float>, config: SDMAEConfig, into o: UnsafeMutablePointer<Float>) {
-        let p = config.patchSize, g = config.grid, s = config.imageSize, n = p * p
+        pixels(of: token, in: image, config: config, into: o)
+        _ = config.targetNormalisation.normalise(o, pixels: config.patchSize * config.patchSize)
+    }
+
+    /// The raw pixels of one token, ordered (row-in-patch, col-in-patch, channel).
+    static func pixels(of token: Int, in image: UnsafePointer<Float>, config: SDMAEConfig, into o: UnsafeMutablePointer<Float>) {
+        let p = config.patchSize, g = config.grid, s = config.imageSize
         let top = (token / g) * p, left = (token % g) * p
         for y in 0..<p {
             for x in 0..<p {
                 for c in 0..<3 { o[(y * p + x) * 3 + c] = image[c * s * s + (top + y) * s + left + x] }
             }
         }
-        switch config.targetNormalisation {
+    }
+}
+
+/// What a target normalisation did to one patch: x' = (x − mean[c]) / scale[c] per channel c.
+struct PatchStatistics {
+    var mean: [Double]
+    var scale: [Double]
+}
+
+extension TargetNormalisation {
+    /// Normalises a patch of `pixels` RGB pixels ([pixels, 3], channel last) in place and returns
+    /// the statistics `denormalise` needs to undo it.
+    func normalise(_ o: UnsafeMutablePointer<Float>, pixels n: Int) -> PatchStatistics {
+        switch self {
         case .perPatchChannel:
+            var statistics = PatchStatistics(mean: [0, 0, 0], scale: [1, 1, 1])
             for c in 0..<3 {
                 var mean = 0.0
                 for i in 0..<n { mean += Double(o[i * 3 + c]) }
@@ -57,17 +77,29 @@ enum Patches {
                 for i in 0..<n { let d = Double(o[i * 3 + c]) - mean; variance += d * d }
                 let std = (variance / Double(n - 1)).squareRoot()
                 for i in 0..<n { o[i * 3 + c] = Float((Double(o[i * 3 + c]) - mean) / (std + 1e-6)) }
+                statistics.mean[c] = mean
+                statistics.scale[c] = std + 1e-6
             }
+            return statistics
         case .perPatch:
-            let m = config.patchValues
+            let m = 3 * n
             var mean = 0.0
             for i in 0..<m { mean += Double(o[i]) }
             mean /= Double(m)
             var variance = 0.0
             for i in 0..<m { let d = Double(o[i]) - mean; variance += d * d }
             // torch.var is unbiased, as in MAE's code.
-            let inverse = 1 / (variance / Double(m - 1) + 1e-6).squareRoot()
+            let scale = (variance / Double(m - 1) + 1e-6).squareRoot()
+            let inverse = 1 / scale
             for i in 0..<m { o[i] = Float((Double(o[i]) - mean) * inverse) }
+            return PatchStatistics(mean: [mean, mean, mean], scale: [scale, scale, scale])
+        }
+    }
+
+    /// The inverse of `normalise` with the same statistics: a prediction back to pixels.
+    func denormalise(_ o: UnsafeMutablePointer<Float>, pixels n: Int, _ statistics: PatchStatistics) {
+        for i in 0..<n {
+            for c in 0..<3 { o[i * 3 + c] = Float(Double(o[i * 3 + c]) * statistics.scale[c] + statistics.mean[c]) }
         }
     }
 }

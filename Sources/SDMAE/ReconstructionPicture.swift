@@ -5,12 +5,14 @@ import NN
 /// The picture that shows what the model learned: per patch, a row of
 /// original | masked input | reconstruction (visible patches pasted back, as MAE's figures).
 public enum ReconstructionPicture {
-    public static func render(model: SDMAEModel, images: [Float], batch: Int, seed: UInt64) -> RGBImage {
+    /// `prediction` replaces the model's output in checks (a perfect prediction is its target).
+    public static func render(model: SDMAEModel, images: [Float], batch: Int, seed: UInt64,
+                              prediction predicted: (() -> [Float])? = nil) -> RGBImage {
         let config = model.config
         var generator = SeededGenerator(seed: seed)
         let mask = TokenMask.random(batch: batch, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
         images.withUnsafeBufferPointer { _ = model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }
-        let prediction = model.prediction
+        let prediction = predicted?() ?? model.prediction
         let s = config.imageSize, p = config.patchSize, g = config.grid, gap = 4
         var canvas = RGBImage(width: 3 * s + 2 * gap, height: batch * s + (batch - 1) * gap, fill: (255, 255, 255))
         for b in 0..<batch {
@@ -18,20 +20,21 @@ public enum ReconstructionPicture {
             let top = b * (s + gap)
             var reconstruction = image
             var masked = image
+            let n = p * p
+            var pixels = [Float](repeating: 0, count: config.patchValues)
             for (i, token) in mask.masked[b].enumerated() {
                 let py = (token / g) * p, px = (token % g) * p
-                let row = prediction[((b * mask.masked[b].count) + i) * config.patchValues..<((b * mask.masked[b].count) + i + 1) * config.patchValues]
-                for c in 0..<3 {
-                    // Undo the target normalisation with the original patch's own statistics.
-                    var values: [Float] = []
-                    for y in 0..<p { for x in 0..<p { values.append(image[c * s * s + (py + y) * s + px + x]) } }
-                    let mean = values.reduce(0, +) / Float(values.count)
-                    let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(max(1, values.count - 1))
-                    let std = variance.squareRoot() + 1e-6
-                    for y in 0..<p {
-                        for x in 0..<p {
+                let start = (b * mask.masked[b].count + i) * config.patchValues
+                var predicted = Array(prediction[start..<(start + config.patchValues)])
+                // Undo the target normalisation with the original patch's own statistics.
+                image.withUnsafeBufferPointer { Patches.pixels(of: token, in: $0.baseAddress!, config: config, into: &pixels) }
+                let statistics = config.targetNormalisation.normalise(&pixels, pixels: n)
+                config.targetNormalisation.denormalise(&predicted, pixels: n, statistics)
+                for y in 0..<p {
+                    for x in 0..<p {
+                        for c in 0..<3 {
                             let o = c * s * s + (py + y) * s + px + x
-                            reconstruction[o] = row[row.startIndex + (y * p + x) * 3 + c] * std + mean
+                            reconstruction[o] = predicted[(y * p + x) * 3 + c]
                             masked[o] = 0.5
                         }
                     }

@@ -119,7 +119,7 @@ public final class SDMAEModel {
         }
     }
 
-    // MARK: Training step
+    // MARK: Training step, as MAE's forward: encode, decode, then each loss
 
     /// Forward pass and losses for `images` ([B,3,S,S] in [0,1]) under `mask`.
     @discardableResult
@@ -127,26 +127,41 @@ public final class SDMAEModel {
         precondition(mask.visible.count == batch && mask.masked.count == batch)
         self.mask = mask
         self.batch = batch
-        let nv = mask.visible[0].count, nm = mask.masked[0].count, L = config.tokens
-        let d = config.width, dd = config.decoderWidth, k = config.prototypes
+        let latent = encode(images, batch: batch, tokens: mask.visible)         // [B·nv, d]
+        let decoded = decode(latent)                                             // [B·L, dd]
+        splitDecoded(decoded)                                                    // visible [B·nv, dd], masked [B·nm, dd]
+        let prediction = decoderPred.forward(maskedDecoded.pointer, rows: batch * mask.masked[0].count)  // [B·nm, P·P·3]
+        let reconstruction = reconstructionLoss(images, prediction: prediction)
+        let (distillation, entropy) = distillationLoss(latent)
+        let p = config.distillationWeight
+        return StepLosses(reconstruction: reconstruction, distillation: distillation,
+                          total: (1 - p) * reconstruction + p * distillation, teacherEntropy: entropy)
+    }
 
-        // Encoder on visible tokens only.
-        patches.reserve(batch * nv * config.patchValues)
-        Patches.channelFirst(images, config: config, batch: batch, tokens: mask.visible, into: patches.pointer)
-        let embedded = patchEmbed.forward(patches.pointer, rows: batch * nv)
-        encoderInput.reserve(batch * nv * d)
+    /// The encoder on the listed tokens of each image (every image lists as many):
+    /// patch embedding plus positions, the blocks, the final norm → [B·n, d].
+    func encode(_ images: UnsafePointer<Float>, batch: Int, tokens: [[Int]]) -> UnsafePointer<Float> {
+        let n = tokens[0].count, d = config.width
+        patches.reserve(batch * n * config.patchValues)
+        Patches.channelFirst(images, config: config, batch: batch, tokens: tokens, into: patches.pointer)
+        let embedded = patchEmbed.forward(patches.pointer, rows: batch * n)     // [B·n, d]
+        encoderInput.reserve(batch * n * d)
         for b in 0..<batch {
-            for (i, token) in mask.visible[b].enumerated() {
-                let row = (b * nv + i) * d
+            for (i, token) in tokens[b].enumerated() {
+                let row = (b * n + i) * d
                 for j in 0..<d { encoderInput[row + j] = embedded[row + j] + positions[token * d + j] }
             }
         }
-        var x = UnsafePointer(encoderInput.pointer)
-        for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: nv)) }
-        let latent = norm.forward(x, rows: batch * nv)
+        var x = UnsafePointer(encoderInput.pointer)                             // [B·n, d]
+        for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: n)) }
+        return UnsafePointer(norm.forward(x, rows: batch * n))                  // [B·n, d]
+    }
 
-        // Decoder over all positions: visible first, then mask tokens.
-        let decodedVisible = decoderEmbed.forward(latent, rows: batch * nv)
+    /// The decoder over all positions of the current mask: visible tokens first, then mask tokens
+    /// → [B·L, dd].
+    func decode(_ latent: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        let nv = mask.visible[0].count, L = config.tokens, dd = config.decoderWidth
+        let decodedVisible = decoderEmbed.forward(latent, rows: batch * nv)    // [B·nv, dd]
         decoderInput.reserve(batch * L * dd)
         for b in 0..<batch {
             for (i, token) in mask.visible[b].enumerated() {
@@ -158,32 +173,42 @@ public final class SDMAEModel {
                 for j in 0..<dd { decoderInput[row + j] = maskToken.value[j] + decoderPositions[token * dd + j] }
             }
         }
-        var y = UnsafePointer(decoderInput.pointer)
+        var y = UnsafePointer(decoderInput.pointer)                             // [B·L, dd]
         for block in decoderBlocks { y = UnsafePointer(block.forward(y, batch: batch, tokens: L)) }
-        let decoded = decoderNorm.forward(y, rows: batch * L)
+        return UnsafePointer(decoderNorm.forward(y, rows: batch * L))           // [B·L, dd]
+    }
 
+    /// Copies each image's visible and masked decoder rows into their own buffers.
+    private func splitDecoded(_ decoded: UnsafePointer<Float>) {
+        let nv = mask.visible[0].count, nm = mask.masked[0].count, L = config.tokens, dd = config.decoderWidth
         maskedDecoded.reserve(batch * nm * dd)
         visibleDecoded.reserve(batch * nv * dd)
         for b in 0..<batch {
             (visibleDecoded.pointer + b * nv * dd).update(from: decoded + b * L * dd, count: nv * dd)
             (maskedDecoded.pointer + b * nm * dd).update(from: decoded + (b * L + nv) * dd, count: nm * dd)
         }
-        let prediction = decoderPred.forward(maskedDecoded.pointer, rows: batch * nm)
-        target.reserve(batch * nm * config.patchValues)
+    }
+
+    /// Mean squared error between the prediction of masked tokens and their normalised pixels.
+    private func reconstructionLoss(_ images: UnsafePointer<Float>, prediction: UnsafePointer<Float>) -> Double {
+        let values = batch * mask.masked[0].count * config.patchValues
+        target.reserve(values)
         Patches.targets(images, config: config, batch: batch, tokens: mask.masked, into: target.pointer)
-        let values = batch * nm * config.patchValues
         var squared = 0.0
         for i in 0..<values { let e = Double(prediction[i] - target[i]); squared += e * e }
-        let reconstruction = squared / Double(values)
+        return squared / Double(values)
+    }
 
-        // Self-distillation on visible tokens: each head's logits pooled over an image's tokens.
-        let studentLogits = studentHead.forward(latent, groups: batch, rowsPerGroup: nv)
-        let teacherLogits = teacherHead.forward(visibleDecoded.pointer, groups: batch, rowsPerGroup: nv)
+    /// Cross-entropy from the centred, sharpened teacher (decoder, visible tokens) to the student
+    /// (encoder), each head's logits pooled over an image's tokens; also the teacher's entropy.
+    private func distillationLoss(_ latent: UnsafePointer<Float>) -> (loss: Double, teacherEntropy: Double) {
+        let nv = mask.visible[0].count, k = config.prototypes
+        let studentLogits = studentHead.forward(latent, groups: batch, rowsPerGroup: nv)                      // [B, K]
+        let teacherLogits = teacherHead.forward(visibleDecoded.pointer, groups: batch, rowsPerGroup: nv)      // [B, K]
         studentPooled.reserve(batch * k)
         teacherPooled.reserve(batch * k)
         studentPooled.pointer.update(from: studentLogits, count: batch * k)
         teacherPooled.pointer.update(from: teacherLogits, count: batch * k)
-
         teacherProbabilities.reserve(batch * k)
         studentLogProbabilities.reserve(batch * k)
         var distillation = 0.0, entropy = 0.0
@@ -199,30 +224,35 @@ public final class SDMAEModel {
                 if pt[j] > 0 { entropy -= Double(pt[j]) * log(Double(pt[j])) }
             }
         }
-        distillation /= Double(batch)
-        entropy /= Double(batch)
-        let p = config.distillationWeight
-        return StepLosses(reconstruction: reconstruction, distillation: distillation,
-                          total: (1 - p) * reconstruction + p * distillation, teacherEntropy: entropy)
+        return (distillation / Double(batch), entropy / Double(batch))
     }
 
     /// Gradients of the total loss into every parameter's `grad` (accumulated: zero them first).
     public func backward() {
-        let nv = mask.visible[0].count, nm = mask.masked[0].count, L = config.tokens
-        let d = config.width, dd = config.decoderWidth, k = config.prototypes
-        let p = Float(config.distillationWeight)
-        let tauT = Float(config.teacherTemperature), tauS = Float(config.studentTemperature)
+        let dMaskedDecoded = backwardReconstruction()                           // [B·nm, dd]
+        backwardDistillationLogits()
+        let dLatentFromDecoder = backwardDecoder(dMaskedDecoded)                 // [B·nv, d]
+        let dLatentFromStudent = studentHead.backward(studentLogitGradient.pointer)  // [B·nv, d]
+        let rows = batch * mask.visible[0].count * config.width
+        for i in 0..<rows { dLatentFromDecoder[i] += dLatentFromStudent[i] }
+        backwardEncoder(dLatentFromDecoder)
+    }
 
-        // Reconstruction: d/dpred of (1−p)·mean (pred − target)².
-        let values = batch * nm * config.patchValues
+    /// d/dpred of (1−p)·mean (pred − target)², through decoder_pred → [B·nm, dd].
+    private func backwardReconstruction() -> UnsafeMutablePointer<Float> {
+        let values = batch * mask.masked[0].count * config.patchValues
         predictionGradient.reserve(values)
         let prediction = decoderPred.output.pointer
-        let scale = (1 - p) * 2 / Float(values)
+        let scale = (1 - Float(config.distillationWeight)) * 2 / Float(values)
         for i in 0..<values { predictionGradient[i] = scale * (prediction[i] - target[i]) }
-        let dMaskedDecoded = decoderPred.backward(predictionGradient.pointer)
+        return decoderPred.backward(predictionGradient.pointer)
+    }
 
-        // Distillation, on the pooled logits: dL/dz_s = p (q − P) / (B τs);
-        // dL/dz_t = p/τt · P ⊙ (g − Σ P g), g = −log q / B.
+    /// The distillation loss on the pooled logits: dL/dz_s = p (q − P) / (B τs);
+    /// dL/dz_t = p/τt · P ⊙ (g − Σ P g), g = −log q / B.
+    private func backwardDistillationLogits() {
+        let k = config.prototypes, p = Float(config.distillationWeight)
+        let tauT = Float(config.teacherTemperature), tauS = Float(config.studentTemperature)
         studentLogitGradient.reserve(batch * k)
         teacherLogitGradient.reserve(batch * k)
         for b in 0..<batch {
@@ -234,21 +264,24 @@ public final class SDMAEModel {
                 teacherLogitGradient[b * k + j] = p / tauT * pt[j] * (-lq[j] / Float(batch) - expectation)
             }
         }
+    }
 
-        // Decoder output gradient: visible rows from the teacher head, masked rows from decoder_pred.
+    /// Through the decoder: visible rows take the teacher head's gradient, masked rows
+    /// decoder_pred's; the mask token sums its rows; returns the gradient of the latent [B·nv, d].
+    private func backwardDecoder(_ dMaskedDecoded: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        let nv = mask.visible[0].count, nm = mask.masked[0].count, L = config.tokens, dd = config.decoderWidth
         decodedGradient.reserve(batch * L * dd)
-        let dDecoded = decodedGradient.pointer
+        let dDecoded = decodedGradient.pointer                                   // [B·L, dd]
         if config.teacherStopGradient {
             for b in 0..<batch { (dDecoded + b * L * dd).update(repeating: 0, count: nv * dd) }
         } else {
-            let dVisible = teacherHead.backward(teacherLogitGradient.pointer)
+            let dVisible = teacherHead.backward(teacherLogitGradient.pointer)    // [B·nv, dd]
             for b in 0..<batch { (dDecoded + b * L * dd).update(from: dVisible + b * nv * dd, count: nv * dd) }
         }
         for b in 0..<batch { (dDecoded + (b * L + nv) * dd).update(from: dMaskedDecoded + b * nm * dd, count: nm * dd) }
 
-        var dy = decoderNorm.backward(dDecoded)
+        var dy = decoderNorm.backward(dDecoded)                                  // [B·L, dd]
         for block in decoderBlocks.reversed() { dy = block.backward(dy) }
-        // Mask token: the sum over all masked rows; visible rows continue through decoder_embed.
         for b in 0..<batch {
             for i in 0..<nm {
                 let row = dy + (b * L + nv + i) * dd
@@ -257,11 +290,11 @@ public final class SDMAEModel {
         }
         latentGradient.reserve(batch * nv * dd)
         for b in 0..<batch { (latentGradient.pointer + b * nv * dd).update(from: dy + b * L * dd, count: nv * dd) }
-        let dLatentFromDecoder = decoderEmbed.backward(latentGradient.pointer)
-        let dLatentFromStudent = studentHead.backward(studentLogitGradient.pointer)
-        let rows = batch * nv * d
-        for i in 0..<rows { dLatentFromDecoder[i] += dLatentFromStudent[i] }
-        var dx = norm.backward(dLatentFromDecoder)
+        return decoderEmbed.backward(latentGradient.pointer)                     // [B·nv, d]
+    }
+
+    private func backwardEncoder(_ dLatent: UnsafeMutablePointer<Float>) {
+        var dx = norm.backward(dLatent)                                          // [B·nv, d]
         for block in blocks.reversed() { dx = block.backward(dx) }
         patchEmbed.backward(dx)
     }
@@ -306,19 +339,9 @@ public final class SDMAEModel {
     static let inferenceChunk = 16
 
     private func encodeAllTokens(_ images: UnsafePointer<Float>, batch: Int, into out: UnsafeMutablePointer<Float>) {
-        let L = config.tokens, d = config.width
-        let all = [[Int]](repeating: Array(0..<L), count: batch)
-        patches.reserve(batch * L * config.patchValues)
-        Patches.channelFirst(images, config: config, batch: batch, tokens: all, into: patches.pointer)
-        let embedded = patchEmbed.forward(patches.pointer, rows: batch * L)
-        encoderInput.reserve(batch * L * d)
-        for r in 0..<(batch * L) {
-            let token = r % L
-            for j in 0..<d { encoderInput[r * d + j] = embedded[r * d + j] + positions[token * d + j] }
-        }
-        var x = UnsafePointer(encoderInput.pointer)
-        for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: L)) }
-        meanPool(norm.forward(x, rows: batch * L), groups: batch, rows: L, width: d, into: out)
+        let L = config.tokens
+        let latent = encode(images, batch: batch, tokens: [[Int]](repeating: Array(0..<L), count: batch))  // [B·L, d]
+        meanPool(latent, groups: batch, rows: L, width: config.width, into: out)                            // [B, d]
     }
 }
 
