@@ -113,12 +113,14 @@ public struct CommandSpec: Sendable {
     public static func optionLines(_ options: [ParameterSpec]) -> String {
         let left = options.map { "  " + $0.flag + ($0.placeholder.isEmpty ? "" : " " + $0.placeholder) }
         let width = min(34, (left.map(\.count).max() ?? 0) + 2)
+        // Worth saying only where some options can also go in a manifest (a stage's command).
+        let mixed = options.contains(where: \.inManifest)
         return zip(left, options).map { flag, spec in
             var notes: [String] = []
             if spec.required { notes.append("required") }
             if let value = spec.defaultValue, spec.flag.hasPrefix("--no-") == false, value != .bool(false) { notes.append("default \(value)") }
             if !spec.type.limits.isEmpty, case .choice = spec.type {} else if !spec.type.limits.isEmpty { notes.append(spec.type.limits) }
-            if !spec.inManifest { notes.append("command line only") }
+            if mixed && !spec.inManifest { notes.append("command line only") }
             let help = spec.flag.hasPrefix("--no-") ? "turn off: " + spec.help : spec.help
             let padded = flag.count < width ? flag.padding(toLength: width, withPad: " ", startingAt: 0) : flag + "\n" + String(repeating: " ", count: width)
             return padded + help + (notes.isEmpty ? "" : " [\(notes.joined(separator: ", "))]")

@@ -190,11 +190,15 @@ public final class PipelineRunner: @unchecked Sendable {
             for source in sources {
                 switch source {
                 case let .path(path):
-                    // A folder of per-slide outputs (another run's stage folder) gives a per-slide
-                    // stage this slide's sub-folder, and a global stage every slide's.
-                    let perSlide = (slide.map { [$0] } ?? slides).map { path + "/" + SlideDiscovery.stem(of: $0) }
-                        .filter { FileManager.default.fileExists(atPath: $0) }
-                    let chosen = slide != nil ? [perSlide.first ?? path] : (perSlide.isEmpty ? [path] : perSlide)
+                    let chosen: [String]
+                    if entry.type.inputs.first(where: { $0.name == name })?.perSlide == true {
+                        guard let folders = perSlideFolders(path, slide: slide) else {
+                            return .failed("input '\(name)': \(path) has no folder for \(slide.map(SlideDiscovery.stem) ?? "any slide")")
+                        }
+                        chosen = folders
+                    } else {
+                        chosen = [path]
+                    }
                     inputs[name, default: []] += chosen
                     fingerprint += chosen.map { "\(name)=path:\($0):\(modificationTime($0))" }
                 case let .stage(id):
@@ -264,6 +268,27 @@ public final class PipelineRunner: @unchecked Sendable {
         }
     }
 
+    /// A stage folder given as a path holds one sub-folder per slide: this slide's for a
+    /// per-slide item; for a global one, the run's slides' (every sub-folder when the run has no
+    /// slides, as `wsi aggregate --predictions DIR` has not).
+    private func perSlideFolders(_ path: String, slide: String?) -> [String]? {
+        let exists = { (folder: String) in FileManager.default.fileExists(atPath: folder) }
+        if let slide {
+            let folder = path + "/" + SlideDiscovery.stem(of: slide)
+            return exists(folder) ? [folder] : nil
+        }
+        if !slides.isEmpty {
+            let folders = slides.map { path + "/" + SlideDiscovery.stem(of: $0) }.filter(exists)
+            return folders.isEmpty ? nil : folders
+        }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        let folders = names.map { path + "/" + $0 }.filter { folder in
+            var isDirectory: ObjCBool = false
+            return FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) && isDirectory.boolValue
+        }
+        return folders.isEmpty ? nil : folders
+    }
+
     /// Removes the result of an item whose inputs are gone (its upstream failed): outputs, status
     /// and report then show no result rather than one computed from what is no longer there.
     private func withdraw(_ entry: StageEntry, slide: String?) {
@@ -293,8 +318,7 @@ enum OutputListing {
         return names.map { name in
             let path = folder + "/" + name
             var isDirectory: ObjCBool = false
-            FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            if isDirectory.boolValue { return "\(name)/\t\((try? FileManager.default.contentsOfDirectory(atPath: path).count) ?? 0)" }
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return "\(name)/\t\((try? FileManager.default.contentsOfDirectory(atPath: path).count) ?? 0)" }
             return "\(name)\t\(size(path))"
         }.joined(separator: "\n")
     }

@@ -12,12 +12,16 @@ public struct InputSpec: Sendable {
     public var required: Bool
     /// Several sources may be given (a list in a manifest, the option repeated on the command line).
     public var multiple: Bool
+    /// The source is a stage folder with one sub-folder per slide (tiles, predictions); other
+    /// inputs are read as they are (a checkpoint, a classifier, patch folders).
+    public var perSlide: Bool
     public var help: String
 
-    public init(_ name: String, required: Bool = true, multiple: Bool = false, help: String) {
+    public init(_ name: String, required: Bool = true, multiple: Bool = false, perSlide: Bool = false, help: String) {
         self.name = name
         self.required = required
         self.multiple = multiple
+        self.perSlide = perSlide
         self.help = help
     }
 }

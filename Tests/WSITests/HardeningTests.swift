@@ -139,6 +139,10 @@ final class HardeningTests: XCTestCase {
         let first = try run()
         XCTAssertEqual(first.completed, 5)
         XCTAssertEqual(try String(contentsOfFile: out + "/aggregate/labels.csv", encoding: .utf8).split(separator: "\n").count, 3)
+        // The command line reads the same folder of per-slide predictions without a slide list.
+        XCTAssertEqual(try stageCommand(AggregateStage.self, ["--out", dir + "/cli", "--predictions", out + "/predict"]).run().completed, 1)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/cli/aggregate/labels.csv", encoding: .utf8),
+                       try String(contentsOfFile: out + "/aggregate/labels.csv", encoding: .utf8))
 
         try FileManager.default.removeItem(atPath: out + "/predict/a/predictions.csv")
         let second = try run()
@@ -164,7 +168,7 @@ final class HardeningTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: nanDir, withIntermediateDirectories: true)
         let (_, nanClassifier) = try tinyModel(in: nanDir, nanClassifier: true)
         XCTAssertThrowsError(try LinearProbe.read(path: nanClassifier)) { error in
-            XCTAssertTrue("\(error)".contains("NaN"), "\(error)")
+            XCTAssertTrue("\(error)".contains("tensor 'weight' holds NaN or infinity"), "\(error)")
         }
         let predict = try stageCommand(PredictStage.self, [slides + "/a.svs", "--out", dir + "/nan-out", "--tiles", out + "/tile",
                                                            "--checkpoint", checkpoint, "--classifier", nanClassifier]).run()
@@ -189,7 +193,7 @@ final class HardeningTests: XCTestCase {
         try writer.close()
         let aggregate = try stageCommand(AggregateStage.self, ["--out", dir + "/poisoned-out", "--predictions", dir + "/poisoned"]).run()
         XCTAssertEqual(aggregate.failed.count, 1)
-        XCTAssertTrue(aggregate.failed[0].error.contains("NaN"), aggregate.failed[0].error)
+        XCTAssertTrue(aggregate.failed[0].error.hasSuffix("probabilities hold NaN or infinity; predict the slide again"), aggregate.failed[0].error)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/poisoned-out/aggregate/labels.csv"))
     }
 
@@ -303,18 +307,31 @@ final class HardeningTests: XCTestCase {
         try FileManager.default.copyItem(atPath: TestData.cmuSVS, toPath: unreadable)
         try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: unreadable)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir)
-        var command = [wsi, "info", unreadable]
+        // Root reads everything: ask as nobody, with a copy of the binary nobody can reach.
+        var asUser: [String] = [wsi]
         if geteuid() == 0 {
-            // Root reads everything: ask as nobody, with a copy of the binary nobody can reach.
             let copy = dir + "/wsi"
             try FileManager.default.copyItem(atPath: wsi, toPath: copy)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy)
-            command = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", copy, "info", unreadable]
+            asUser = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", copy]
         }
-        let result = try PipelineTests.capture(command[0], Array(command.dropFirst()))
+        func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            try PipelineTests.capture(asUser[0], Array(asUser.dropFirst()) + arguments)
+        }
+        let result = try run(["info", unreadable])
         XCTAssertEqual(result.status, 1, result.output)
         XCTAssertTrue(result.output.contains("permission denied"), result.output)
         XCTAssertFalse(result.output.contains("not a slide format"), result.output)
+
+        // A sub-folder that cannot be listed is reported, not silently skipped.
+        try FileManager.default.createDirectory(atPath: dir + "/slides/locked", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: TestData.cmuSVS, toPath: dir + "/slides/visible.svs")
+        try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: dir + "/slides/locked")
+        try FileManager.default.createDirectory(atPath: dir + "/listing-out", withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: dir + "/listing-out")
+        let listing = try run(["mask-qc", dir + "/slides", "--out", dir + "/listing-out", "--quiet"])
+        XCTAssertEqual(listing.status, 1, listing.output)
+        XCTAssertTrue(listing.output.contains("slides/locked: cannot list this folder: Permission denied"), listing.output)
     }
 
     // 12. A grid of millions of positions needs --force.

@@ -18,7 +18,7 @@ struct HeatmapStage: Stage {
         ParameterSpec("raw", .bool, default: .bool(false), help: "also write grid-<class>.png, the score grid alone"),
         ParameterSpec("thumbnail_size", .int(64...16384), default: .int(1024), placeholder: "PX", help: "long side of the picture"),
     ]
-    static let inputs = [InputSpec("predictions", help: "the predict stage's folder")]
+    static let inputs = [InputSpec("predictions", perSlide: true, help: "the predict stage's folder")]
     static let outputs = [
         OutputSpec("heatmap-<class>.png", "thumbnail with the scores blended in and a colour bar naming class and range"),
         OutputSpec("grid-<class>.npy", "the score grid at tile resolution, NaN where there is no tissue"),

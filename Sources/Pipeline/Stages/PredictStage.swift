@@ -9,7 +9,7 @@ struct PredictStage: Stage {
     static let summary = "per-tile class probabilities (CSV + HDF5)"
     static let parameters = [ParameterSpec("batch", .int(1...4096), default: .int(64), help: "encoder batch size")]
     static let inputs = [
-        InputSpec("tiles", help: "the tile stage's folder"),
+        InputSpec("tiles", perSlide: true, help: "the tile stage's folder"),
         InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file"),
         InputSpec("classifier", help: "the train-classifier stage's folder or a classifier file"),
     ]

@@ -72,8 +72,8 @@ struct PretrainStage: Stage {
         let trainer = try Trainer(config: config, options: options, dataset: dataset, runDirectory: context.output)
         trainer.showProgress = context.showProgress
         // A partial folder left by a killed run holds its checkpoints: continue from them.
-        let model = try trainer.run(resume: true)
-        return "\(trainer.totalSteps) steps of \(options.batchSize) on \(dataset.count) patches: \(model)"
+        _ = try trainer.run(resume: true)
+        return "\(trainer.totalSteps) steps of \(options.batchSize) on \(dataset.count) patches"
     }
 
     static func report(_ location: StageOutputLocation) -> ReportPart {
