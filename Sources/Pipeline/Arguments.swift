@@ -127,6 +127,13 @@ public struct CommandSpec: Sendable {
         }.joined(separator: "\n") + "\n"
     }
 
+    /// Reads every declared option of a command that takes no positional argument.
+    public func parseOptions(_ arguments: inout Arguments) throws -> StageParameters {
+        let (values, positionals) = try parse(&arguments)
+        guard positionals.isEmpty else { throw UsageError("unexpected argument '\(positionals[0])'") }
+        return values
+    }
+
     /// Reads every declared option (defaults filled in) and returns them with the positionals.
     public func parse(_ arguments: inout Arguments) throws -> (StageParameters, [String]) {
         var given: [String: ParameterValue] = [:]

@@ -26,17 +26,21 @@ public enum PlainFile {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw StorageError.cannotCreate(path: path, reason: errnoText()) }
         defer { close(descriptor) }
-        try data.withUnsafeBytes { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw StorageError.writeFailed(path: path, reason: errnoText())
-                }
-                offset += n
-            }
+        try data.withUnsafeBytes { try writeAll($0, to: descriptor, path: path) }
+    }
+}
+
+/// Writes every byte, retrying short writes and interrupted calls; errors name `path`.
+private func writeAll(_ bytes: UnsafeRawBufferPointer, to descriptor: Int32, path: String) throws {
+    guard let base = bytes.baseAddress else { return }
+    var offset = 0
+    while offset < bytes.count {
+        let n = Foundation.write(descriptor, base + offset, bytes.count - offset)
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw StorageError.writeFailed(path: path, reason: errnoText())
         }
+        offset += n
     }
 }
 
@@ -67,15 +71,7 @@ public final class AtomicFile {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        var offset = 0
-        while offset < bytes.count {
-            let n = Foundation.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw StorageError.writeFailed(path: path, reason: errnoText())
-            }
-            offset += n
-        }
+        try writeAll(bytes, to: descriptor, path: path)
     }
 
     public func write(_ data: Data) throws { try data.withUnsafeBytes { try write($0) } }

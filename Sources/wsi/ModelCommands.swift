@@ -19,7 +19,7 @@ private func loadModel(_ values: StageParameters) throws -> SDMAEModel {
     return try SDMAEModel.load(path: checkpoint, fallback: values.string("preset").flatMap(SDMAEConfig.preset))
 }
 
-struct EmbedCommand: Command {
+struct EmbedCommand: DeclaredCommand {
     static let spec = CommandSpec(
         name: "embed", summary: "mean-pooled SD-MAE encoder features for every patch",
         synopsis: "--checkpoint CKPT --data DIR... --out features.csv|features.safetensors [options]",
@@ -34,13 +34,8 @@ struct EmbedCommand: Command {
             ParameterSpec("batch", .int(1...4096), default: .int(64), manifest: false, help: "encoder batch size"),
             StageCommandLine.quiet,
         ])
-    var name: String { Self.spec.name }
-    var summary: String { Self.spec.summary }
-    var usage: String { Self.spec.usage }
-
     func run(_ arguments: inout Arguments) throws -> Int32 {
-        let (values, positionals) = try Self.spec.parse(&arguments)
-        guard positionals.isEmpty else { throw UsageError("unexpected argument '\(positionals[0])'") }
+        let values = try Self.spec.parseOptions(&arguments)
         guard let out = values.string("out"), out.hasSuffix(".csv") || out.hasSuffix(".safetensors") else {
             throw UsageError("--out must name a .csv or .safetensors file")
         }
@@ -56,7 +51,7 @@ struct EmbedCommand: Command {
     }
 }
 
-struct ReconstructCommand: Command {
+struct ReconstructCommand: DeclaredCommand {
     static let spec = CommandSpec(
         name: "reconstruct", summary: "picture of original | masked | reconstruction for a few patches",
         synopsis: "--checkpoint CKPT --data DIR... --out picture.png [options]",
@@ -66,13 +61,8 @@ struct ReconstructCommand: Command {
             ParameterSpec("count", .int(1...64), default: .int(6), manifest: false, help: "patches shown"),
             ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(0), manifest: false, help: "which patches and masks"),
         ])
-    var name: String { Self.spec.name }
-    var summary: String { Self.spec.summary }
-    var usage: String { Self.spec.usage }
-
     func run(_ arguments: inout Arguments) throws -> Int32 {
-        let (values, positionals) = try Self.spec.parse(&arguments)
-        guard positionals.isEmpty else { throw UsageError("unexpected argument '\(positionals[0])'") }
+        let values = try Self.spec.parseOptions(&arguments)
         guard let out = values.string("out") else { throw UsageError("--out PNG is required") }
         let model = try loadModel(values)
         let dataset = try PatchDataset(paths: values.strings("data"))

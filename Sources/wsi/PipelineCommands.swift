@@ -3,7 +3,7 @@ import Foundation
 import Pipeline
 import Storage
 
-struct RunCommand: Command {
+struct RunCommand: DeclaredCommand {
     static let spec = CommandSpec(
         name: "run", summary: "run a pipeline manifest over a slide folder (resumable, shardable)", synopsis: "MANIFEST [options]",
         details: """
@@ -21,10 +21,6 @@ struct RunCommand: Command {
             ParameterSpec("shard", .string, manifest: false, placeholder: "K/N", help: "run shard K of N"),
             StageCommandLine.jobs, StageCommandLine.quiet,
         ])
-    var name: String { Self.spec.name }
-    var summary: String { Self.spec.summary }
-    var usage: String { Self.spec.usage }
-
     func run(_ arguments: inout Arguments) throws -> Int32 {
         let (values, inputs) = try Self.spec.parse(&arguments)
         guard inputs.count == 1 else { throw UsageError("expected one MANIFEST") }

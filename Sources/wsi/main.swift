@@ -12,6 +12,17 @@ protocol Command {
     func run(_ arguments: inout Arguments) throws -> Int32
 }
 
+/// A command declared by a `CommandSpec`: its name, summary and usage come from it.
+protocol DeclaredCommand: Command {
+    static var spec: CommandSpec { get }
+}
+
+extension DeclaredCommand {
+    var name: String { Self.spec.name }
+    var summary: String { Self.spec.summary }
+    var usage: String { Self.spec.usage }
+}
+
 let commands: [any Command] = [InfoCommand()] + StageRegistry.all.map { StageCommand(type: $0) } + [
     EmbedCommand(), ReconstructCommand(),
     RunCommand(), StatusCommand(), ReportCommand(), StagesCommand(),
