@@ -17,6 +17,15 @@ public enum ImageFormat: String, CaseIterable, Sendable {
     }
 }
 
+/// Pictures read as patches: the formats written here plus TIFF, as labelled tissue sets ship.
+public enum PictureFiles {
+    public static let extensions: Set<String> = ["png", "jpg", "jpeg", "tif", "tiff"]
+
+    public static func isPicture(_ path: String) -> Bool {
+        extensions.contains(URL(fileURLWithPath: path).pathExtension.lowercased())
+    }
+}
+
 public enum ImageCodecError: Error, CustomStringConvertible, Equatable {
     case decodeFailed(path: String, reason: String)
     case encodeFailed(reason: String)
@@ -26,7 +35,7 @@ public enum ImageCodecError: Error, CustomStringConvertible, Equatable {
         switch self {
         case let .decodeFailed(path, reason): return "\(path): cannot decode image: \(reason)"
         case let .encodeFailed(reason): return "cannot encode image: \(reason)"
-        case let .unsupportedFormat(path): return "\(path): not a PNG or JPEG file"
+        case let .unsupportedFormat(path): return "\(path): not a PNG, JPEG or TIFF picture"
         }
     }
 }
@@ -136,6 +145,7 @@ extension RGBImage {
         }
         if data.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try PNG.decode(data, path: path) }
         if data.starts(with: [0xFF, 0xD8, 0xFF]) { return try JPEG.decode(data, path: path) }
+        if data.starts(with: [0x49, 0x49]) || data.starts(with: [0x4D, 0x4D]) { return try TIFFPicture.decode(path: path) }
         throw ImageCodecError.unsupportedFormat(path: path)
     }
 

@@ -34,6 +34,16 @@ public struct RGBImage: Equatable, Sendable {
 
     /// Resamples to `newWidth`×`newHeight` by area averaging when shrinking (no aliasing on
     /// thumbnails) and bilinear interpolation when enlarging.
+    /// The pixels inside (x, y, width, height), clipped to the image.
+    public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> RGBImage {
+        let x0 = max(0, min(x, width)), y0 = max(0, min(y, height))
+        let x1 = max(x0, min(x + w, width)), y1 = max(y0, min(y + h, height))
+        var out: [UInt8] = []
+        out.reserveCapacity((x1 - x0) * (y1 - y0) * 3)
+        for row in y0..<y1 { out += pixels[((row * width + x0) * 3)..<((row * width + x1) * 3)] }
+        return RGBImage(width: x1 - x0, height: y1 - y0, pixels: out)
+    }
+
     public func resized(width newWidth: Int, height newHeight: Int) -> RGBImage {
         if newWidth == width && newHeight == height { return self }
         if newWidth <= width && newHeight <= height { return areaAveraged(newWidth, newHeight) }

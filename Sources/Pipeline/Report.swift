@@ -34,7 +34,8 @@ public enum Report {
         // Batch sections of the global stages that finished.
         for stage in run.stages where stage.scope == StageScope.global.rawValue {
             guard let type = StageRegistry.stage(kind: stage.kind), rows.contains(where: { $0.slide == "*" && $0.stage == stage.id && $0.status == .done }) else { continue }
-            html += type.report(StageOutputLocation(root: outputRoot, folder: stage.output, stageID: stage.id, slide: nil)).html
+            let part = type.report(StageOutputLocation(root: outputRoot, folder: stage.output, stageID: stage.id, slide: nil))
+            html += part.html + pictures(part.figures, root: outputRoot)
         }
         for slide in run.slides {
             html += slideSection(SlideDiscovery.stem(of: slide), path: slide, run: run, rows: rows, root: outputRoot)
@@ -84,12 +85,15 @@ public enum Report {
         }
         let timings = rows.filter { $0.slide == stem && $0.status == .done }.map { "\(escape($0.stage)) \(String(format: "%.1f s", $0.seconds))" }
         if !timings.isEmpty { html += "<p>Timings: \(timings.joined(separator: ", "))</p>" }
+        return html + pictures(figures, root: root)
+    }
+
+    /// The figures that exist, as linked thumbnails.
+    static func pictures(_ figures: [(file: String, caption: String)], root: String) -> String {
         let present = figures.filter { FileManager.default.fileExists(atPath: root + "/" + $0.file) }
-        if !present.isEmpty {
-            html += "<div class=\"pictures\">" + present.map {
-                "<figure><a href=\"\(escape($0.file))\"><img src=\"\(escape($0.file))\" alt=\"\(escape($0.caption))\"></a><figcaption>\(escape($0.caption))</figcaption></figure>"
-            }.joined() + "</div>"
-        }
-        return html
+        guard !present.isEmpty else { return "" }
+        return "<div class=\"pictures\">" + present.map {
+            "<figure><a href=\"\(escape($0.file))\"><img src=\"\(escape($0.file))\" alt=\"\(escape($0.caption))\"></a><figcaption>\(escape($0.caption))</figcaption></figure>"
+        }.joined() + "</div>"
     }
 }

@@ -5,6 +5,7 @@ public enum StageRegistry {
         MaskQCStage.self,
         PretrainStage.self,
         TrainClassifierStage.self,
+        EvaluateStage.self,
         PredictStage.self,
         HeatmapStage.self,
         AggregateStage.self,

@@ -23,19 +23,26 @@ public struct ClassifierMetrics: Codable, Sendable {
 }
 
 public enum ClassifierTraining {
-    /// Frozen encoder features, a stratified held-out split, the linear probe on the rest, and a
+    /// Frozen encoder features, a held-out split by source (`groups`), the linear probe on the rest, and a
     /// kNN (k = 20, cosine) evaluation on the same split.
-    public static func run(model: SDMAEModel, patches: LabelledPatches, validationFraction: Double, seed: UInt64,
+    /// `crops`: pictures larger than the model input are cut into input-sized crops at their own
+    /// resolution (the scale tiles are cut at) rather than shrunk whole.
+    public static func run(model: SDMAEModel, patches: LabelledPatches, groups pictureGroups: [String], crops: Bool,
+                           validationFraction: Double, seed: UInt64,
                            settings: LinearProbe.TrainingSettings, showProgress: Bool) throws -> ClassifierTrainingResult {
+        let (dataset, labels, groups) = crops
+            ? try EvaluationCrops.expand(patches, groups: pictureGroups, size: model.config.imageSize)
+            : (patches.dataset, patches.labels, pictureGroups)
         var extractor = FeatureExtractor(model: model)
         extractor.showProgress = showProgress
-        let features = try extractor.run(patches.dataset)
+        let features = try extractor.run(dataset)
         let width = model.config.width
-        let (train, test) = Evaluation.stratifiedSplit(labels: patches.labels, classes: patches.classes.count,
-                                                       fraction: validationFraction, seed: seed)
+        // Whole sources are held out: about `validationFraction` of each class's groups.
+        let folds = GroupedFolds.assign(groups: groups, labels: labels, folds: max(2, Int((1 / validationFraction).rounded())), seed: seed)
+        let test = labels.indices.filter { folds[$0] == 0 }, train = labels.indices.filter { folds[$0] != 0 }
         func rows(_ indices: [Int]) -> [Float] { indices.flatMap { features[($0 * width)..<(($0 + 1) * width)] } }
         let trainFeatures = rows(train), testFeatures = rows(test)
-        let trainLabels = train.map { patches.labels[$0] }, testLabels = test.map { patches.labels[$0] }
+        let trainLabels = train.map { labels[$0] }, testLabels = test.map { labels[$0] }
         let probe = LinearProbe.train(features: trainFeatures, labels: trainLabels, classes: patches.classes, width: width, settings: settings)
         let c = patches.classes.count
         let p = probe.probabilities(testFeatures)

@@ -9,6 +9,9 @@ public struct ClassificationReport: Codable, Equatable, Sendable {
     public var balancedAccuracy: Double
     public var precision: [Double]
     public var recall: [Double]
+    public var f1: [Double]
+    /// Mean F1 over the classes present among the held-out samples.
+    public var macroF1: Double
     /// confusion[true][predicted]
     public var confusion: [[Int]]
 
@@ -24,14 +27,18 @@ public struct ClassificationReport: Codable, Equatable, Sendable {
             let total = confusion[k].reduce(0, +)
             return total == 0 ? 0 : Double(confusion[k][k]) / Double(total)
         }
-        precision = (0..<c).map { k in
+        let precision = (0..<c).map { k in
             let total = (0..<c).map { confusion[$0][k] }.reduce(0, +)
             return total == 0 ? 0 : Double(confusion[k][k]) / Double(total)
         }
+        self.precision = precision
         // Mean recall over the classes present among the held-out samples.
         let present = (0..<c).filter { confusion[$0].reduce(0, +) > 0 }
         balancedAccuracy = present.isEmpty ? 0 : present.map { recall[$0] }.reduce(0, +) / Double(present.count)
         self.recall = recall
+        let f1 = (0..<c).map { k in precision[k] + recall[k] > 0 ? 2 * precision[k] * recall[k] / (precision[k] + recall[k]) : 0 }
+        self.f1 = f1
+        macroF1 = present.isEmpty ? 0 : present.map { f1[$0] }.reduce(0, +) / Double(present.count)
     }
 
     public var text: String {
@@ -47,21 +54,6 @@ public struct ClassificationReport: Codable, Equatable, Sendable {
 }
 
 public enum Evaluation {
-    /// Per class, a seeded shuffle and the first `fraction` (at least one when the class has two
-    /// or more samples) held out: every class is represented on both sides.
-    public static func stratifiedSplit(labels: [Int], classes: Int, fraction: Double, seed: UInt64) -> (train: [Int], test: [Int]) {
-        var generator = SeededGenerator(seed: seed)
-        var train: [Int] = [], test: [Int] = []
-        for k in 0..<classes {
-            var members = labels.indices.filter { labels[$0] == k }
-            for i in stride(from: members.count - 1, to: 0, by: -1) { members.swapAt(i, Int(generator.next() % UInt64(i + 1))) }
-            let held = members.count >= 2 ? max(1, Int((Double(members.count) * fraction).rounded())) : 0
-            test += members.prefix(held)
-            train += members.dropFirst(held)
-        }
-        return (train.sorted(), test.sorted())
-    }
-
     /// k-nearest-neighbour vote by cosine similarity (each neighbour weighs its similarity).
     public static func knn(trainFeatures: [Float], trainLabels: [Int], testFeatures: [Float], width: Int, classes: Int, k: Int = 20) -> [Int] {
         func normalised(_ f: [Float]) -> [Float] {

@@ -8,8 +8,10 @@ public struct LabelledPatches {
     public let dataset: PatchDataset
     public let labels: [Int]
     public let classes: [String]
+    public let root: String
 
     public init(root: String) throws {
+        self.root = root
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ClassifierError.notLabelled(path: root, reason: "not a directory")

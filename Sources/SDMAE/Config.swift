@@ -101,3 +101,26 @@ public struct SDMAEConfig: Codable, Equatable, Sendable {
         return nil
     }
 }
+
+extension SDMAEConfig {
+    /// The architecture is required; training-only keys (mask ratio, temperatures, centre and
+    /// target modes) take their defaults when absent, so a checkpoint made elsewhere that states
+    /// its architecture loads for embedding and evaluation.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(imageSize: try c.decode(Int.self, forKey: .imageSize), patchSize: try c.decode(Int.self, forKey: .patchSize),
+                  width: try c.decode(Int.self, forKey: .width), depth: try c.decode(Int.self, forKey: .depth),
+                  heads: try c.decode(Int.self, forKey: .heads), decoderWidth: try c.decode(Int.self, forKey: .decoderWidth),
+                  decoderDepth: try c.decode(Int.self, forKey: .decoderDepth), decoderHeads: try c.decode(Int.self, forKey: .decoderHeads),
+                  headHidden: try c.decode(Int.self, forKey: .headHidden), bottleneck: try c.decode(Int.self, forKey: .bottleneck),
+                  prototypes: try c.decode(Int.self, forKey: .prototypes))
+        maskRatio = try c.decodeIfPresent(Double.self, forKey: .maskRatio) ?? maskRatio
+        distillationWeight = try c.decodeIfPresent(Double.self, forKey: .distillationWeight) ?? distillationWeight
+        studentTemperature = try c.decodeIfPresent(Double.self, forKey: .studentTemperature) ?? studentTemperature
+        teacherTemperature = try c.decodeIfPresent(Double.self, forKey: .teacherTemperature) ?? teacherTemperature
+        centerMomentum = try c.decodeIfPresent(Double.self, forKey: .centerMomentum) ?? centerMomentum
+        teacherStopGradient = try c.decodeIfPresent(Bool.self, forKey: .teacherStopGradient) ?? teacherStopGradient
+        centerMode = try c.decodeIfPresent(CenterMode.self, forKey: .centerMode) ?? centerMode
+        targetNormalisation = try c.decodeIfPresent(TargetNormalisation.self, forKey: .targetNormalisation) ?? targetNormalisation
+    }
+}

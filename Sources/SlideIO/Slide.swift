@@ -222,6 +222,7 @@ public final class Slide: @unchecked Sendable {
         defer { try? handle.close() }
         let magic = [UInt8](handle.readData(ofLength: 4))
         return magic.starts(with: [0x89, 0x50, 0x4E, 0x47]) || magic.starts(with: [0xFF, 0xD8, 0xFF])
+            || magic.starts(with: [0x49, 0x49, 0x2A, 0x00]) || magic.starts(with: [0x4D, 0x4D, 0x00, 0x2A])
     }
 
     private static func strings(_ list: UnsafePointer<UnsafePointer<CChar>?>?) -> [String] {

@@ -4,9 +4,6 @@ import Foundation
 /// person needs ("No space left on device", "Permission denied") in an underlying POSIX error
 /// and print a domain and code instead; decoding errors print a coding path.
 public func describeError(_ error: Error) -> String {
-    if let error = error as? CustomStringConvertible, !(error is NSError), !(error is DecodingError), !(error is EncodingError) {
-        return error.description
-    }
     if let error = error as? DecodingError {
         switch error {
         case let .keyNotFound(key, context): return "malformed JSON: missing '\(codingPath(context.codingPath + [key]))'"
@@ -19,6 +16,8 @@ public func describeError(_ error: Error) -> String {
     }
     if error is EncodingError { return "a value cannot be written as JSON (not a finite number?)" }
     let nsError = error as NSError
+    // The project's own errors already say what happened, naming the file.
+    guard nsError.domain == NSCocoaErrorDomain || nsError.domain == NSPOSIXErrorDomain else { return String(describing: error) }
     let path = (nsError.userInfo[NSFilePathErrorKey] as? String) ?? (nsError.userInfo[NSURLErrorKey] as? URL)?.path
     var reason: String?
     if nsError.domain == NSPOSIXErrorDomain {

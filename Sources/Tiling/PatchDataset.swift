@@ -20,8 +20,10 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
 /// Patches for training and embedding: image files (PNG/JPEG, any size, found recursively) and
 /// the tiling stage's packed shards, mixed freely. Reads are thread-safe.
 public final class PatchDataset: @unchecked Sendable {
-    public enum Source: Sendable {
+    public indirect enum Source: Sendable {
         case file(String)
+        /// A `size`² square of another source at (x, y): the crops of one picture for evaluation.
+        case crop(Source, x: Int, y: Int, size: Int)
         case shard(PatchShardReader, Int)
         /// A tile read straight from the slide: `size`² pixels of `level` at level-0 (x, y),
         /// resampled to `patchSize`² (as the tiling stage would have written it).
@@ -64,7 +66,7 @@ public final class PatchDataset: @unchecked Sendable {
                 if name.hasSuffix(".shard") {
                     let shard = try PatchShardReader(path: file)
                     sources += (0..<shard.count).map { .shard(shard, $0) }
-                } else if ImageFormat(path: file) != nil {
+                } else if PictureFiles.isPicture(file) {
                     sources.append(.file(file))
                 }
             }
@@ -80,7 +82,13 @@ public final class PatchDataset: @unchecked Sendable {
         case let .region(slide, x, y, level, size, patchSize):
             let image = try slide.readRegion(x: x, y: y, level: level, width: size, height: size)
             return size == patchSize ? image : image.resized(width: patchSize, height: patchSize)
+        case let .crop(source, x, y, size):
+            return try Self.image(of: source).cropped(x: x, y: y, width: size, height: size)
         }
+    }
+
+    private static func image(of source: Source) throws -> RGBImage {
+        try PatchDataset(sources: [source]).image(0)
     }
 
     /// Patches `indices` decoded on `workers` threads into planar floats [count, 3, size, size];
@@ -108,6 +116,7 @@ public final class PatchDataset: @unchecked Sendable {
         case let .file(path): return path
         case let .shard(shard, i): return "\(shard.path)#\(shard.records[i].x)_\(shard.records[i].y)"
         case let .region(slide, x, y, _, _, _): return "\(slide.path)#\(x)_\(y)"
+        case let .crop(source, x, y, size): return PatchDataset(sources: [source]).name(0) + "@\(x),\(y)+\(size)"
         }
     }
 }

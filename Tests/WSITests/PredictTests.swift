@@ -49,10 +49,27 @@ final class PredictTests: XCTestCase {
         XCTAssertEqual(report.precision, [1, 0.5])
         XCTAssertEqual(report.balancedAccuracy, (2.0 / 3 + 1) / 2, accuracy: 1e-12)
         XCTAssertEqual(report.confusion, [[2, 1], [0, 1]])
-        let (train, test) = Evaluation.stratifiedSplit(labels: [0, 0, 0, 0, 0, 1, 1, 1, 1, 1], classes: 2, fraction: 0.2, seed: 1)
-        XCTAssertEqual(Set(train).union(test), Set(0..<10))
-        XCTAssertEqual(test.count, 2)
-        XCTAssertEqual(Set(test.map { $0 < 5 ? 0 : 1 }), [0, 1], "both classes held out")
+        let precision = 1.0, recall = 2.0 / 3
+        XCTAssertEqual(report.f1[0], 2 * precision * recall / (precision + recall), accuracy: 1e-12)
+        XCTAssertEqual(report.macroF1, (report.f1[0] + report.f1[1]) / 2, accuracy: 1e-12)
+    }
+
+    /// Folds keep every source whole and spread each class's sources over the folds.
+    func testGroupedFoldsNeverSplitASource() {
+        // 6 sources per class, 4 crops each: crops of one source must share a fold.
+        let groups = (0..<48).map { "source-\($0 / 4)" }, labels = (0..<48).map { $0 < 24 ? 0 : 1 }
+        for folds in [2, 3, 5] {
+            let fold = GroupedFolds.assign(groups: groups, labels: labels, folds: folds, seed: 3)
+            for source in Set(groups) {
+                XCTAssertEqual(Set(groups.indices.filter { groups[$0] == source }.map { fold[$0] }).count, 1, "\(source) split")
+            }
+            for f in 0..<folds {
+                let members = labels.indices.filter { fold[$0] == f }
+                XCTAssertFalse(members.isEmpty)
+                if folds <= 3 { XCTAssertEqual(Set(members.map { labels[$0] }), [0, 1], "fold \(f) holds both classes") }
+            }
+            XCTAssertEqual(fold, GroupedFolds.assign(groups: groups, labels: labels, folds: folds, seed: 3), "deterministic")
+        }
     }
 
     /// End to end on real slides: features of the (random-init) encoder separate the two stains,
@@ -65,7 +82,8 @@ final class PredictTests: XCTestCase {
         XCTAssertEqual(patches.classes, ["cmu1-skin", "tcga-tumour"])
         var settings = LinearProbe.TrainingSettings()
         settings.epochs = 200
-        let result = try ClassifierTraining.run(model: model, patches: patches, validationFraction: 0.25, seed: 2, settings: settings,
+        let result = try ClassifierTraining.run(model: model, patches: patches, groups: try patches.groups(by: .perFile), crops: false,
+                                                validationFraction: 0.25, seed: 2, settings: settings,
                                                 showProgress: false)
         XCTAssertGreaterThan(result.linear.balancedAccuracy, 0.8, result.linear.text)
         XCTAssertGreaterThan(result.knn.balancedAccuracy, 0.7, result.knn.text)

@@ -22,6 +22,7 @@ struct HeatmapStage: Stage {
     static let outputs = [
         OutputSpec("heatmap-<class>.png", "thumbnail with the scores blended in and a colour bar naming class and range"),
         OutputSpec("grid-<class>.npy", "the score grid at tile resolution, NaN where there is no tissue"),
+        OutputSpec(ClassMap.fileName, "every tile in the colour of its most probable class, with a legend"),
     ]
 
     let style: HeatmapStyle
@@ -50,13 +51,15 @@ struct HeatmapStage: Stage {
         let thumbnail = try Slide(path: try context.requireSlide()).thumbnail(maxSize: thumbnailSize)
         try SlideHeatmaps.write(predictions, source: directory + "/" + PredictionFiles.hdf5, thumbnail: thumbnail, classes: classes,
                                 style: style, rawGrid: rawGrid, to: context.output)
-        return "\((classes.isEmpty ? predictions.classes : classes).count) heatmaps"
+        try ClassMap.render(predictions, thumbnail: thumbnail, alpha: style.alpha).write(to: context.output + "/" + ClassMap.fileName)
+        return "\((classes.isEmpty ? predictions.classes : classes).count) heatmaps and a class map"
     }
 
     static func report(_ location: StageOutputLocation) -> ReportPart {
         guard location.slide != nil else { return ReportPart() }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: location.path)) ?? []
-        return ReportPart(figures: names.sorted().filter { $0.hasPrefix("heatmap-") && $0.hasSuffix(".png") }.map {
+        return ReportPart(figures: [(location.folder + "/" + ClassMap.fileName, "most probable class (\(location.stageID))")]
+                          + names.sorted().filter { $0.hasPrefix("heatmap-") && $0.hasSuffix(".png") }.map {
             (location.folder + "/" + $0, "\($0.dropFirst(8).dropLast(4)) (\(location.stageID))")
         })
     }

@@ -13,7 +13,10 @@ struct TrainClassifierStage: Stage {
                       help: "folder with one sub-folder of patches (PNG/JPEG or shards) per class"),
         ParameterSpec("epochs", .int(1...100_000), default: .int(LinearProbe.TrainingSettings().epochs), help: "full-batch optimiser steps"),
         ParameterSpec("lr", .double(1e-6...10), default: .double(Double(LinearProbe.TrainingSettings().learningRate)), help: "learning rate"),
-        ParameterSpec("validation_fraction", .double(0.01...0.9), default: .double(0.2), help: "held-out share of every class"),
+        ParameterSpec("validation_fraction", .double(0.01...0.9), default: .double(0.2),
+                      help: "held-out share of every class's sources (whole groups are held out)"),
+        ParameterSpec("crops", .bool, default: .bool(true), help: "cut pictures larger than the model input into input-sized crops"),
+    ] + Grouping.parameters + [
         ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(0), help: "split and initialisation seed"),
     ]
     static let inputs = [InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file")]
@@ -25,12 +28,16 @@ struct TrainClassifierStage: Stage {
     ]
 
     let labelled: String
+    let rule: GroupRule
     let validationFraction: Double
+    let crops: Bool
     let settings: LinearProbe.TrainingSettings
 
     init(_ p: StageParameters) throws {
         guard let labelled = p.string("labelled") else { throw StageError.invalid("labelled is required") }
         self.labelled = labelled
+        rule = try Grouping.rule(p)
+        crops = p.bool("crops")
         validationFraction = p.double("validation_fraction") ?? 0.2
         var settings = LinearProbe.TrainingSettings()
         settings.epochs = p.int("epochs") ?? settings.epochs
@@ -42,7 +49,8 @@ struct TrainClassifierStage: Stage {
     func run(_ context: StageContext) throws -> String {
         let model = try SDMAEModel.load(path: file(try context.input("checkpoint")[0], named: RunFiles.finalModel))
         let patches = try LabelledPatches(root: labelled)
-        let result = try ClassifierTraining.run(model: model, patches: patches, validationFraction: validationFraction,
+        let result = try ClassifierTraining.run(model: model, patches: patches, groups: try patches.groups(by: rule), crops: crops,
+                                                validationFraction: validationFraction,
                                                 seed: settings.seed, settings: settings, showProgress: context.showProgress)
         try result.probe.write(to: context.output + "/" + Self.classifierName, metadata: ["encoder_width": String(model.config.width)])
         try AtomicFile.write(try result.reportJSON(), to: context.output + "/" + Self.metricsName)
