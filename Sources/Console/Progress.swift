@@ -34,6 +34,14 @@ public final class Progress: @unchecked Sendable {
         }
     }
 
+    /// A line that must be seen (a warning): printed above the bar, and even when the bar is off.
+    public func note(_ message: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        let clear = interactive && enabled ? "\r\u{1B}[2K" : ""
+        FileHandle.standardError.write(Data((clear + "\(label): " + message + "\n").utf8))
+    }
+
     public func finish() {
         lock.lock()
         defer { lock.unlock() }

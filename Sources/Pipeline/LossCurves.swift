@@ -1,4 +1,5 @@
 import Foundation
+import SDMAE
 
 /// Pretraining curves for the report.
 enum LossCurves {
@@ -7,9 +8,13 @@ enum LossCurves {
         guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return "<p>No metrics.csv yet.</p>" }
         let lines = text.split(separator: "\n")
         guard let header = lines.first?.split(separator: ",").map(String.init) else { return "" }
-        let rows = lines.dropFirst().map { $0.split(separator: ",").compactMap { Double($0) } }.filter { $0.count == header.count }
+        let fields = lines.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            .filter { $0.count == header.count }
+        // Numbers where a column holds numbers; the collapse column holds words.
+        let rows = fields.map { $0.map { Double($0) ?? .nan } }
         guard rows.count >= 2, let stepColumn = header.firstIndex(of: "step") else { return "<p>Not enough steps to plot.</p>" }
-        let series: [(String, String)] = [("loss", "#222"), ("l_rec", "#1f77b4"), ("l_sd", "#d62728"), ("teacher_entropy", "#2ca02c")]
+        let series: [(String, String)] = [("loss", "#222"), ("l_rec", "#1f77b4"), ("l_sd", "#d62728"), ("teacher_entropy", "#2ca02c"),
+                                          ("prototype_entropy", "#9467bd")]
         let width = 640.0, height = 260.0, pad = 40.0
         let steps = rows.map { $0[stepColumn] }
         let minStep = steps.min() ?? 0, maxStep = max(steps.max() ?? 0, minStep + 1)
@@ -30,6 +35,17 @@ enum LossCurves {
         svg += legend
         svg += "<text x=\"\(Int(pad))\" y=\"\(Int(height) - 10)\" font-size=\"11\">step \(Int(minStep))</text>"
         svg += "<text x=\"\(Int(width - pad) - 60)\" y=\"\(Int(height) - 10)\" font-size=\"11\">step \(Int(maxStep))</text></svg>"
-        return svg + "<p>Each curve scaled to its own range (first → last value in the legend).</p>"
+        var notes = "<p>Each curve scaled to its own range (first → last value in the legend). teacher_entropy is the mean "
+            + "entropy of each image's teacher distribution, prototype_entropy that of the batch mean (e^H prototypes in use).</p>"
+        if let column = header.firstIndex(of: "collapse") {
+            let flagged = fields.filter { $0[column] != CollapseWatch.Kind.none.rawValue }
+            if let last = fields.last, last[column] != CollapseWatch.Kind.none.rawValue {
+                notes += "<p class=\"error\">Self-distillation collapsed (\(escapeHTML(last[column])) teacher) and was still collapsed at the last "
+                    + "step; \(flagged.count) of \(fields.count) steps flagged. L_sd carried no information about the images then.</p>"
+            } else if !flagged.isEmpty {
+                notes += "<p class=\"error\">\(flagged.count) of \(fields.count) steps showed a collapsed teacher.</p>"
+            }
+        }
+        return svg + notes
     }
 }

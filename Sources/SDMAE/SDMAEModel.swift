@@ -6,8 +6,12 @@ public struct StepLosses: Equatable, Sendable {
     public var reconstruction: Double
     public var distillation: Double
     public var total: Double
-    /// Mean entropy of the teacher distribution P; collapse shows as this going to 0.
+    /// Mean entropy of each image's teacher distribution P: near 0 every image is one-hot on a
+    /// prototype, near ln K the teacher is uniform and L_sd says nothing.
     public var teacherEntropy: Double
+    /// Entropy of the batch-mean P (how many prototypes the batch uses, as e^H): near 0 every
+    /// image lands on the same prototype.
+    public var prototypeEntropy: Double
 }
 
 /// Which tokens each image shows to the encoder and which the decoder must reconstruct.
@@ -132,10 +136,10 @@ public final class SDMAEModel {
         splitDecoded(decoded)                                                    // visible [B·nv, dd], masked [B·nm, dd]
         let prediction = decoderPred.forward(maskedDecoded.pointer, rows: batch * mask.masked[0].count)  // [B·nm, P·P·3]
         let reconstruction = reconstructionLoss(images, prediction: prediction)
-        let (distillation, entropy) = distillationLoss(latent)
+        let (distillation, entropy, usage) = distillationLoss(latent)
         let p = config.distillationWeight
         return StepLosses(reconstruction: reconstruction, distillation: distillation,
-                          total: (1 - p) * reconstruction + p * distillation, teacherEntropy: entropy)
+                          total: (1 - p) * reconstruction + p * distillation, teacherEntropy: entropy, prototypeEntropy: usage)
     }
 
     /// The encoder on the listed tokens of each image (every image lists as many):
@@ -200,8 +204,9 @@ public final class SDMAEModel {
     }
 
     /// Cross-entropy from the centred, sharpened teacher (decoder, visible tokens) to the student
-    /// (encoder), each head's logits pooled over an image's tokens; also the teacher's entropy.
-    private func distillationLoss(_ latent: UnsafePointer<Float>) -> (loss: Double, teacherEntropy: Double) {
+    /// (encoder), each head's logits pooled over an image's tokens; also the teacher's entropies
+    /// per image and of the batch mean.
+    private func distillationLoss(_ latent: UnsafePointer<Float>) -> (loss: Double, teacherEntropy: Double, prototypeEntropy: Double) {
         let nv = mask.visible[0].count, k = config.prototypes
         let studentLogits = studentHead.forward(latent, groups: batch, rowsPerGroup: nv)                      // [B, K]
         let teacherLogits = teacherHead.forward(visibleDecoded.pointer, groups: batch, rowsPerGroup: nv)      // [B, K]
@@ -224,7 +229,14 @@ public final class SDMAEModel {
                 if pt[j] > 0 { entropy -= Double(pt[j]) * log(Double(pt[j])) }
             }
         }
-        return (distillation / Double(batch), entropy / Double(batch))
+        var usage = 0.0
+        for j in 0..<k {
+            var mean = 0.0
+            for b in 0..<batch { mean += Double(teacherProbabilities[b * k + j]) }
+            mean /= Double(batch)
+            if mean > 0 { usage -= mean * log(mean) }
+        }
+        return (distillation / Double(batch), entropy / Double(batch), usage)
     }
 
     /// Gradients of the total loss into every parameter's `grad` (accumulated: zero them first).

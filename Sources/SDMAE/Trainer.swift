@@ -46,12 +46,14 @@ public struct StepRecord: Sendable {
     public var losses: StepLosses
     public var gradientNorm: Double
     public var imagesPerSecond: Double
+    public var collapse: CollapseWatch.Kind
 
-    static let header = "step,epoch,lr,loss,l_rec,l_sd,teacher_entropy,grad_norm,img_per_s\n"
+    public static let header = "step,epoch,lr,loss,l_rec,l_sd,teacher_entropy,prototype_entropy,grad_norm,img_per_s,collapse\n"
 
     var csvLine: String {
-        String(format: "%d,%d,%.6e,%.6f,%.6f,%.6f,%.6f,%.6f,%.2f\n", step, epoch, learningRate, losses.total,
-               losses.reconstruction, losses.distillation, losses.teacherEntropy, gradientNorm, imagesPerSecond)
+        String(format: "%d,%d,%.6e,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.2f,", step, epoch, learningRate, losses.total,
+               losses.reconstruction, losses.distillation, losses.teacherEntropy, losses.prototypeEntropy, gradientNorm, imagesPerSecond)
+            + collapse.rawValue + "\n"
     }
 }
 
@@ -104,6 +106,8 @@ public final class Trainer {
         defer { loader.stop() }
         let progress = Progress("pretrain", total: end - step, enabled: showProgress)
         let config = model.config
+        let collapse = CollapseWatch(prototypes: config.prototypes, after: schedule.warmupSteps, active: config.distillationWeight > 0)
+        var warned = Set<CollapseWatch.Kind>()  // said once per kind, then shown in the status and metrics.csv
         while step < end {
             let started = Date()
             let batch = try loader.batch(step)
@@ -122,10 +126,16 @@ public final class Trainer {
             model.updateCenter()
             step += 1
             let rate = Double(options.batchSize) / Date().timeIntervalSince(started)
+            let warning = collapse.check(losses, step: step)
             try metrics.append(StepRecord(step: step, epoch: (step - 1) / loader.stepsPerEpoch, learningRate: Double(optimiser.learningRate),
-                                          losses: losses, gradientNorm: norm, imagesPerSecond: rate))
-            progress.advance(status: String(format: "loss %.4f rec %.4f sd %.4f H(P) %.3f %.1f img/s",
-                                            losses.total, losses.reconstruction, losses.distillation, losses.teacherEntropy, rate))
+                                          losses: losses, gradientNorm: norm, imagesPerSecond: rate, collapse: warning?.kind ?? .none))
+            if let warning, !warned.contains(warning.kind) {
+                warned.insert(warning.kind)
+                progress.note("step \(step): \(warning.message)")
+            }
+            progress.advance(status: String(format: "loss %.4f rec %.4f sd %.4f H(P) %.2f used %.0f %.1f img/s%@",
+                                            losses.total, losses.reconstruction, losses.distillation, losses.teacherEntropy,
+                                            exp(losses.prototypeEntropy), rate, warning == nil ? "" : " COLLAPSE?"))
             if step % options.checkpointEvery == 0 || step == end {
                 lastCheckpoint = try writeCheckpoint(step: step)
             }
