@@ -1,11 +1,13 @@
 import Foundation
 
-/// Watches the teacher for the two ways self-distillation collapses: every image on the same
-/// few prototypes, or a uniform teacher. Either way L_sd stops carrying information about the
-/// image, and the encoder learns nothing from it.
+/// Watches the teacher for self-distillation collapse: the teacher gives every image the same
+/// distribution (one-hot on one prototype, or any fixed mixture), or a uniform one. Either way
+/// L_sd stops carrying information about the image and the encoder learns nothing from it. The
+/// measure is the information the teacher's answer carries about the image within a batch,
+/// I = H(mean P) − mean H(P), which is 0 exactly when every image gets the same P.
 public struct CollapseWatch: Sendable {
     public enum Kind: String, Sendable {
-        case none, dominant, uniform
+        case none, constant, uniform
     }
 
     public let prototypes: Int
@@ -19,11 +21,13 @@ public struct CollapseWatch: Sendable {
         self.active = active
     }
 
+    /// Nats: below this the teacher's answers hardly differ between the images of a batch.
+    public static let minimumInformation = 0.05
+
     public func kind(_ losses: StepLosses, step: Int) -> Kind {
         guard active, step > after else { return .none }
-        // Fewer than about four prototypes in use across the batch (e^H < 4).
-        if losses.prototypeEntropy < log(4.0) { return .dominant }
         if losses.teacherEntropy > 0.97 * log(Double(prototypes)) { return .uniform }
+        if losses.prototypeEntropy - losses.teacherEntropy < Self.minimumInformation { return .constant }
         return .none
     }
 
@@ -31,9 +35,11 @@ public struct CollapseWatch: Sendable {
         switch kind(losses, step: step) {
         case .none:
             return nil
-        case .dominant:
-            return (.dominant, String(format: "self-distillation collapse: the batch's teacher mass sits on about %.1f of %d prototypes",
-                                      exp(losses.prototypeEntropy), prototypes) + "; L_sd no longer describes the image")
+        case .constant:
+            return (.constant, String(format: "self-distillation collapse: the teacher gives every image the same distribution "
+                                      + "(%.3f nats tell images apart; %.1f of %d prototypes in use)",
+                                      losses.prototypeEntropy - losses.teacherEntropy, exp(losses.prototypeEntropy), prototypes)
+                        + "; L_sd no longer describes the image")
         case .uniform:
             return (.uniform, String(format: "self-distillation collapse: the teacher is uniform (entropy %.2f of ln K = %.2f)",
                                      losses.teacherEntropy, log(Double(prototypes))) + "; L_sd no longer describes the image")

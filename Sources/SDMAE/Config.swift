@@ -6,6 +6,15 @@ public enum TargetNormalisation: String, Codable, Sendable, CaseIterable {
     case perPatch = "patch"
 }
 
+/// How the teacher's distribution P is made from its logits.
+public enum TeacherTargets: String, Codable, Sendable, CaseIterable {
+    /// softmax((z_t − c)/τt) with the running centre c (the authors; trains the teacher through P).
+    case centred
+    /// Sinkhorn-Knopp over the batch (SwAV, DINOv2): every prototype gets an equal share of the
+    /// batch, so the teacher cannot give every image the same answer; P is a fixed target.
+    case sinkhorn
+}
+
 /// What the teacher centre tracks.
 public enum CenterMode: String, Codable, Sendable, CaseIterable {
     /// c ← m·c + (1−m)·mean_b(P), the authors' code.
@@ -37,6 +46,7 @@ public struct SDMAEConfig: Codable, Equatable, Sendable {
     public var teacherStopGradient = false
     public var centerMode = CenterMode.probabilities
     public var targetNormalisation = TargetNormalisation.perPatchChannel
+    public var teacherTargets = TeacherTargets.centred
 
     public init(imageSize: Int, patchSize: Int, width: Int, depth: Int, heads: Int, decoderWidth: Int, decoderDepth: Int,
                 decoderHeads: Int, headHidden: Int, bottleneck: Int, prototypes: Int) {
@@ -122,5 +132,6 @@ extension SDMAEConfig {
         teacherStopGradient = try c.decodeIfPresent(Bool.self, forKey: .teacherStopGradient) ?? teacherStopGradient
         centerMode = try c.decodeIfPresent(CenterMode.self, forKey: .centerMode) ?? centerMode
         targetNormalisation = try c.decodeIfPresent(TargetNormalisation.self, forKey: .targetNormalisation) ?? targetNormalisation
+        teacherTargets = try c.decodeIfPresent(TeacherTargets.self, forKey: .teacherTargets) ?? teacherTargets
     }
 }

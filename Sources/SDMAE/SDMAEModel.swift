@@ -218,10 +218,15 @@ public final class SDMAEModel {
         studentLogProbabilities.reserve(batch * k)
         var distillation = 0.0, entropy = 0.0
         let tauT = Float(config.teacherTemperature), tauS = Float(config.studentTemperature)
+        if config.teacherTargets == .sinkhorn {
+            sinkhornTargets(teacherPooled.pointer, temperature: tauT, into: teacherProbabilities.pointer)
+        }
         for b in 0..<batch {
             let pt = teacherProbabilities.pointer + b * k, lq = studentLogProbabilities.pointer + b * k
-            for j in 0..<k { pt[j] = (teacherPooled[b * k + j] - center[j]) / tauT }
-            softmaxInPlace(pt, count: k)
+            if config.teacherTargets == .centred {
+                for j in 0..<k { pt[j] = (teacherPooled[b * k + j] - center[j]) / tauT }
+                softmaxInPlace(pt, count: k)
+            }
             for j in 0..<k { lq[j] = studentPooled[b * k + j] / tauS }
             logSoftmaxInPlace(lq, count: k)
             for j in 0..<k {
@@ -237,6 +242,32 @@ public final class SDMAEModel {
             if mean > 0 { usage -= mean * log(mean) }
         }
         return (distillation / Double(batch), entropy / Double(batch), usage)
+    }
+
+    /// Balanced targets [B, K]: exp(z/τ) scaled alternately so every prototype holds 1/K of the
+    /// batch and every image 1/B (three rounds, as SwAV and DINOv2), then each row renormalised
+    /// to a distribution. In doubles: the exponentials span many orders of magnitude.
+    private func sinkhornTargets(_ logits: UnsafePointer<Float>, temperature: Float, into out: UnsafeMutablePointer<Float>) {
+        let k = config.prototypes
+        let largest = (0..<(batch * k)).map { Double(logits[$0]) }.max() ?? 0
+        var q = (0..<(batch * k)).map { exp((Double(logits[$0]) - largest) / Double(temperature)) }
+        let total = q.reduce(0, +)
+        for i in q.indices { q[i] /= total }
+        for _ in 0..<3 {
+            for j in 0..<k {
+                var column = 0.0
+                for b in 0..<batch { column += q[b * k + j] }
+                guard column > 0 else { continue }
+                for b in 0..<batch { q[b * k + j] /= column * Double(k) }
+            }
+            for b in 0..<batch {
+                var row = 0.0
+                for j in 0..<k { row += q[b * k + j] }
+                guard row > 0 else { continue }
+                for j in 0..<k { q[b * k + j] /= row * Double(batch) }
+            }
+        }
+        for i in q.indices { out[i] = Float(q[i] * Double(batch)) }
     }
 
     /// Gradients of the total loss into every parameter's `grad` (accumulated: zero them first).
@@ -284,7 +315,8 @@ public final class SDMAEModel {
         let nv = mask.visible[0].count, nm = mask.masked[0].count, L = config.tokens, dd = config.decoderWidth
         decodedGradient.reserve(batch * L * dd)
         let dDecoded = decodedGradient.pointer                                   // [B·L, dd]
-        if config.teacherStopGradient {
+        if config.teacherStopGradient || config.teacherTargets == .sinkhorn {
+            // Balanced targets are fixed, as in SwAV: no gradient reaches the teacher through P.
             for b in 0..<batch { (dDecoded + b * L * dd).update(repeating: 0, count: nv * dd) }
         } else {
             let dVisible = teacherHead.backward(teacherLogitGradient.pointer)    // [B·nv, dd]

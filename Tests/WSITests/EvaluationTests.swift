@@ -126,11 +126,13 @@ final class EvaluationTests: XCTestCase {
         func losses(_ teacher: Double, _ usage: Double) -> StepLosses {
             StepLosses(reconstruction: 1, distillation: 1, total: 1, teacherEntropy: teacher, prototypeEntropy: usage)
         }
-        XCTAssertEqual(watch.kind(losses(0.01, 0.5), step: 5), .none, "quiet during warm-up")
-        XCTAssertEqual(watch.kind(losses(0.01, 0.5), step: 50), .dominant)
+        XCTAssertEqual(watch.kind(losses(0.01, 0.01), step: 5), .none, "quiet during warm-up")
+        XCTAssertEqual(watch.kind(losses(0.01, 0.01), step: 50), .constant, "every image one-hot on the same prototype")
+        XCTAssertEqual(watch.kind(losses(2.13, 2.13), step: 50), .constant, "every image the same mixture")
+        XCTAssertEqual(watch.kind(losses(0.01, 3.0), step: 50), .none, "sharp and different per image: healthy")
         XCTAssertEqual(watch.kind(losses(6.9, 6.92), step: 50), .uniform)
         XCTAssertEqual(watch.kind(losses(2.0, 5.0), step: 50), .none)
-        XCTAssertEqual(CollapseWatch(prototypes: 1024, after: 0, active: false).kind(losses(0.01, 0.5), step: 50), .none, "plain MAE has no teacher")
+        XCTAssertEqual(CollapseWatch(prototypes: 1024, after: 0, active: false).kind(losses(0.01, 0.01), step: 50), .none, "plain MAE has no teacher")
 
         // The entropy of the batch mean is at least the mean entropy (concavity).
         let config = PretrainingTests.smallConfig

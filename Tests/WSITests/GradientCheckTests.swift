@@ -150,6 +150,38 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// Sinkhorn targets are fixed (no gradient through P): the loss's gradient then holds exactly
+    /// for the parameters P does not depend on, the student head and the pixel predictor; and
+    /// the balanced targets give every prototype an equal share of the batch.
+    func testSinkhornTargets() {
+        var config = SDMAEConfig(imageSize: 16, patchSize: 4, width: 8, depth: 1, heads: 2, decoderWidth: 8, decoderDepth: 1,
+                                 decoderHeads: 2, headHidden: 12, bottleneck: 8, prototypes: 6)
+        config.maskRatio = 0.5
+        config.teacherTemperature = 0.5
+        config.studentTemperature = 0.5
+        config.teacherTargets = .sinkhorn
+        let model = SDMAEModel(config: config, seed: 4)
+        for p in model.parameters where p.name.contains("_head.") { for i in 0..<p.count { p.value[i] = generator.normal() * 0.4 } }
+        let batch = 3
+        let images = (0..<(batch * 3 * 16 * 16)).map { _ in generator.uniform() }
+        let mask = TokenMask.random(batch: batch, tokens: 16, masked: 8, using: &generator)
+        let probe = { images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: batch, mask: mask).total } }
+        _ = probe()
+        let targets = model.teacherDistribution
+        for b in 0..<batch { XCTAssertEqual(targets[(b * 6)..<(b * 6 + 6)].reduce(0, +), 1, accuracy: 1e-5, "row \(b) is a distribution") }
+        for j in 0..<6 {
+            let share = (0..<batch).map { targets[$0 * 6 + j] }.reduce(0, +) / Float(batch)
+            XCTAssertEqual(share, 1 / 6, accuracy: 0.02, "prototype \(j) holds about 1/K of the batch")
+        }
+        for p in model.parameters { p.grad.zero() }
+        model.backward()
+        for p in model.parameters where p.name.hasPrefix("student_head.") || p.name.hasPrefix("decoder_pred.") {
+            check("Sinkhorn d\(p.name)", values: p.value.pointer, count: p.count, analytic: p.grad.array, probe: probe, samples: 3, step: 3e-3)
+        }
+        XCTAssertTrue(model.parameters.filter { $0.name.hasPrefix("teacher_head.") }.allSatisfy { $0.grad.array.allSatisfy { $0 == 0 } },
+                      "no gradient reaches the teacher head through fixed targets")
+    }
+
     func testAdamWMatchesClosedFormFirstStep() {
         let p = Parameter("w", shape: [2, 2])
         let bias = Parameter("b", shape: [2])

@@ -21,6 +21,8 @@ struct PretrainStage: Stage {
         ParameterSpec("tau_s", .double(1e-4...100), default: .double(model.studentTemperature), help: "student temperature"),
         ParameterSpec("tau_t", .double(1e-4...100), default: .double(model.teacherTemperature), help: "teacher temperature"),
         ParameterSpec("stop_gradient", .bool, default: .bool(model.teacherStopGradient), help: "detach the teacher (default: L_sd trains it too)"),
+        ParameterSpec("teacher_targets", .choice(TeacherTargets.allCases.map(\.rawValue)), default: .string(model.teacherTargets.rawValue),
+                      help: "teacher distribution: centred softmax (the authors) or Sinkhorn-balanced over the batch (SwAV, DINOv2)"),
         ParameterSpec("center_mode", .choice(CenterMode.allCases.map(\.rawValue)), default: .string(model.centerMode.rawValue),
                       help: "what the teacher centre tracks: probabilities (the authors) or logits (DINO)"),
         ParameterSpec("target_norm", .choice(TargetNormalisation.allCases.map(\.rawValue)), default: .string(model.targetNormalisation.rawValue),
@@ -51,6 +53,7 @@ struct PretrainStage: Stage {
         config.teacherTemperature = p.double("tau_t") ?? config.teacherTemperature
         config.teacherStopGradient = p.bool("stop_gradient")
         config.centerMode = p.string("center_mode").flatMap(CenterMode.init) ?? config.centerMode
+        config.teacherTargets = p.string("teacher_targets").flatMap(TeacherTargets.init) ?? config.teacherTargets
         config.targetNormalisation = p.string("target_norm").flatMap(TargetNormalisation.init) ?? config.targetNormalisation
         if let problem = config.validationError() { throw StageError.invalid(problem) }
         var options = TrainingOptions()
