@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "NN", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
-        .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Storage"]),
+        .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage"]),
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
         .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
                                                  "Heatmap", "Imaging", "Storage", "Console", "Concurrency"]),

@@ -10,19 +10,22 @@ struct PretrainStage: Stage {
     private static let training = TrainingOptions()
     private static let model = SDMAEConfig.tiny
     static let parameters = [
+        ParameterSpec("recipe", .choice(PretrainRecipe.allCases.map(\.rawValue)), default: .string(PretrainRecipe.cpu.rawValue),
+                      help: "a named set of the options marked 'by recipe'; an option given explicitly wins"),
         ParameterSpec("preset", .choice(SDMAEConfig.presetNames), default: .string("tiny"), help: "model size"),
         ParameterSpec("epochs", .int(1...100_000), default: .int(training.epochs), help: "passes over the patches"),
         ParameterSpec("batch", .int(1...4096), default: .int(training.batchSize), help: "batch size"),
-        ParameterSpec("lr", .double(0...10), default: .double(training.baseLearningRate), help: "base learning rate (applied: lr · batch / 256)"),
+        ParameterSpec("lr", .double(0...10), help: "base learning rate (applied: lr · batch / 256); " + PretrainRecipe.describe("lr")),
         ParameterSpec("min_lr", .double(0...10), default: .double(training.minimumLearningRate), help: "floor of the cosine schedule"),
         ParameterSpec("warmup_epochs", .double(0...10_000), default: .double(training.warmupEpochs), help: "linear warm-up"),
-        ParameterSpec("p", .double(0...1), default: .double(model.distillationWeight), help: "weight of the self-distillation loss (0: plain MAE)"),
-        ParameterSpec("mask_ratio", .double(0...0.99), default: .double(model.maskRatio), help: "fraction of tokens hidden"),
+        ParameterSpec("p", .double(0...1), help: "weight of the self-distillation loss (0: plain MAE); " + PretrainRecipe.describe("p")),
+        ParameterSpec("mask_ratio", .double(0...0.99), help: "fraction of tokens hidden; " + PretrainRecipe.describe("mask_ratio")),
         ParameterSpec("tau_s", .double(1e-4...100), default: .double(model.studentTemperature), help: "student temperature"),
         ParameterSpec("tau_t", .double(1e-4...100), default: .double(model.teacherTemperature), help: "teacher temperature"),
         ParameterSpec("stop_gradient", .bool, default: .bool(model.teacherStopGradient), help: "detach the teacher (default: L_sd trains it too)"),
-        ParameterSpec("teacher_targets", .choice(TeacherTargets.allCases.map(\.rawValue)), default: .string(model.teacherTargets.rawValue),
-                      help: "teacher distribution: centred softmax (the authors) or Sinkhorn-balanced over the batch (SwAV, DINOv2)"),
+        ParameterSpec("teacher_targets", .choice(TeacherTargets.allCases.map(\.rawValue)),
+                      help: "teacher distribution: centred softmax (the authors) or Sinkhorn-balanced over the batch (SwAV, DINOv2); "
+                          + PretrainRecipe.describe("teacher_targets")),
         ParameterSpec("center_mode", .choice(CenterMode.allCases.map(\.rawValue)), default: .string(model.centerMode.rawValue),
                       help: "what the teacher centre tracks: probabilities (the authors) or logits (DINO)"),
         ParameterSpec("target_norm", .choice(TargetNormalisation.allCases.map(\.rawValue)), default: .string(model.targetNormalisation.rawValue),
@@ -44,7 +47,10 @@ struct PretrainStage: Stage {
     let config: SDMAEConfig
     let options: TrainingOptions
 
-    init(_ p: StageParameters) throws {
+    init(_ given: StageParameters) throws {
+        // The recipe's values fill what was not given; an explicit option wins.
+        let recipe = given.string("recipe").flatMap(PretrainRecipe.init) ?? .cpu
+        let p = StageParameters(recipe.values.merging(given.values) { _, explicit in explicit })
         let preset = p.string("preset") ?? "tiny"
         guard var config = SDMAEConfig.preset(named: preset) else { throw StageError.invalid("unknown preset '\(preset)'") }
         config.distillationWeight = p.double("p") ?? config.distillationWeight
@@ -83,5 +89,27 @@ struct PretrainStage: Stage {
         guard location.slide == nil else { return ReportPart() }
         return ReportPart(html: "<h2>Pretraining: \(escapeHTML(location.stageID))</h2>"
                           + LossCurves.svg(metricsPath: location.path + "/" + RunFiles.metrics))
+    }
+}
+
+/// Named sets of pretraining options. `authors` is the paper's code as the project's spec states
+/// it; `cpu`, the default, is what grouped evaluation chose for CPU budgets (README, "Choosing the
+/// default recipe", with the runs that decided it).
+enum PretrainRecipe: String, CaseIterable, Sendable {
+    case cpu
+    case authors
+
+    var values: [String: ParameterValue] {
+        switch self {
+        case .cpu:
+            return ["lr": .double(1.5e-4), "p": .double(0.2), "mask_ratio": .double(0.6), "teacher_targets": .string("centred")]
+        case .authors:
+            return ["lr": .double(1.5e-4), "p": .double(0.2), "mask_ratio": .double(0.6), "teacher_targets": .string("centred")]
+        }
+    }
+
+    /// "by recipe: cpu 0.2, authors 0.2", for the help of a recipe-set option.
+    static func describe(_ name: String) -> String {
+        "by recipe: " + allCases.map { "\($0.rawValue) \($0.values[name].map { "\($0)" } ?? "-")" }.joined(separator: ", ")
     }
 }
