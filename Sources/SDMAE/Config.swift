@@ -4,6 +4,8 @@ public enum TargetNormalisation: String, Codable, Sendable, CaseIterable {
     case perPatchChannel = "patch-channel"
     /// MAE's (x − mean) / sqrt(var + 1e-6) over all P·P·3 values of a patch.
     case perPatch = "patch"
+    /// The pixels as they are, in [0, 1]: colour and brightness stay in the target.
+    case none
 }
 
 /// How the teacher's distribution P is made from its logits.

@@ -67,6 +67,8 @@ extension TargetNormalisation {
     /// the statistics `denormalise` needs to undo it.
     func normalise(_ o: UnsafeMutablePointer<Float>, pixels n: Int) -> PatchStatistics {
         switch self {
+        case .none:
+            return PatchStatistics(mean: [0, 0, 0], scale: [1, 1, 1])
         case .perPatchChannel:
             var statistics = PatchStatistics(mean: [0, 0, 0], scale: [1, 1, 1])
             for c in 0..<3 {

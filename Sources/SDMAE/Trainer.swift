@@ -18,6 +18,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var checkpointEvery = 100
     public var loaderWorkers = 2
     public var colourJitter = 0.0
+    /// Keep every checkpoint (for accuracy-versus-time curves), not only the newest.
+    public var keepsCheckpoints = false
 
     public init() {}
 }
@@ -159,7 +161,7 @@ public final class Trainer {
         try optimiser.writeState(to: runDirectory + "/" + pointer.optimizer)
         let previous = try readPointer()
         try AtomicFile.write(try JSONFile.encode(pointer), to: runDirectory + "/" + RunFiles.latest)
-        if let previous, previous.model != pointer.model {
+        if let previous, previous.model != pointer.model, !options.keepsCheckpoints {
             try? FileManager.default.removeItem(atPath: runDirectory + "/" + previous.model)
             try? FileManager.default.removeItem(atPath: runDirectory + "/" + previous.optimizer)
         }

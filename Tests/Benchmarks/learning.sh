@@ -31,7 +31,8 @@ for entry in "${recipes[@]}"; do
     start=$(date +%s)
     # shellcheck disable=SC2086
     "$wsi" pretrain --patches "$out/data/tile" --patches "$shared/labelled-lc25000" --patches "$shared/labelled-kather2016" \
-        --out "$out/$name" --preset tiny96 --batch 32 --epochs "$epochs" --quiet $options >"$out/$name.log" 2>&1
+        --out "$out/$name" --preset tiny96 --batch 32 --epochs "$epochs" --checkpoint-every 208 --keep-checkpoints \
+        --quiet $options >"$out/$name.log" 2>&1
     seconds=$(( $(date +%s) - start ))
     "$wsi" evaluate --checkpoint "$out/$name/pretrain" --labelled "$shared/labelled-kather2016" \
         --group-pattern 'CRC-Prim-HE-[0-9_]+' --out "$out/$name" --quiet >/dev/null 2>&1
@@ -39,6 +40,16 @@ for entry in "${recipes[@]}"; do
     "$wsi" evaluate --checkpoint "$out/$name/pretrain" --labelled "$shared/labelled-lc25000" --no-crops \
         --out "$out/$name-lc25000" --quiet >/dev/null 2>&1 || true
     echo "== $name ($options): pretraining ${seconds} s; last metrics: $(tail -n 1 "$out/$name/pretrain/metrics.csv")"
+    # The learning curve: every kept checkpoint on Kather 2016, with its pretraining minutes.
+    echo "-- curve (Kather, checkpoint features): step, CPU minutes, kNN and linear balanced accuracy"
+    for checkpoint in "$out/$name"/pretrain/checkpoints/step-*[0-9].safetensors; do
+        step=$(basename "$checkpoint" .safetensors | sed 's/step-0*//')
+        minutes=$(awk -F, -v s="$step" 'NR > 1 && $1 <= s { t += 32 / $10 } END { printf "%.1f", t / 60 }' "$out/$name/pretrain/metrics.csv")
+        "$wsi" evaluate --checkpoint "$checkpoint" --labelled "$shared/labelled-kather2016" --group-pattern 'CRC-Prim-HE-[0-9_]+' \
+            --out "$out/$name-curve-$step" --quiet >/dev/null 2>&1
+        awk -v s="$step" -v m="$minutes" '/^checkpoint/ { print "   step " s ", " m " min: kNN " $2 ", linear " $5 }' \
+            "$out/$name-curve-$step/evaluate/evaluation.txt"
+    done
     echo "-- Kather 2016, grouped by source image"
     cat "$out/$name/evaluate/evaluation.txt"
     echo "-- LC25000, per file (near-duplicates leak across folds)"

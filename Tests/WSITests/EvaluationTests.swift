@@ -145,3 +145,28 @@ final class EvaluationTests: XCTestCase {
         XCTAssertLessThanOrEqual(step.prototypeEntropy, log(Double(config.prototypes)) + 1e-9)
     }
 }
+
+final class RecipeTests: XCTestCase {
+    /// A recipe fills the options it names; an option given explicitly wins, through either door.
+    func testRecipesFillOnlyWhatWasNotGiven() throws {
+        func stage(_ tokens: [String]) throws -> PretrainStage {
+            var arguments = Arguments(["--patches", TestData.root, "--out", "/tmp/x"] + tokens)
+            let (manifest, _) = try StageCommandLine.parse(PretrainStage.self, &arguments)
+            return try XCTUnwrap(manifest.stages[0].stage as? PretrainStage)
+        }
+        let authors = try stage(["--recipe", "authors"])
+        XCTAssertEqual(authors.options.baseLearningRate, PretrainRecipe.authors.values["lr"].flatMap { if case let .double(v) = $0 { return v } else { return nil } })
+        XCTAssertEqual(authors.config.teacherTargets, .centred)
+        XCTAssertEqual(authors.config.distillationWeight, 0.2)
+        let explicit = try stage(["--recipe", "authors", "--lr", "0.01", "--teacher-targets", "sinkhorn"])
+        XCTAssertEqual(explicit.options.baseLearningRate, 0.01)
+        XCTAssertEqual(explicit.config.teacherTargets, .sinkhorn)
+        XCTAssertEqual(explicit.config.maskRatio, authors.config.maskRatio, "what was not given still comes from the recipe")
+        for recipe in PretrainRecipe.allCases {
+            for name in recipe.values.keys {
+                XCTAssertNotNil(PretrainStage.parameters.first { $0.name == name && $0.defaultValue == nil },
+                                "\(name) is set by recipes, so it declares no default of its own")
+            }
+        }
+    }
+}

@@ -185,7 +185,7 @@ final class SDMAEOptionTests: XCTestCase {
         var generator = SeededGenerator(seed: 4)
         let images = (0..<(3 * 16 * 16)).map { _ in generator.uniform() }
         let tokens = [[0, 5, 15]]
-        for mode in TargetNormalisation.allCases {
+        for mode in TargetNormalisation.allCases where mode != .none {
             config.targetNormalisation = mode
             var out = [Float](repeating: 0, count: 3 * config.patchValues)
             images.withUnsafeBufferPointer { src in
@@ -215,7 +215,7 @@ final class SDMAEOptionTests: XCTestCase {
         for mode in TargetNormalisation.allCases {
             var values = original
             let statistics = mode.normalise(&values, pixels: n)
-            XCTAssertGreaterThan(zip(values, original).map { abs($0 - $1) }.max() ?? 0, 0.1, "\(mode) changed the values")
+            XCTAssertEqual(zip(values, original).map { abs($0 - $1) }.max() ?? 0 > 0.1, mode != .none, "\(mode) changed the values")
             mode.denormalise(&values, pixels: n, statistics)
             for (a, b) in zip(values, original) { XCTAssertEqual(a, b, accuracy: 1e-5, "\(mode)") }
         }

@@ -32,6 +32,7 @@ struct PretrainStage: Stage {
                       help: "reconstruction target: per patch and channel (spec) or per patch (MAE)"),
         ParameterSpec("colour_jitter", .double(0...1), default: .double(training.colourJitter), help: "colour augmentation strength"),
         ParameterSpec("checkpoint_every", .int(1...10_000_000), default: .int(training.checkpointEvery), help: "steps between checkpoints"),
+        ParameterSpec("keep_checkpoints", .bool, default: .bool(false), help: "keep every checkpoint, not only the newest (for learning curves)"),
         ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(Int(training.seed)), help: "seed of everything random"),
         ParameterSpec("workers", .int(1...64), default: .int(training.loaderWorkers), manifest: false, help: "patch decoding threads"),
     ]
@@ -70,6 +71,7 @@ struct PretrainStage: Stage {
         options.warmupEpochs = p.double("warmup_epochs") ?? options.warmupEpochs
         options.colourJitter = p.double("colour_jitter") ?? options.colourJitter
         options.checkpointEvery = p.int("checkpoint_every") ?? options.checkpointEvery
+        options.keepsCheckpoints = p.bool("keep_checkpoints")
         options.seed = UInt64(p.int("seed") ?? 0)
         options.loaderWorkers = p.int("workers") ?? options.loaderWorkers
         self.config = config
