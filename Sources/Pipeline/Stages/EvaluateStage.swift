@@ -10,15 +10,9 @@ struct EvaluateStage: Stage {
     static let kind = "evaluate"
     static let scope = StageScope.global
     static let summary = "grouped cross-validation of frozen features on labelled patches, against random init and colour"
-    static let parameters = [
-        ParameterSpec("labelled", .path, required: true, placeholder: "DIR", help: "folder with one sub-folder of patches per class"),
-    ] + Grouping.parameters + [
+    static let parameters = LabelledPatchOptions.parameters + [
         ParameterSpec("folds", .int(2...20), default: .int(5), help: "cross-validation folds (at most the number of sources)"),
         ParameterSpec("knn_k", .int(1...100), default: .int(5), help: "neighbours of the cosine kNN"),
-        ParameterSpec("crops", .bool, default: .bool(true), help: "cut pictures larger than the model input into input-sized crops"),
-        ParameterSpec("epochs", .int(1...100_000), default: .int(LinearProbe.TrainingSettings().epochs), help: "linear probe optimiser steps"),
-        ParameterSpec("lr", .double(1e-6...10), default: .double(Double(LinearProbe.TrainingSettings().learningRate)), help: "linear probe learning rate"),
-        ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(0), help: "folds, probe and the random network"),
     ]
     static let inputs = [InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file")]
     static let resultName = "evaluation.json"
@@ -37,14 +31,13 @@ struct EvaluateStage: Stage {
     init(_ p: StageParameters) throws {
         guard let labelled = p.string("labelled") else { throw StageError.invalid("labelled is required") }
         self.labelled = labelled
-        rule = try Grouping.rule(p)
+        rule = try LabelledPatchOptions.groupRule(p)
         var evaluation = GroupedEvaluation()
         evaluation.folds = p.int("folds") ?? evaluation.folds
         evaluation.knnK = p.int("knn_k") ?? evaluation.knnK
         evaluation.crops = p.bool("crops")
-        evaluation.probe.epochs = p.int("epochs") ?? evaluation.probe.epochs
-        evaluation.probe.learningRate = Float(p.double("lr") ?? Double(evaluation.probe.learningRate))
-        evaluation.seed = UInt64(p.int("seed") ?? 0)
+        evaluation.probe = LabelledPatchOptions.probe(p)
+        evaluation.seed = evaluation.probe.seed
         self.evaluation = evaluation
     }
 

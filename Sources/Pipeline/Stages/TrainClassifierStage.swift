@@ -8,16 +8,9 @@ struct TrainClassifierStage: Stage {
     static let kind = "train-classifier"
     static let scope = StageScope.global
     static let summary = "linear probe on frozen encoder features of labelled patches"
-    static let parameters = [
-        ParameterSpec("labelled", .path, required: true, placeholder: "DIR",
-                      help: "folder with one sub-folder of patches (PNG/JPEG or shards) per class"),
-        ParameterSpec("epochs", .int(1...100_000), default: .int(LinearProbe.TrainingSettings().epochs), help: "full-batch optimiser steps"),
-        ParameterSpec("lr", .double(1e-6...10), default: .double(Double(LinearProbe.TrainingSettings().learningRate)), help: "learning rate"),
+    static let parameters = LabelledPatchOptions.parameters + [
         ParameterSpec("validation_fraction", .double(0.01...0.9), default: .double(0.2),
                       help: "held-out share of every class's sources (whole groups are held out)"),
-        ParameterSpec("crops", .bool, default: .bool(true), help: "cut pictures larger than the model input into input-sized crops"),
-    ] + Grouping.parameters + [
-        ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(0), help: "split and initialisation seed"),
     ]
     static let inputs = [InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file")]
     static let classifierName = "classifier.safetensors"
@@ -36,14 +29,10 @@ struct TrainClassifierStage: Stage {
     init(_ p: StageParameters) throws {
         guard let labelled = p.string("labelled") else { throw StageError.invalid("labelled is required") }
         self.labelled = labelled
-        rule = try Grouping.rule(p)
+        rule = try LabelledPatchOptions.groupRule(p)
         crops = p.bool("crops")
         validationFraction = p.double("validation_fraction") ?? 0.2
-        var settings = LinearProbe.TrainingSettings()
-        settings.epochs = p.int("epochs") ?? settings.epochs
-        settings.learningRate = Float(p.double("lr") ?? Double(settings.learningRate))
-        settings.seed = UInt64(p.int("seed") ?? 0)
-        self.settings = settings
+        settings = LabelledPatchOptions.probe(p)
     }
 
     func run(_ context: StageContext) throws -> String {
