@@ -28,8 +28,9 @@ struct PretrainStage: Stage {
                           + PretrainRecipe.describe("teacher_targets")),
         ParameterSpec("center_mode", .choice(CenterMode.allCases.map(\.rawValue)), default: .string(model.centerMode.rawValue),
                       help: "what the teacher centre tracks: probabilities (the authors) or logits (DINO)"),
-        ParameterSpec("target_norm", .choice(TargetNormalisation.allCases.map(\.rawValue)), default: .string(model.targetNormalisation.rawValue),
-                      help: "reconstruction target: per patch and channel (spec) or per patch (MAE)"),
+        ParameterSpec("target_norm", .choice(TargetNormalisation.allCases.map(\.rawValue)),
+                      help: "reconstruction target: normalised per patch and channel (spec), per patch (MAE), or the pixels as they are; "
+                          + PretrainRecipe.describe("target_norm")),
         ParameterSpec("colour_jitter", .double(0...1), default: .double(training.colourJitter), help: "colour augmentation strength"),
         ParameterSpec("checkpoint_every", .int(1...10_000_000), default: .int(training.checkpointEvery), help: "steps between checkpoints"),
         ParameterSpec("keep_checkpoints", .bool, default: .bool(false), help: "keep every checkpoint, not only the newest (for learning curves)"),
@@ -104,9 +105,11 @@ enum PretrainRecipe: String, CaseIterable, Sendable {
     var values: [String: ParameterValue] {
         switch self {
         case .cpu:
-            return ["lr": .double(1.5e-4), "p": .double(0.2), "mask_ratio": .double(0.6), "teacher_targets": .string("centred")]
+            return ["lr": .double(1.2e-2), "p": .double(0), "mask_ratio": .double(0.6), "teacher_targets": .string("centred"),
+                    "target_norm": .string("none")]
         case .authors:
-            return ["lr": .double(1.5e-4), "p": .double(0.2), "mask_ratio": .double(0.6), "teacher_targets": .string("centred")]
+            return ["lr": .double(1.5e-4), "p": .double(0.2), "mask_ratio": .double(0.6), "teacher_targets": .string("centred"),
+                    "target_norm": .string("patch-channel")]
         }
     }
 
