@@ -110,7 +110,9 @@ public final class PipelineRunner: @unchecked Sendable {
                     printError("\(entry.id): global stage, left to an unsharded 'wsi run' after all shards finish")
                     continue
                 }
-                record(try runItem(entry, slide: nil), into: &box.summary, entry: entry, slide: "*")
+                let outcome: ItemOutcome
+                do { outcome = try runItem(entry, slide: nil) } catch { outcome = .failed(describeError(error)) }
+                record(outcome, into: &box.summary, entry: entry, slide: "*")
             } else {
                 let counter = Counter()
                 let showInner = options.showProgress && options.jobs == 1
@@ -119,7 +121,7 @@ public final class PipelineRunner: @unchecked Sendable {
                         let slide = slides[index]
                         let outcome: ItemOutcome
                         do { outcome = try runItem(entry, slide: slide, showProgress: showInner) } catch {
-                            outcome = .failed("\(error)")
+                            outcome = .failed(describeError(error))
                         }
                         box.lock.lock()
                         record(outcome, into: &box.summary, entry: entry, slide: slide)
