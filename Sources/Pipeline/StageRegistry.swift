@@ -6,6 +6,7 @@ public enum StageRegistry {
         PretrainStage.self,
         TrainClassifierStage.self,
         EvaluateStage.self,
+        FeaturesStage.self,
         PredictStage.self,
         HeatmapStage.self,
         AggregateStage.self,

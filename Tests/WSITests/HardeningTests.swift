@@ -21,26 +21,6 @@ final class HardeningTests: XCTestCase {
         return options
     }
 
-    func stageCommand(_ type: any Stage.Type, _ tokens: [String]) throws -> PipelineRunner {
-        var arguments = Arguments(tokens + ["--quiet"])
-        var (manifest, options) = try StageCommandLine.parse(type, &arguments)
-        options.showProgress = false
-        return try PipelineRunner(manifest: manifest, options: options)
-    }
-
-    /// A tiny encoder and a two-class probe over its features, saved where the predict stage reads them.
-    func tinyModel(in dir: String, nanClassifier: Bool = false) throws -> (checkpoint: String, classifier: String) {
-        let config = SDMAEConfig(imageSize: 16, patchSize: 8, width: 8, depth: 1, heads: 2, decoderWidth: 8, decoderDepth: 1,
-                                 decoderHeads: 2, headHidden: 8, bottleneck: 8, prototypes: 8)
-        let checkpoint = dir + "/model.safetensors", classifier = dir + "/classifier.safetensors"
-        try SDMAEModel(config: config, seed: 1).writeWeights(to: checkpoint, step: 0)
-        var weight = (0..<16).map { Float($0 % 5) * 0.1 - 0.2 }
-        if nanClassifier { weight[3] = .nan }
-        try LinearProbe(classes: ["skin", "tumour"], mean: [Float](repeating: 0, count: 8), std: [Float](repeating: 1, count: 8),
-                        weight: weight, bias: [0, 0]).write(to: classifier)
-        return (checkpoint, classifier)
-    }
-
     // 1. YAML: alias bombs, deep nesting, duplicate keys, JSON errors reported as JSON.
     func testManifestParserLimits() throws {
         let dir = TestData.scratchDirectory()
@@ -82,7 +62,7 @@ final class HardeningTests: XCTestCase {
         XCTAssertThrowsError(try Safetensors.read(path: dir + "/huge-header.safetensors")) { error in
             XCTAssertTrue("\(error)".contains("header length"), "\(error)")
         }
-        let (checkpoint, _) = try tinyModel(in: dir)
+        let (checkpoint, _) = try StageFixtures.tinyModel(in: dir)
         let (tensors, metadata) = try Safetensors.read(path: checkpoint)
         let deep = metadata["config"]!.replacingOccurrences(of: "\"depth\":1", with: "\"depth\":1000000")
         XCTAssertNotEqual(deep, metadata["config"])
@@ -124,7 +104,7 @@ final class HardeningTests: XCTestCase {
         let slides = dir + "/slides"
         try FileManager.default.createDirectory(atPath: slides, withIntermediateDirectories: true)
         for name in ["a", "b"] { try FileManager.default.copyItem(atPath: TestData.cmuSVS, toPath: "\(slides)/\(name).svs") }
-        let (checkpoint, classifier) = try tinyModel(in: dir)
+        let (checkpoint, classifier) = try StageFixtures.tinyModel(in: dir)
         try write("""
             stages:
               - stage: tile
@@ -140,7 +120,7 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(first.completed, 5)
         XCTAssertEqual(try String(contentsOfFile: out + "/aggregate/labels.csv", encoding: .utf8).split(separator: "\n").count, 3)
         // The command line reads the same folder of per-slide predictions without a slide list.
-        XCTAssertEqual(try stageCommand(AggregateStage.self, ["--out", dir + "/cli", "--predictions", out + "/predict"]).run().completed, 1)
+        XCTAssertEqual(try StageFixtures.stageCommand(AggregateStage.self, ["--out", dir + "/cli", "--predictions", out + "/predict"]).run().completed, 1)
         XCTAssertEqual(try String(contentsOfFile: dir + "/cli/aggregate/labels.csv", encoding: .utf8),
                        try String(contentsOfFile: out + "/aggregate/labels.csv", encoding: .utf8))
 
@@ -166,11 +146,11 @@ final class HardeningTests: XCTestCase {
         // 7. NaN in the classifier: refused when read, nothing written under predict.
         let nanDir = dir + "/nan"
         try FileManager.default.createDirectory(atPath: nanDir, withIntermediateDirectories: true)
-        let (_, nanClassifier) = try tinyModel(in: nanDir, nanClassifier: true)
+        let (_, nanClassifier) = try StageFixtures.tinyModel(in: nanDir, nanClassifier: true)
         XCTAssertThrowsError(try LinearProbe.read(path: nanClassifier)) { error in
             XCTAssertTrue("\(error)".contains("tensor 'weight' holds NaN or infinity"), "\(error)")
         }
-        let predict = try stageCommand(PredictStage.self, [slides + "/a.svs", "--out", dir + "/nan-out", "--tiles", out + "/tile",
+        let predict = try StageFixtures.stageCommand(PredictStage.self, [slides + "/a.svs", "--out", dir + "/nan-out", "--tiles", out + "/tile",
                                                            "--checkpoint", checkpoint, "--classifier", nanClassifier]).run()
         XCTAssertEqual(predict.failed.count, 1)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/nan-out/predict/a"))
@@ -191,7 +171,7 @@ final class HardeningTests: XCTestCase {
         try writer.write("coords", coords, attributes: attributes)
         try writer.write("probabilities", probabilities, attributes: ["classes": classes])
         try writer.close()
-        let aggregate = try stageCommand(AggregateStage.self, ["--out", dir + "/poisoned-out", "--predictions", dir + "/poisoned"]).run()
+        let aggregate = try StageFixtures.stageCommand(AggregateStage.self, ["--out", dir + "/poisoned-out", "--predictions", dir + "/poisoned"]).run()
         XCTAssertEqual(aggregate.failed.count, 1)
         XCTAssertTrue(aggregate.failed[0].error.hasSuffix("probabilities hold NaN or infinity; predict the slide again"), aggregate.failed[0].error)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/poisoned-out/aggregate/labels.csv"))
@@ -205,13 +185,13 @@ final class HardeningTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/slides/sub2", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: TestData.cmuSVS, toPath: dir + "/slides/sub1/a.svs")
         try FileManager.default.copyItem(atPath: TestData.cmuTIFF, toPath: dir + "/slides/sub2/a.tiff")
-        XCTAssertThrowsError(try stageCommand(TileStage.self, [dir + "/slides", "--out", dir + "/out"])) { error in
+        XCTAssertThrowsError(try StageFixtures.stageCommand(TileStage.self, [dir + "/slides", "--out", dir + "/out"])) { error in
             XCTAssertTrue("\(error)".contains("would share the output folder 'a'"), "\(error)")
         }
         let out = dir + "/one"
-        XCTAssertEqual(try stageCommand(TileStage.self, [dir + "/slides/sub1/a.svs", "--out", out, "--size", "512", "--format", "png"]).run().completed, 1)
+        XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, [dir + "/slides/sub1/a.svs", "--out", out, "--size", "512", "--format", "png"]).run().completed, 1)
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/tile/a/patches"))
-        XCTAssertEqual(try stageCommand(TileStage.self, [dir + "/slides/sub1/a.svs", "--out", out, "--size", "512", "--format", "shard"]).run().completed, 1)
+        XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, [dir + "/slides/sub1/a.svs", "--out", out, "--size", "512", "--format", "shard"]).run().completed, 1)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/tile/a/patches"), "no stale patch folder beside the shard")
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/tile/a/" + PatchShard.fileName))
         XCTAssertEqual(try TilingFolder(out + "/tile/a").patches(slidePath: dir + "/slides/sub1/a.svs").count,
@@ -237,7 +217,7 @@ final class HardeningTests: XCTestCase {
             try? unmount.run()
             unmount.waitUntilExit()
         }
-        let summary = try stageCommand(TileStage.self, [TestData.cmuSVS, "--out", mountPoint, "--size", "128", "--format", "png"]).run()
+        let summary = try StageFixtures.stageCommand(TileStage.self, [TestData.cmuSVS, "--out", mountPoint, "--size", "128", "--format", "png"]).run()
         XCTAssertEqual(summary.failed.count, 1)
         XCTAssertTrue(summary.failed.first?.error.contains("No space left on device") ?? false, summary.failed.first?.error ?? "")
         let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: mountPoint + "/tile")) ?? []
@@ -256,7 +236,7 @@ final class HardeningTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/out", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/elsewhere", withIntermediateDirectories: true)
         try FileManager.default.createSymbolicLink(atPath: dir + "/out/tile", withDestinationPath: dir + "/elsewhere")
-        let summary = try stageCommand(TileStage.self, [TestData.cmuSVS, "--out", dir + "/out", "--size", "512", "--format", "none"]).run()
+        let summary = try StageFixtures.stageCommand(TileStage.self, [TestData.cmuSVS, "--out", dir + "/out", "--size", "512", "--format", "none"]).run()
         XCTAssertEqual(summary.failed.count, 1)
         XCTAssertTrue(summary.failed.first?.error.contains("leads outside the output folder") ?? false, summary.failed.first?.error ?? "")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/elsewhere"), [])
@@ -282,7 +262,7 @@ final class HardeningTests: XCTestCase {
         XCTAssertTrue(tooSmall.whyNoTiles?.contains("smaller than one tile") ?? false, tooSmall.whyNoTiles ?? "")
         // Folder mode takes the same picture, and the batch says the same.
         XCTAssertEqual(try SlideDiscovery.slides(at: dir + "/folder"), [dir + "/folder/patch.png"])
-        let runner = try stageCommand(TileStage.self, [dir + "/folder", "--out", dir + "/out", "--level", "0", "--size", "32"])
+        let runner = try StageFixtures.stageCommand(TileStage.self, [dir + "/folder", "--out", dir + "/out", "--level", "0", "--size", "32"])
         XCTAssertEqual(try runner.run().completed, 1)
         let html = try String(contentsOfFile: try Report.write(outputRoot: dir + "/out"), encoding: .utf8)
         XCTAssertTrue(html.contains("No tiles: the whole image covers"), "the report says why")
@@ -337,7 +317,7 @@ final class HardeningTests: XCTestCase {
     // 12. A grid of millions of positions needs --force.
     func testAbsurdGridsNeedForce() throws {
         let dir = TestData.scratchDirectory()
-        let summary = try stageCommand(TileStage.self, [TestData.cmuSVS, "--out", dir, "--level", "0", "--size", "96", "--overlap", "95",
+        let summary = try StageFixtures.stageCommand(TileStage.self, [TestData.cmuSVS, "--out", dir, "--level", "0", "--size", "96", "--overlap", "95",
                                                         "--format", "none"]).run()
         XCTAssertEqual(summary.failed.count, 1)
         XCTAssertTrue(summary.failed.first?.error.contains("positions") ?? false, summary.failed.first?.error ?? "")
@@ -353,4 +333,57 @@ private struct TestKey: CodingKey {
     var intValue: Int? { nil }
     init(stringValue: String) { self.stringValue = stringValue }
     init?(intValue: Int) { nil }
+}
+
+/// Feature bags for slide-level models: one HDF5 per slide in the CLAM/TRIDENT layout.
+final class FeatureBagTests: XCTestCase {
+    func testFeatureBagsMatchTheTilesAndTheEncoder() throws {
+        let dir = TestData.scratchDirectory()
+        let (checkpoint, _) = try StageFixtures.tinyModel(in: dir)
+        // One runner at a time holds the run folder: each is released when its statement ends.
+        XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, [TestData.cmuSVS, "--out", dir + "/out", "--size", "256", "--format", "shard"])
+            .run().completed, 1)
+        XCTAssertEqual(try StageFixtures.stageCommand(FeaturesStage.self, [TestData.cmuSVS, "--out", dir + "/out", "--tiles", dir + "/out/tile",
+                                                                          "--checkpoint", checkpoint, "--batch", "7"]).run().completed, 1)
+
+        let bag = try HDF5Reader(path: dir + "/out/features/CMU-1-Small-Region/" + FeaturesStage.fileName)
+        let features = try bag.floatMatrix("features"), coords = try bag.int64Matrix("coords")
+        let folder = TilingFolder(dir + "/out/tile/CMU-1-Small-Region")
+        let origins = try folder.origins()
+        XCTAssertGreaterThan(origins.count, 10)
+        XCTAssertEqual(features.rows, origins.count)
+        XCTAssertEqual(features.columns, 8)
+        XCTAssertEqual(coords.values, origins.flatMap { [Int64($0.x), Int64($0.y)] })
+        XCTAssertEqual(try bag.attribute("name", of: "features"), .string("CMU-1-Small-Region"))
+        guard case let .string(encoder) = try bag.attribute("encoder", of: "features") else { return XCTFail("no encoder attribute") }
+        XCTAssertTrue(encoder.hasSuffix("model.safetensors"), encoder)
+        XCTAssertEqual(try bag.attribute("patch_size", of: "coords"), .int(256))
+        XCTAssertEqual(try bag.attribute("patch_level", of: "coords"), .int(0))
+        // The same numbers as encoding the shard's patches directly, whatever the batch size.
+        let direct = try FeatureExtractor(model: try SDMAEModel.load(path: checkpoint)).run(try folder.patches(slidePath: TestData.cmuSVS))
+        for (a, b) in zip(features.values, direct) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+    }
+}
+
+/// Runs and small models the stage tests share.
+enum StageFixtures {
+    static func stageCommand(_ type: any Stage.Type, _ tokens: [String]) throws -> PipelineRunner {
+        var arguments = Arguments(tokens + ["--quiet"])
+        var (manifest, options) = try StageCommandLine.parse(type, &arguments)
+        options.showProgress = false
+        return try PipelineRunner(manifest: manifest, options: options)
+    }
+
+    /// A tiny encoder and a two-class probe over its features, saved where the predict stage reads them.
+    static func tinyModel(in dir: String, nanClassifier: Bool = false) throws -> (checkpoint: String, classifier: String) {
+        let config = SDMAEConfig(imageSize: 16, patchSize: 8, width: 8, depth: 1, heads: 2, decoderWidth: 8, decoderDepth: 1,
+                                 decoderHeads: 2, headHidden: 8, bottleneck: 8, prototypes: 8)
+        let checkpoint = dir + "/model.safetensors", classifier = dir + "/classifier.safetensors"
+        try SDMAEModel(config: config, seed: 1).writeWeights(to: checkpoint, step: 0)
+        var weight = (0..<16).map { Float($0 % 5) * 0.1 - 0.2 }
+        if nanClassifier { weight[3] = .nan }
+        try LinearProbe(classes: ["skin", "tumour"], mean: [Float](repeating: 0, count: 8), std: [Float](repeating: 1, count: 8),
+                        weight: weight, bias: [0, 0]).write(to: classifier)
+        return (checkpoint, classifier)
+    }
 }
