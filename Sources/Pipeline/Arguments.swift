@@ -118,8 +118,9 @@ public struct CommandSpec: Sendable {
         return zip(left, options).map { flag, spec in
             var notes: [String] = []
             if spec.required { notes.append("required") }
-            if let value = spec.defaultValue, spec.flag.hasPrefix("--no-") == false, value != .bool(false) { notes.append("default \(value)") }
-            if !spec.type.limits.isEmpty, case .choice = spec.type {} else if !spec.type.limits.isEmpty { notes.append(spec.type.limits) }
+            if let value = spec.defaultValue, !spec.flag.hasPrefix("--no-"), value != .bool(false) { notes.append("default \(value)") }
+            // Choices are already spelled out in the placeholder.
+            if !spec.type.isChoice, !spec.type.limits.isEmpty { notes.append(spec.type.limits) }
             if mixed && !spec.inManifest { notes.append("command line only") }
             let help = spec.flag.hasPrefix("--no-") ? "turn off: " + spec.help : spec.help
             let padded = flag.count < width ? flag.padding(toLength: width, withPad: " ", startingAt: 0) : flag + "\n" + String(repeating: " ", count: width)

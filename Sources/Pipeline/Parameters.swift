@@ -27,6 +27,11 @@ public enum ParameterType: Sendable {
         }
     }
 
+    public var isChoice: Bool {
+        if case .choice = self { return true }
+        return false
+    }
+
     /// The allowed values in words ("1...4096", "jpeg | png"), empty when anything of the type goes.
     public var limits: String {
         switch self {
