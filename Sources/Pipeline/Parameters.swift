@@ -154,7 +154,7 @@ public struct StageParameters: Sendable {
 
     public init(_ values: [String: ParameterValue]) { self.values = values }
 
-    /// Fills in defaults and checks required ones; `missing` says where to point for an absent one.
+    /// Fills in defaults and checks that the required ones were given.
     public init(_ given: [String: ParameterValue], specs: [ParameterSpec]) throws {
         var values = given
         for spec in specs where values[spec.name] == nil {

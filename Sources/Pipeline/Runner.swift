@@ -62,11 +62,12 @@ public final class PipelineRunner: @unchecked Sendable {
     public init(manifest: Manifest, options: RunOptions) throws {
         self.manifest = manifest
         self.options = options
-        if manifest.stages.contains(where: { $0.type.scope == .perSlide }), options.slides == nil {
+        let needsSlides = manifest.stages.contains { $0.type.scope == .perSlide }
+        if needsSlides, options.slides == nil {
             throw StageError.invalid("no slides: give a slide file or folder")
         }
         let all = try options.slides.map(SlideDiscovery.slides) ?? []
-        if let slides = options.slides, manifest.stages.contains(where: { $0.type.scope == .perSlide }), all.isEmpty {
+        if let slides = options.slides, needsSlides, all.isEmpty {
             throw StageError.invalid("no slides found in \(slides) (looked for \(SlideDiscovery.extensions.sorted().joined(separator: ", ")))")
         }
         var seen: [String: String] = [:]
@@ -327,7 +328,7 @@ enum OutputListing {
 
     static func stillPresent(_ listing: String, in folder: String) -> Bool {
         guard FileManager.default.fileExists(atPath: folder) else { return false }
-        return describe(folder) == listing || listing.split(separator: "\n").allSatisfy { line in
+        return listing.split(separator: "\n").allSatisfy { line in
             let parts = line.split(separator: "\t")
             guard parts.count == 2, let recorded = Int64(parts[1]) else { return false }
             let path = folder + "/" + parts[0]

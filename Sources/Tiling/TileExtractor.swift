@@ -183,7 +183,7 @@ public struct TileExtractor {
                 + "use a smaller size or a coarser mpp"
         }
         if mask.tissueFraction == 0 {
-            let used = mpp ?? options.mask.fallbackMicronsPerPixel
+            let used = options.mask.areaMicronsPerPixel(mpp)
             let area = Double(w * h) * used * used
             if area < options.mask.minTissueAreaMicrons2 {
                 return String(format: "the whole image covers %.0f µm² at %g µm/px%@, less than the minimum tissue area of %.0f µm², "

@@ -27,6 +27,9 @@ public struct TissueMaskConfig: Equatable, Sendable {
     /// Pixel size used for the area limits when the slide records none; 0.5 µm/px is a 20x scan.
     public var fallbackMicronsPerPixel = 0.5
 
+    /// The level-0 resolution the area limits are measured with.
+    public func areaMicronsPerPixel(_ recorded: Double?) -> Double { recorded ?? fallbackMicronsPerPixel }
+
     public init() {}
 }
 
@@ -109,7 +112,7 @@ extension TissueMask {
                                config: TissueMaskConfig = TissueMaskConfig()) throws -> (mask: TissueMask, thumbnail: RGBImage) {
         let thumbnail = try slide.thumbnail(maxSize: config.thumbnailLongSide)
         let (w, h) = slide.dimensions
-        let mpp = micronsPerPixel ?? config.fallbackMicronsPerPixel
+        let mpp = config.areaMicronsPerPixel(micronsPerPixel)
         let mask = compute(thumbnail: thumbnail, scaleX: Double(w) / Double(thumbnail.width),
                            scaleY: Double(h) / Double(thumbnail.height), micronsPerPixel: mpp, config: config)
         return (mask, thumbnail)

@@ -22,7 +22,7 @@ struct FeaturesStage: Stage {
                                        "mpp_level0", "target_mpp"]
 
     let batch: Int
-    private let cache = ModelCache()
+    private let cache = LoadedOnce<SDMAEModel>()
 
     init(_ p: StageParameters) throws {
         batch = p.int("batch") ?? 64
@@ -34,7 +34,7 @@ struct FeaturesStage: Stage {
         let slide = try context.requireSlide()
         let origins = try folder.origins()
         let dataset = try folder.patches(slidePath: slide)
-        return try cache.withModel(checkpoint) { model in
+        return try cache.with(files: [checkpoint], load: { try SDMAEModel.load(path: checkpoint) }) { model in
             var extractor = FeatureExtractor(model: model)
             extractor.batchSize = batch
             extractor.showProgress = context.showProgress
@@ -58,25 +58,5 @@ struct FeaturesStage: Stage {
             }
             return "\(origins.count) tiles × \(model.config.width) features"
         }
-    }
-}
-
-/// One loaded encoder for all the slides of a run (loading it costs more than a small slide);
-/// its buffers are not shareable, so slides take turns.
-final class ModelCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var key: String?
-    private var model: SDMAEModel?
-
-    func withModel<T>(_ checkpoint: String, _ body: (SDMAEModel) throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        let current = "\(checkpoint):\(modificationTime(checkpoint))"
-        if key != current || model == nil {
-            model = try SDMAEModel.load(path: checkpoint)
-            key = current
-        }
-        guard let model else { throw StageError.failed("\(checkpoint): the encoder could not be loaded") }
-        return try body(model)
     }
 }

@@ -20,7 +20,7 @@ struct PredictStage: Stage {
     ]
 
     let batch: Int
-    private let cache = PredictorCache()
+    private let cache = LoadedOnce<SlidePredictor>()
 
     init(_ p: StageParameters) throws {
         batch = p.int("batch") ?? 64
@@ -29,37 +29,15 @@ struct PredictStage: Stage {
     func run(_ context: StageContext) throws -> String {
         let checkpoint = file(try context.input("checkpoint")[0], named: RunFiles.finalModel)
         let classifier = file(try context.input("classifier")[0], named: TrainClassifierStage.classifierName)
-        return try cache.withPredictor(checkpoint: checkpoint, classifier: classifier) { predictor in
+        let load = {
+            try SlidePredictor(model: try SDMAEModel.load(path: checkpoint), probe: try LinearProbe.read(path: classifier), classifierPath: classifier)
+        }
+        return try cache.with(files: [checkpoint, classifier], load: load) { predictor in
             predictor.batchSize = batch
             predictor.showProgress = context.showProgress
             let summary = try predictor.run(slidePath: try context.requireSlide(), tileDirectory: try context.input("tiles")[0],
                                             outputDirectory: context.output)
             return String(format: "%d tiles, %.1f patches/s", summary.tiles, summary.patchesPerSecond)
         }
-    }
-}
-
-/// One loaded encoder and classifier for all the slides of a run: loading them and warming the
-/// activation buffers per slide cost more than predicting a small slide. The model's buffers are
-/// not shareable, so slides take turns.
-final class PredictorCache: @unchecked Sendable {
-    private let lock = NSLock()
-    private var key: String?
-    private var predictor: SlidePredictor?
-
-    func withPredictor<T>(checkpoint: String, classifier: String, _ body: (inout SlidePredictor) throws -> T) throws -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        let current = "\(checkpoint):\(modificationTime(checkpoint))|\(classifier):\(modificationTime(classifier))"
-        var loaded: SlidePredictor
-        if key == current, let cached = predictor {
-            loaded = cached
-        } else {
-            loaded = try SlidePredictor(model: try SDMAEModel.load(path: checkpoint), probe: try LinearProbe.read(path: classifier),
-                                        classifierPath: classifier)
-            key = current
-        }
-        defer { predictor = loaded }
-        return try body(&loaded)
     }
 }
