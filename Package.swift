@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Layering (arrows point one way): Imaging/Storage/Console/Concurrency → SlideIO → Tissue → Tiling → NN → SDMAE →
-// Predict → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
+// Predict → MIL → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
     name: "wsi",
@@ -32,12 +32,13 @@ let package = Package(
         .target(name: "NN", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
         .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage"]),
+        .target(name: "MIL", dependencies: ["NN", "Predict", "Storage", "Console"]),
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
         .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
-                                                 "Heatmap", "Imaging", "Storage", "Console", "Concurrency"]),
+                                                 "MIL", "Heatmap", "Imaging", "Storage", "Console", "Concurrency"]),
         .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tiling", "Console", "NN", "SDMAE", "Pipeline", "Storage"]),
 
         .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
-                                                        "Predict", "Heatmap", "Pipeline", "Concurrency"]),
+                                                        "Predict", "MIL", "Heatmap", "Pipeline", "Concurrency"]),
     ]
 )

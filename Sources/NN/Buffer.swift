@@ -48,7 +48,7 @@ public final class Parameter: @unchecked Sendable {
     public let shape: [Int]
     public let value: Buffer
     public let grad: Buffer
-    public let decay: Bool
+    public var decay: Bool
 
     public init(_ name: String, shape: [Int], decay: Bool? = nil) {
         self.name = name
