@@ -7,6 +7,8 @@ public enum StageRegistry {
         TrainClassifierStage.self,
         EvaluateStage.self,
         FeaturesStage.self,
+        TrainMILStage.self,
+        PredictMILStage.self,
         PredictStage.self,
         HeatmapStage.self,
         AggregateStage.self,

@@ -71,24 +71,33 @@ public struct SlidePredictor {
             csv += CSV.row([String(origin.x), String(origin.y)] + row.map { String(format: "%.6f", $0) } + [best])
         }
         try AtomicFile.write(Data(csv.utf8), to: outputDirectory + "/" + PredictionFiles.csv)
-        let classesJSON = String(decoding: try JSONSerialization.data(withJSONObject: probe.classes), as: UTF8.self)
-        try AtomicFile.produce(outputDirectory + "/" + PredictionFiles.hdf5) { temporary in
-            let writer = try HDF5Writer(path: temporary)
-            try writer.write("coords", Matrix(rows: origins.count, columns: 2, values: origins.flatMap { [Int64($0.x), Int64($0.y)] }), attributes: [
-                "patch_size": .int(Int64(tiling.patchSize)), "patch_level": .int(Int64(tiling.readLevel)),
-                "footprint_level0": .int(Int64(tiling.footprintLevel0)), "stride_level0": .double(tiling.strideLevel0),
-                "slide_width": .int(Int64(tiling.width)), "slide_height": .int(Int64(tiling.height)), "slide": .string(slidePath),
-            ])
-            try writer.write("probabilities", Matrix(rows: origins.count, columns: c, values: probabilities),
-                             attributes: ["classes": .string(classesJSON)])
-            try writer.close()
-        }
+        let grid = PredictionGrid(slide: slidePath, patchSize: tiling.patchSize, readLevel: tiling.readLevel, footprint: tiling.footprintLevel0,
+                                  stride: tiling.strideLevel0, width: tiling.width, height: tiling.height)
+        try SlidePredictions.write(origins: origins, values: probabilities, classes: probe.classes, grid: grid, to: outputDirectory)
         let seconds = Date().timeIntervalSince(start)
         let means = (0..<c).map { k in origins.isEmpty ? 0 : (0..<origins.count).map { Double(probabilities[$0 * c + k]) }.reduce(0, +) / Double(origins.count) }
         let summary = PredictionSummary(slide: slidePath, tiles: origins.count, classes: probe.classes, meanProbabilities: means,
                                         seconds: seconds, patchesPerSecond: Double(origins.count) / seconds)
         try AtomicFile.write(try JSONFile.encode(summary), to: outputDirectory + "/" + PredictionFiles.summary)
         return summary
+    }
+}
+
+/// Where a slide's tiles lie, recorded beside the scores so heatmaps can place them.
+public struct PredictionGrid: Sendable {
+    public var slide: String
+    public var patchSize: Int
+    public var readLevel: Int
+    /// Level-0 side of a tile, and level-0 distance between neighbouring tiles.
+    public var footprint: Int
+    public var stride: Double
+    /// Level-0 size of the slide.
+    public var width: Int
+    public var height: Int
+
+    public init(slide: String, patchSize: Int, readLevel: Int, footprint: Int, stride: Double, width: Int, height: Int) {
+        (self.slide, self.patchSize, self.readLevel, self.footprint, self.stride, self.width, self.height) =
+            (slide, patchSize, readLevel, footprint, stride, width, height)
     }
 }
 
@@ -133,6 +142,25 @@ public struct SlidePredictions: Sendable {
         self.stride = stride
         slideWidth = try int("slide_width")
         slideHeight = try int("slide_height")
+    }
+
+    /// Writes `predictions.h5`: coords with the grid's attributes, and `probabilities` [tiles,
+    /// classes] (any per-tile scores) with the class names; `extra` datasets ride along.
+    public static func write(origins: [(x: Int, y: Int)], values: [Float], classes: [String], grid: PredictionGrid,
+                             extra: [(name: String, values: Matrix<Float>)] = [], to directory: String) throws {
+        let classesJSON = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)
+        try AtomicFile.produce(directory + "/" + PredictionFiles.hdf5) { temporary in
+            let writer = try HDF5Writer(path: temporary)
+            try writer.write("coords", Matrix(rows: origins.count, columns: 2, values: origins.flatMap { [Int64($0.x), Int64($0.y)] }), attributes: [
+                "patch_size": .int(Int64(grid.patchSize)), "patch_level": .int(Int64(grid.readLevel)),
+                "footprint_level0": .int(Int64(grid.footprint)), "stride_level0": .double(grid.stride),
+                "slide_width": .int(Int64(grid.width)), "slide_height": .int(Int64(grid.height)), "slide": .string(grid.slide),
+            ])
+            try writer.write("probabilities", Matrix(rows: origins.count, columns: classes.count, values: values),
+                             attributes: ["classes": .string(classesJSON)])
+            for (name, matrix) in extra { try writer.write(name, matrix) }
+            try writer.close()
+        }
     }
 
     /// Probabilities of one class, a value per tile.

@@ -1,0 +1,102 @@
+import Foundation
+import Storage
+
+public enum BagError: Error, CustomStringConvertible, Equatable {
+    case noBags(paths: [String])
+    case duplicate(slide: String, first: String, second: String)
+    case malformed(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .noBags(paths): return "no feature files (*.h5 with a 'features' dataset) under \(paths.joined(separator: ", "))"
+        case let .duplicate(slide, first, second): return "two feature files for slide '\(slide)': \(first) and \(second)"
+        case let .malformed(path, reason): return "\(path): \(reason)"
+        }
+    }
+}
+
+/// One slide's bag: the features of its tiles and their level-0 corners.
+public struct FeatureBag: Sendable {
+    public var slide: String
+    public var path: String
+    /// N×D, row-major.
+    public var features: [Float]
+    public var width: Int
+    /// Level-0 top-left corners, when the file has them.
+    public var origins: [(x: Int, y: Int)]
+    /// Level-0 side of a tile (`patch_size_level0`, or `patch_size` × `downsample`), when known.
+    public var footprint: Int?
+
+    public var tiles: Int { width == 0 ? 0 : features.count / width }
+
+    /// Reads the CLAM/TRIDENT layout: `features` float [N, D] and optionally `coords` [N, 2].
+    public static func read(slide: String, path: String) throws -> FeatureBag {
+        let reader: HDF5Reader
+        do { reader = try HDF5Reader(path: path) } catch { throw BagError.malformed(path: path, reason: describeError(error)) }
+        let features: Matrix<Float>
+        do { features = try reader.floatMatrix("features") } catch {
+            throw BagError.malformed(path: path, reason: "no readable 2-D 'features' dataset (\(describeError(error)))")
+        }
+        guard features.rows > 0 else { throw BagError.malformed(path: path, reason: "the bag of slide '\(slide)' is empty (0 tiles)") }
+        if let bad = features.values.firstIndex(where: { !$0.isFinite }) {
+            throw BagError.malformed(path: path, reason: "feature \(bad % features.columns) of tile \(bad / features.columns) is not a number")
+        }
+        var origins: [(x: Int, y: Int)] = []
+        var footprint: Int?
+        if let coords = try? reader.int64Matrix("coords") {
+            guard coords.rows == features.rows, coords.columns == 2 else {
+                throw BagError.malformed(path: path, reason: "coords has \(coords.rows)×\(coords.columns) values for \(features.rows) tiles")
+            }
+            origins = (0..<coords.rows).map { (x: Int(coords.values[2 * $0]), y: Int(coords.values[2 * $0 + 1])) }
+            func number(_ name: String) -> Double? {
+                switch try? reader.attribute(name, of: "coords") {
+                case let .int(v): return Double(v)
+                case let .double(v): return v
+                default: return nil
+                }
+            }
+            if let level0 = number("patch_size_level0") {
+                footprint = Int(level0)
+            } else if let size = number("patch_size") {
+                footprint = Int((size * (number("downsample") ?? 1)).rounded())
+            }
+        }
+        return FeatureBag(slide: slide, path: path, features: features.values, width: features.columns, origins: origins, footprint: footprint)
+    }
+
+    /// Finds feature files under `paths` and names each by its slide: `<slide>.h5` as CLAM and
+    /// TRIDENT write them (also inside their `h5_files`/`features_*` folders), or
+    /// `<slide>/features.h5` as the features stage writes them.
+    public static func discover(_ paths: [String]) throws -> [(slide: String, path: String)] {
+        var found: [String: String] = [:]
+        func add(_ file: String) throws {
+            let url = URL(fileURLWithPath: file)
+            let slide = url.lastPathComponent == "features.h5" ? url.deletingLastPathComponent().lastPathComponent
+                                                               : url.deletingPathExtension().lastPathComponent
+            if let other = found[slide], other != file { throw BagError.duplicate(slide: slide, first: other, second: file) }
+            found[slide] = file
+        }
+        func search(_ folder: String, depth: Int) throws {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+            for name in names {
+                let path = folder + "/" + name
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+                if isDirectory.boolValue {
+                    if depth > 0 { try search(path, depth: depth - 1) }
+                } else if name.lowercased().hasSuffix(".h5") || name.lowercased().hasSuffix(".hdf5") {
+                    try add(path)
+                }
+            }
+        }
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+                throw BagError.malformed(path: path, reason: "no such file or folder")
+            }
+            if isDirectory.boolValue { try search(path, depth: 2) } else { try add(path) }
+        }
+        guard !found.isEmpty else { throw BagError.noBags(paths: paths) }
+        return found.sorted { $0.key < $1.key }.map { (slide: $0.key, path: $0.value) }
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+
+/// One MIL model, or the fold models of a cross-validated run voting together: probabilities
+/// and raw attention are averaged over the models.
+public struct MILEnsemble {
+    public let models: [AttentionMIL]
+    public let paths: [String]
+
+    /// A checkpoint file, or a train-mil folder (all its `fold-*.safetensors`).
+    public init(path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw MILCheckpointError.badConfig(path: path, reason: "no such file or folder")
+        }
+        var paths = [path]
+        if isDirectory.boolValue {
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasSuffix(".safetensors") }.sorted()
+            paths = names.map { path + "/" + $0 }
+            guard !paths.isEmpty else { throw MILCheckpointError.badConfig(path: path, reason: "no .safetensors model in this folder") }
+        }
+        let models = try paths.map(AttentionMIL.load)
+        for (model, other) in zip(models.dropFirst(), paths.dropFirst()) {
+            let first = models[0].config
+            guard model.config.embedDim == first.embedDim, model.config.classes == first.classes, model.config.classNames == first.classNames else {
+                throw MILCheckpointError.badConfig(path: other, reason: "takes \(model.config.embedDim) features into \(model.config.classes) classes, "
+                                                   + "unlike \(paths[0]) (\(first.embedDim) into \(first.classes))")
+            }
+        }
+        self.models = models
+        self.paths = paths
+    }
+
+    public var config: MILConfig { models[0].config }
+    public var classNames: [String] { (0..<config.classes).map(config.className) }
+
+    public func predict(_ bag: FeatureBag) -> (probabilities: [Float], rawAttention: [Float]) {
+        var probabilities = [Float](repeating: 0, count: config.classes)
+        var attention = [Float](repeating: 0, count: bag.tiles)
+        for model in models {
+            let output = model.predict(bag.features)
+            for i in probabilities.indices { probabilities[i] += output.probabilities[i] / Float(models.count) }
+            for i in attention.indices { attention[i] += output.rawAttention[i] / Float(models.count) }
+        }
+        return (probabilities, attention)
+    }
+}
+
+/// Each score's percentile rank within its slide, in [0, 1], ties sharing the mean rank (SciPy's
+/// `percentileofscore(kind='rank')`, which CLAM's heatmaps use so colours compare across slides).
+public func percentileRanks(_ scores: [Float]) -> [Float] {
+    let order = scores.indices.sorted { scores[$0] < scores[$1] }
+    var ranks = [Float](repeating: 0, count: scores.count)
+    var start = 0
+    while start < order.count {
+        var end = start
+        while end + 1 < order.count && scores[order[end + 1]] == scores[order[start]] { end += 1 }
+        // strict = start/n, weak = (end+1)/n; their mean.
+        let rank = Float(start + end + 1) / 2 / Float(scores.count)
+        for i in start...end { ranks[order[i]] = rank }
+        start = end + 1
+    }
+    return ranks
+}

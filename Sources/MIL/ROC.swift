@@ -1,0 +1,32 @@
+import Foundation
+
+/// Area under the ROC curve by the Mann–Whitney statistic, ties counted half.
+public enum ROC {
+    /// AUC of `scores` separating `positive` from the rest; nil when one side is empty.
+    public static func auc(scores: [Float], positive: [Bool]) -> Double? {
+        let positives = positive.filter { $0 }.count, negatives = positive.count - positives
+        guard positives > 0, negatives > 0 else { return nil }
+        let order = scores.indices.sorted { scores[$0] < scores[$1] }
+        var ranks = [Double](repeating: 0, count: scores.count)
+        var start = 0
+        while start < order.count {
+            var end = start
+            while end + 1 < order.count && scores[order[end + 1]] == scores[order[start]] { end += 1 }
+            let midrank = Double(start + end) / 2 + 1
+            for i in start...end { ranks[order[i]] = midrank }
+            start = end + 1
+        }
+        let positiveRanks = zip(ranks, positive).filter { $0.1 }.map(\.0).reduce(0, +)
+        return (positiveRanks - Double(positives * (positives + 1)) / 2) / Double(positives * negatives)
+    }
+
+    /// One-vs-rest AUC per class (nil for a class absent from, or alone in, `truth`) and their
+    /// mean over the defined ones. `probabilities` is samples×classes.
+    public static func oneVsRest(probabilities: [Float], truth: [Int], classes: Int) -> (perClass: [Double?], macro: Double?) {
+        let perClass = (0..<classes).map { c in
+            auc(scores: truth.indices.map { probabilities[$0 * classes + c] }, positive: truth.map { $0 == c })
+        }
+        let defined = perClass.compactMap { $0 }
+        return (perClass, defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count))
+    }
+}

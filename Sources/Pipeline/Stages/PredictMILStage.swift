@@ -1,0 +1,128 @@
+import Foundation
+import Heatmap
+import Imaging
+import MIL
+import Predict
+import SlideIO
+import Storage
+
+/// Slide labels and per-tile attention from a trained attention-MIL model (or a fold ensemble).
+struct PredictMILStage: Stage {
+    static let kind = "predict-mil"
+    static let scope = StageScope.global
+    static let summary = "slide probabilities and labels from attention MIL, per-tile attention for heatmaps, top-k tile strips"
+    static let parameters = [
+        ParameterSpec("top_k", .int(0...64), default: .int(6), help: "most and least attended tiles drawn per slide (0: none)"),
+    ]
+    static let inputs = [
+        InputSpec("features", multiple: true, help: "the features stage's folder, or CLAM/TRIDENT feature files or folders of them"),
+        InputSpec("model", help: "the train-mil stage's folder (its fold models vote) or one MIL checkpoint"),
+        InputSpec("slides", required: false, multiple: true,
+                  help: "slide files or folders, for the top-k tiles and the slide size (a manifest's own slides are used otherwise)"),
+    ]
+    static let tableName = "labels.csv"
+    static let outputs = [
+        OutputSpec(tableName, "slide_id, tiles, p_<class>, predicted"),
+        OutputSpec("<slide>/" + PredictionFiles.hdf5, "coords and the attention percentile as the one score 'attention' (what the heatmap stage draws), raw attention beside"),
+        OutputSpec("<slide>/attention.csv", "x, y, raw attention, percentile within the slide"),
+        OutputSpec("<slide>/" + PredictionFiles.summary, "the slide's probabilities and label"),
+        OutputSpec("<slide>/" + TileStrip.fileName, "the top-k and bottom-k attended tiles with their percentiles (needs the slide)"),
+    ]
+
+    struct SlideVerdict: Codable {
+        var slide: String
+        var tiles: Int
+        var classes: [String]
+        var probabilities: [Double]
+        var predicted: String
+        var models: [String]
+    }
+
+    let topK: Int
+
+    init(_ p: StageParameters) throws {
+        topK = p.int("top_k") ?? 6
+    }
+
+    func run(_ context: StageContext) throws -> String {
+        let ensemble = try MILEnsemble(path: try context.input("model")[0])
+        let bags = try FeatureBag.discover(try context.input("features"))
+        let slideFiles = try (context.inputs["slides"] ?? []).flatMap { try SlideDiscovery.slides(at: $0) } + context.slides
+        let classes = ensemble.classNames
+        var table = CSV.row(["slide_id", "tiles"] + classes.map { "p_" + $0 } + ["predicted"])
+        var withoutSlide: [String] = []
+        for entry in bags {
+            let bag = try FeatureBag.read(slide: entry.slide, path: entry.path)
+            guard bag.width == ensemble.config.embedDim else {
+                throw StageError.failed("\(entry.path): features are \(bag.width) wide, the model takes \(ensemble.config.embedDim)")
+            }
+            let (probabilities, raw) = ensemble.predict(bag)
+            let best = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
+            table += CSV.row([bag.slide, String(bag.tiles)] + probabilities.map { String(format: "%.6f", $0) } + [classes[best]])
+
+            let folder = context.output + "/" + bag.slide
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            let verdict = SlideVerdict(slide: bag.slide, tiles: bag.tiles, classes: classes, probabilities: probabilities.map(Double.init),
+                                       predicted: classes[best], models: ensemble.paths.map { URL(fileURLWithPath: $0).lastPathComponent })
+            try AtomicFile.write(try JSONFile.encode(verdict), to: folder + "/" + PredictionFiles.summary)
+            guard !bag.origins.isEmpty else { continue }  // a bag without coords has no place on a slide
+            let percentiles = percentileRanks(raw)
+            var csv = CSV.row(["x", "y", "attention", "percentile"])
+            for (i, origin) in bag.origins.enumerated() {
+                csv += CSV.row([String(origin.x), String(origin.y), String(format: "%.6g", raw[i]), String(format: "%.4f", percentiles[i])])
+            }
+            try AtomicFile.write(Data(csv.utf8), to: folder + "/attention.csv")
+            let slide = try slideFiles.first { SlideDiscovery.stem(of: $0) == bag.slide }.map { try Slide(path: $0) }
+            if slide == nil { withoutSlide.append(bag.slide) }
+            try SlidePredictions.write(origins: bag.origins, values: percentiles, classes: ["attention"], grid: grid(bag, slide: slide),
+                                       extra: [(name: "attention_raw", values: Matrix(rows: raw.count, columns: 1, values: raw))], to: folder)
+            if let slide, topK > 0 { try drawStrip(bag, raw: raw, percentiles: percentiles, slide: slide, to: folder) }
+        }
+        try AtomicFile.write(Data(table.utf8), to: context.output + "/" + Self.tableName)
+        return "\(bags.count) slides labelled by \(ensemble.models.count) model(s)"
+            + (withoutSlide.isEmpty ? "" : "; no slide file (no tile strip, size from the coordinates) for " + withoutSlide.prefix(5).joined(separator: ", "))
+    }
+
+    /// Where the tiles lie. Bags from other tools may lack our attributes: the stride is then the
+    /// smallest step between tile corners, and the slide size the extent of the tiles.
+    private func grid(_ bag: FeatureBag, slide: Slide?) -> PredictionGrid {
+        let xs = Set(bag.origins.map(\.x)).sorted(), ys = Set(bag.origins.map(\.y)).sorted()
+        let steps = zip(xs.dropFirst(), xs).map { $0 - $1 } + zip(ys.dropFirst(), ys).map { $0 - $1 }
+        let footprint = bag.footprint ?? steps.min() ?? 256
+        let stride = Double(min(steps.min() ?? footprint, footprint))
+        let width = slide?.dimensions.width ?? ((xs.last ?? 0) + footprint)
+        let height = slide?.dimensions.height ?? ((ys.last ?? 0) + footprint)
+        return PredictionGrid(slide: slide?.path ?? bag.path, patchSize: footprint, readLevel: 0, footprint: footprint, stride: stride,
+                              width: width, height: height)
+    }
+
+    private func drawStrip(_ bag: FeatureBag, raw: [Float], percentiles: [Float], slide: Slide, to folder: String) throws {
+        let footprint = bag.footprint ?? 256
+        let level = slide.bestLevel(forDownsample: Double(footprint) / 128)
+        let side = max(1, Int(Double(footprint) / slide.levels[level].downsample))
+        let order = raw.indices.sorted { raw[$0] > raw[$1] }
+        let k = min(topK, order.count / 2)
+        func tiles(_ indices: [Int]) throws -> [(RGBImage, String)] {
+            try indices.map { i in
+                (try slide.readRegion(x: bag.origins[i].x, y: bag.origins[i].y, level: level, width: side, height: side),
+                 String(format: "%.1f%%", percentiles[i] * 100))
+            }
+        }
+        let strip = TileStrip.render(title: "\(bag.slide): MOST AND LEAST ATTENDED", top: try tiles(Array(order.prefix(k))),
+                                     bottom: try tiles(Array(order.suffix(k).reversed())))
+        try strip.write(to: folder + "/" + TileStrip.fileName)
+    }
+
+    static func report(_ location: StageOutputLocation) -> ReportPart {
+        guard let slide = location.slide else { return ReportPart() }
+        let folder = location.folder + "/" + slide
+        guard let data = FileManager.default.contents(atPath: location.root + "/" + folder + "/" + PredictionFiles.summary),
+              let verdict = try? JSONDecoder().decode(SlideVerdict.self, from: data) else { return ReportPart() }
+        let scores = zip(verdict.classes, verdict.probabilities).map { "\(escapeHTML($0)) \(String(format: "%.3f", $1))" }
+        let strip = folder + "/" + TileStrip.fileName
+        return ReportPart(html: "<p>MIL label <strong>\(escapeHTML(verdict.predicted))</strong> (\(verdict.tiles) tiles, "
+                          + "\(verdict.models.count) model(s)): \(scores.joined(separator: ", "))</p>",
+                          figures: FileManager.default.fileExists(atPath: location.root + "/" + strip)
+                              ? [(strip, "most and least attended tiles (\(location.stageID))")] : [])
+    }
+}

@@ -1,0 +1,206 @@
+import Console
+import Foundation
+import Heatmap
+import MIL
+import Predict
+import Storage
+
+/// Attention MIL (CLAM-SB or ABMIL) trained from slide-level labels on bags of tile features,
+/// cross-validated with folds stratified by label and grouped by patient.
+struct TrainMILStage: Stage {
+    static let kind = "train-mil"
+    static let scope = StageScope.global
+    static let summary = "attention MIL (CLAM-SB / ABMIL) from slide labels, cross-validated, on bags of tile features"
+    static let parameters = [
+        ParameterSpec("labels", .path, required: true, placeholder: "CSV",
+                      help: "slide_id,label table; optional columns split (train/val/test), fold, case_id or patient"),
+        ParameterSpec("classes", .strings, placeholder: "NAME", help: "class order (default: sorted labels); other labels are refused"),
+        ParameterSpec("folds", .int(2...20), default: .int(5), help: "cross-validation folds when the table has no split or fold column"),
+        ParameterSpec("model", .choice(MILConfig.Model.allCases.map(\.rawValue)), default: .string(MILConfig.Model.clamSB.rawValue),
+                      help: "clam_sb adds CLAM's instance branch to gated-attention ABMIL"),
+        ParameterSpec("hidden", .int(8...4096), default: .int(512), help: "L, width of the hidden tile features"),
+        ParameterSpec("attention_width", .int(4...4096), default: .int(256), help: "Da, width of the gated attention"),
+        ParameterSpec("k_sample", .int(1...512), default: .int(8), help: "tiles pseudo-labelled at each end of the attention ranking"),
+        ParameterSpec("subtyping", .choice(["auto", "yes", "no"]), default: .string("auto"),
+                      help: "other classes' instance classifiers see the top tiles as negatives (auto: with 3+ classes)"),
+        ParameterSpec("bag_weight", .double(0...1), default: .double(0.7), help: "weight of the bag loss against the instance loss"),
+        ParameterSpec("dropout", .double(0...0.9), default: .double(0.25), help: "dropout on the hidden features while training"),
+        ParameterSpec("lr", .double(1e-6...1), default: .double(2e-4), help: "AdamW learning rate"),
+        ParameterSpec("weight_decay", .double(0...1), default: .double(1e-5), help: "AdamW weight decay (every parameter, as CLAM)"),
+        ParameterSpec("epochs", .int(1...10000), default: .int(100), help: "most epochs per fold (an epoch visits as many bags as the training set has)"),
+        ParameterSpec("patience", .int(1...10000), default: .int(15), help: "epochs without a lower validation loss before stopping"),
+        ParameterSpec("min_epochs", .int(1...10000), default: .int(20), help: "epochs before early stopping may stop"),
+        ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(0), help: "folds, initialisation, sampling and dropout"),
+    ]
+    static let inputs = [
+        InputSpec("features", multiple: true,
+                  help: "the features stage's folder, or CLAM/TRIDENT feature files (<slide>.h5) or folders of them"),
+    ]
+    static let metricsName = "metrics.json"
+    static let predictionsName = "predictions.csv"
+    static let historyName = "training.csv"
+    static let confusionName = "confusion.png"
+    static let outputs = [
+        OutputSpec("fold-<k>.safetensors", "one model per fold under CLAM's parameter names, config and classes in the metadata"),
+        OutputSpec("fold-<k>.json", "the fold's slides, epochs, best epoch, history and test metrics"),
+        OutputSpec(metricsName, "per fold and pooled: AUC (one-vs-rest), balanced accuracy, confusion; mean and spread over folds"),
+        OutputSpec(predictionsName, "each slide predicted by the fold model that held it out: slide_id, label, fold, p_<class>, predicted"),
+        OutputSpec(historyName, "fold, epoch, training loss, validation loss and AUC"),
+        OutputSpec(confusionName, "confusion matrix of the held-out predictions, all folds pooled"),
+    ]
+    static let resumesPartialOutput = true
+
+    let labelsPath: String
+    let classes: [String]
+    let folds: Int
+    let settings: MILTrainingSettings
+
+    init(_ p: StageParameters) throws {
+        guard let labels = p.string("labels") else { throw StageError.invalid("labels is required") }
+        labelsPath = labels
+        classes = p.strings("classes")
+        folds = p.int("folds") ?? 5
+        var settings = MILTrainingSettings()
+        settings.model = p.string("model").flatMap(MILConfig.Model.init) ?? settings.model
+        settings.size = [p.int("hidden") ?? 512, p.int("attention_width") ?? 256]
+        settings.kSample = p.int("k_sample") ?? settings.kSample
+        switch p.string("subtyping") {
+        case "yes": settings.subtyping = true
+        case "no": settings.subtyping = false
+        default: settings.subtyping = nil
+        }
+        settings.bagWeight = p.double("bag_weight") ?? settings.bagWeight
+        settings.dropout = p.double("dropout") ?? settings.dropout
+        settings.learningRate = p.double("lr") ?? settings.learningRate
+        settings.weightDecay = p.double("weight_decay") ?? settings.weightDecay
+        settings.epochs = p.int("epochs") ?? settings.epochs
+        settings.patience = p.int("patience") ?? settings.patience
+        settings.minimumEpochs = p.int("min_epochs") ?? settings.minimumEpochs
+        settings.seed = UInt64(p.int("seed") ?? 0)
+        self.settings = settings
+    }
+
+    /// What a finished fold file must have been trained with to be reused after an interruption.
+    private struct FoldRecord: Codable {
+        var settings: MILTrainingSettings
+        var trainSlides: [String]
+        var result: MILFoldResult
+    }
+
+    func run(_ context: StageContext) throws -> String {
+        let table = try SlideLabels(path: labelsPath, classes: classes)
+        let cohort = try MILCohort(bags: try FeatureBag.discover(try context.input("features")), labels: table)
+        for warning in cohort.warnings { printError("train-mil: " + warning) }
+        let splits = try MILSplits.make(labels: cohort.labels, patients: cohort.patients, splits: cohort.splits, folds: cohort.folds,
+                                        classes: cohort.classes.count, k: folds, seed: settings.seed)
+        // Fold files of an interrupted run with other folds would otherwise join predict-mil's ensemble.
+        let names = Set(splits.map(\.name))
+        for stale in ((try? FileManager.default.contentsOfDirectory(atPath: context.output)) ?? [])
+        where (stale.hasSuffix(".safetensors") || stale.hasSuffix(".json")) && !names.contains(URL(fileURLWithPath: stale).deletingPathExtension().lastPathComponent) {
+            try? FileManager.default.removeItem(atPath: context.output + "/" + stale)
+        }
+        var trainer = MILTrainer(cohort: cohort, settings: settings)
+        trainer.showProgress = context.showProgress
+        var results: [MILFoldResult] = []
+        for (index, split) in splits.enumerated() {
+            let modelPath = context.output + "/\(split.name).safetensors", recordPath = context.output + "/\(split.name).json"
+            let trainSlides = split.train.map { cohort.slides[$0] }
+            if FileManager.default.fileExists(atPath: modelPath), let data = FileManager.default.contents(atPath: recordPath),
+               let record = try? JSONDecoder().decode(FoldRecord.self, from: data),
+               record.settings == settings, record.trainSlides == trainSlides {
+                results.append(record.result)  // finished before an interruption
+                continue
+            }
+            for (i, c) in cohort.classes.enumerated() where !split.test.isEmpty && !split.test.contains(where: { cohort.labels[$0] == i }) {
+                printError("train-mil: \(split.name) has no '\(c)' slide to test; its AUC for that class is undefined")
+            }
+            let (model, result) = try trainer.train(split, index: index)
+            try model.write(to: modelPath, metadata: ["fold": split.name, "labels": labelsPath])
+            try AtomicFile.write(try JSONFile.encode(FoldRecord(settings: settings, trainSlides: trainSlides, result: result)), to: recordPath)
+            results.append(result)
+        }
+        let summary = MILSummary(classes: cohort.classes, folds: results)
+        try AtomicFile.write(try JSONFile.encode(summary), to: context.output + "/" + Self.metricsName)
+        try AtomicFile.write(Data(summary.predictionsCSV().utf8), to: context.output + "/" + Self.predictionsName)
+        try AtomicFile.write(Data(summary.historyCSV().utf8), to: context.output + "/" + Self.historyName)
+        if let pooled = summary.pooled {
+            try ConfusionPicture.render(pooled, title: "HELD OUT, ALL FOLDS").write(to: context.output + "/" + Self.confusionName)
+        }
+        return "\(cohort.slides.count) slides, \(splits.count) fold(s): " + summary.headline
+    }
+
+    static func report(_ location: StageOutputLocation) -> ReportPart {
+        guard location.slide == nil, let data = FileManager.default.contents(atPath: location.path + "/" + metricsName),
+              let summary = try? JSONDecoder().decode(MILSummary.self, from: data) else { return ReportPart() }
+        var html = "<h2>Attention MIL: \(escapeHTML(location.stageID))</h2><p>\(escapeHTML(summary.headline))</p>"
+            + "<table><tr><th>fold</th><th>train / val / test slides</th><th>epochs (kept)</th><th>test AUC</th><th>test balanced accuracy</th></tr>"
+        for fold in summary.folds {
+            html += "<tr><td>\(escapeHTML(fold.name))</td><td>\(fold.trainSlides.count) / \(fold.validationSlides.count) / \(fold.testSlides.count)</td>"
+                + "<td>\(fold.epochs) (\(fold.bestEpoch))</td>"
+                + "<td>\(fold.test?.auc.map { String(format: "%.3f", $0) } ?? "–")</td>"
+                + "<td>\(fold.test.map { String(format: "%.3f", $0.report.balancedAccuracy) } ?? "–")</td></tr>"
+        }
+        return ReportPart(html: html + "</table>", figures: [(location.folder + "/" + confusionName, "held-out confusion (\(location.stageID))")])
+    }
+}
+
+/// The folds of a train-mil run together: what `metrics.json` holds.
+struct MILSummary: Codable {
+    var classes: [String]
+    var folds: [MILFoldResult]
+    var meanAUC: Double?
+    var sdAUC: Double?
+    var meanBalancedAccuracy: Double?
+    /// Every held-out prediction of every fold at once.
+    var pooled: ClassificationReport?
+    var pooledAUC: Double?
+
+    init(classes: [String], folds: [MILFoldResult]) {
+        self.classes = classes
+        self.folds = folds
+        let aucs = folds.compactMap { $0.test?.auc }
+        if !aucs.isEmpty {
+            let mean = aucs.reduce(0, +) / Double(aucs.count)
+            meanAUC = mean
+            sdAUC = (aucs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(max(1, aucs.count - 1))).squareRoot()
+        }
+        let accuracies = folds.compactMap { $0.test?.report.balancedAccuracy }
+        meanBalancedAccuracy = accuracies.isEmpty ? nil : accuracies.reduce(0, +) / Double(accuracies.count)
+        let predictions = folds.flatMap { $0.test?.predictions ?? [] }
+        if !predictions.isEmpty {
+            let truth = predictions.map { classes.firstIndex(of: $0.label) ?? 0 }
+            pooled = ClassificationReport(truth: truth, predicted: predictions.map { classes.firstIndex(of: $0.predicted) ?? 0 }, classes: classes)
+            let auc = ROC.oneVsRest(probabilities: predictions.flatMap { $0.probabilities.map(Float.init) }, truth: truth, classes: classes.count)
+            pooledAUC = classes.count == 2 ? auc.perClass[1] : auc.macro
+        }
+    }
+
+    var headline: String {
+        var parts: [String] = []
+        if let meanAUC { parts.append(String(format: "test AUC %.3f ± %.3f over %d fold(s)", meanAUC, sdAUC ?? 0, folds.count)) }
+        if let meanBalancedAccuracy { parts.append(String(format: "balanced accuracy %.3f", meanBalancedAccuracy)) }
+        if let pooledAUC { parts.append(String(format: "pooled AUC %.3f", pooledAUC)) }
+        return parts.isEmpty ? "no test slides (the split has none)" : parts.joined(separator: ", ")
+    }
+
+    func predictionsCSV() -> String {
+        var text = CSV.row(["slide_id", "label", "fold"] + classes.map { "p_" + $0 } + ["predicted"])
+        for fold in folds {
+            for p in fold.test?.predictions ?? [] {
+                text += CSV.row([p.slide, p.label, fold.name] + p.probabilities.map { String(format: "%.6f", $0) } + [p.predicted])
+            }
+        }
+        return text
+    }
+
+    func historyCSV() -> String {
+        var text = CSV.row(["fold", "epoch", "train_loss", "validation_loss", "validation_auc"])
+        for fold in folds {
+            for r in fold.history {
+                text += CSV.row([fold.name, String(r.epoch), String(format: "%.6f", r.trainLoss),
+                                 r.validationLoss.map { String(format: "%.6f", $0) } ?? "", r.validationAUC.map { String(format: "%.6f", $0) } ?? ""])
+            }
+        }
+        return text
+    }
+}
