@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
         .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
                                                  "MIL", "Heatmap", "Imaging", "Storage", "Console", "Concurrency"]),
-        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tiling", "Console", "NN", "SDMAE", "Pipeline", "Storage"]),
+        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tiling", "Console", "NN", "SDMAE", "MIL", "Pipeline", "Storage"]),
 
         .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
                                                         "Predict", "MIL", "Heatmap", "Pipeline", "Concurrency"]),

@@ -38,6 +38,30 @@ static inline float normal_cdf(float x) {
     return 0.5f * (1.0f + (x < 0 ? -erf_abs : erf_abs));
 }
 
+/* tanh by Cephes' tanhf: an odd polynomial below |x| = 0.625, (1 − e)/(1 + e) with e = exp(−2|x|)
+   above; both computed and one selected, so loops vectorise. */
+static inline float tanh_approx(float x) {
+    float a = fabsf(x);
+    float x2 = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * x2 + 2.06390887954e-2f;
+    p = p * x2 - 5.37397155531e-2f;
+    p = p * x2 + 1.33314422036e-1f;
+    p = p * x2 - 3.33332819422e-1f;
+    float small = x + x * x2 * p;
+    float e = exp_nonpositive(-2.0f * a);
+    float large = (1.0f - e) / (1.0f + e);
+    large = x < 0 ? -large : large;
+    return a < 0.625f ? small : large;
+}
+
+/* The logistic function from exp of a non-positive argument on either side of 0. */
+static inline float sigmoid_approx(float x) {
+    float e = exp_nonpositive(-fabsf(x));
+    float s = 1.0f / (1.0f + e);
+    return x >= 0 ? s : e * s;
+}
+
 /* Reductions over 16 interleaved partial results: the compiler turns the fixed inner loop into
    vector instructions without being allowed to reorder float arithmetic anywhere (the exp above
    depends on exact rounding). */
@@ -76,6 +100,26 @@ static inline float sum_of(const float *x, size_t n) {
                                                  float *dx, size_t n) {                              \
         for (size_t i = 0; i < n; i++)                                                               \
             dx[i] = dy[i] * (cdf[i] + x[i] * 0.398942280401432678f * exp_nonpositive(-0.5f * x[i] * x[i])); \
+    }                                                                                                \
+    ATTRIBUTE static void gated_forward_##SUFFIX(const float *u, const float *v, float *t, float *g,  \
+                                                 float *a, size_t n) {                               \
+        for (size_t i = 0; i < n; i++) {                                                             \
+            float ti = tanh_approx(u[i]), gi = sigmoid_approx(v[i]);                                 \
+            t[i] = ti; g[i] = gi; a[i] = ti * gi;                                                    \
+        }                                                                                            \
+    }                                                                                                \
+    ATTRIBUTE static void gated_backward_##SUFFIX(const float *t, const float *g, const float *da,   \
+                                                  float *du, float *dv, size_t n) {                  \
+        for (size_t i = 0; i < n; i++) {                                                             \
+            du[i] = da[i] * g[i] * (1.0f - t[i] * t[i]);                                             \
+            dv[i] = da[i] * t[i] * g[i] * (1.0f - g[i]);                                             \
+        }                                                                                            \
+    }                                                                                                \
+    ATTRIBUTE static void relu_forward_##SUFFIX(const float *x, float *y, size_t n) {               \
+        for (size_t i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : 0.0f;                                \
+    }                                                                                                \
+    ATTRIBUTE static void relu_backward_##SUFFIX(const float *y, const float *dy, float *dx, size_t n) { \
+        for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0 ? dy[i] : 0.0f;                              \
     }                                                                                                \
     ATTRIBUTE static void softmax_rows_##SUFFIX(float *x, size_t rows, size_t cols) {              \
         for (size_t r = 0; r < rows; r++) {                                                          \
@@ -139,3 +183,7 @@ int ck_level(void) { return level(); }
 void ck_gelu_forward(const float *x, float *y, float *cdf, size_t n) { DISPATCH(gelu_forward, x, y, cdf, n) }
 void ck_gelu_backward(const float *x, const float *cdf, const float *dy, float *dx, size_t n) { DISPATCH(gelu_backward, x, cdf, dy, dx, n) }
 void ck_softmax_rows(float *x, size_t rows, size_t cols) { DISPATCH(softmax_rows, x, rows, cols) }
+void ck_gated_forward(const float *u, const float *v, float *t, float *g, float *a, size_t n) { DISPATCH(gated_forward, u, v, t, g, a, n) }
+void ck_gated_backward(const float *t, const float *g, const float *da, float *du, float *dv, size_t n) { DISPATCH(gated_backward, t, g, da, du, dv, n) }
+void ck_relu_forward(const float *x, float *y, size_t n) { DISPATCH(relu_forward, x, y, n) }
+void ck_relu_backward(const float *y, const float *dy, float *dx, size_t n) { DISPATCH(relu_backward, y, dy, dx, n) }

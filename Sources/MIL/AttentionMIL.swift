@@ -30,6 +30,7 @@ public final class AttentionMIL {
     let dropout: Dropout             // attention_net.2
     let attentionA: Linear           // attention_net.3.attention_a.0, then tanh
     let attentionB: Linear           // attention_net.3.attention_b.0, then sigmoid
+    let gate = TanhSigmoidGate()
     let attentionC: Linear           // attention_net.3.attention_c
     let classifier: Linear           // classifiers
     let instanceClassifiers: [Linear] // instance_classifiers.<c>
@@ -37,9 +38,6 @@ public final class AttentionMIL {
     // Activations of the last forward pass.
     private var tiles = 0
     private var hidden: UnsafeMutablePointer<Float> { dropout.output.pointer }   // N×L
-    private let tanhA = Buffer(count: 0)       // N×Da
-    private let sigmoidB = Buffer(count: 0)    // N×Da
-    private let gated = Buffer(count: 0)       // N×Da
     private let attention = Buffer(count: 0)   // N
     private let pooled = Buffer(count: 0)      // L
     private var probabilities: [Float] = []
@@ -49,8 +47,6 @@ public final class AttentionMIL {
     private let instanceInputs: [Buffer]
     // Gradient scratch.
     private let hiddenGradient = Buffer(count: 0)  // N×L
-    private let gateGradientA = Buffer(count: 0)   // N×Da
-    private let gateGradientB = Buffer(count: 0)   // N×Da
 
     public init(config: MILConfig) {
         self.config = config
@@ -115,15 +111,8 @@ public final class AttentionMIL {
         let h = dropout.forward(rectified, count: tiles * l, training: training, using: &generator) // N×L
         let u = attentionA.forward(h, rows: tiles)                                                // N×Da
         let v = attentionB.forward(h, rows: tiles)                                                // N×Da
-        tanhA.reserve(tiles * da)
-        sigmoidB.reserve(tiles * da)
-        gated.reserve(tiles * da)
-        for i in 0..<(tiles * da) {
-            tanhA[i] = tanhf(u[i])
-            sigmoidB[i] = 1 / (1 + expf(-v[i]))
-            gated[i] = tanhA[i] * sigmoidB[i]
-        }
-        let scores = attentionC.forward(gated.pointer, rows: tiles)                               // N×1
+        let gated = gate.forward(u, v, count: tiles * da)                                         // N×Da
+        let scores = attentionC.forward(gated, rows: tiles)                                       // N×1
         let raw = Array(UnsafeBufferPointer(start: scores, count: tiles))
         attention.reserve(tiles)
         attention.pointer.update(from: scores, count: tiles)
@@ -236,15 +225,9 @@ public final class AttentionMIL {
         let biasGradient = attentionC.bias.map { $0.grad[0] }
         let dGated = dScores.withUnsafeBufferPointer { attentionC.backward($0.baseAddress!) } // N×Da
         if let bias = attentionC.bias, let biasGradient { bias.grad[0] = biasGradient }
-        gateGradientA.reserve(n * da)
-        gateGradientB.reserve(n * da)
-        for i in 0..<(n * da) {
-            let (t, g) = (tanhA[i], sigmoidB[i])
-            gateGradientA[i] = dGated[i] * g * (1 - t * t)
-            gateGradientB[i] = dGated[i] * t * g * (1 - g)
-        }
-        let fromA = attentionA.backward(gateGradientA.pointer)                                      // N×L
-        let fromB = attentionB.backward(gateGradientB.pointer)                                      // N×L
+        gate.backward(dGated)
+        let fromA = attentionA.backward(gate.gradientU.pointer)                                     // N×L
+        let fromB = attentionB.backward(gate.gradientV.pointer)                                     // N×L
         for i in 0..<(n * l) { dh[i] += fromA[i] + fromB[i] }
 
         // Instance branch: CE averaged over each classifier's rows, then over classes.

@@ -54,8 +54,8 @@ public func percentileRanks(_ scores: [Float]) -> [Float] {
     while start < order.count {
         var end = start
         while end + 1 < order.count && scores[order[end + 1]] == scores[order[start]] { end += 1 }
-        // strict = start/n, weak = (end+1)/n; their mean.
-        let rank = Float(start + end + 1) / 2 / Float(scores.count)
+        // SciPy: (below + at-or-below + 1) / 2n, with below = start and at-or-below = end + 1.
+        let rank = Float(start + end + 2) / 2 / Float(scores.count)
         for i in start...end { ranks[order[i]] = rank }
         start = end + 1
     }

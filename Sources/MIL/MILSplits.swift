@@ -8,6 +8,10 @@ public struct MILSplit: Sendable, Equatable {
     public var train: [Int]
     public var validation: [Int]
     public var test: [Int]
+
+    public init(name: String, train: [Int], validation: [Int], test: [Int]) {
+        (self.name, self.train, self.validation, self.test) = (name, train, validation, test)
+    }
 }
 
 public enum MILSplitError: Error, CustomStringConvertible, Equatable {

@@ -6,7 +6,11 @@ import Predict
 /// Everything that decides a training run besides the data. CLAM's defaults.
 public struct MILTrainingSettings: Codable, Sendable, Equatable {
     public var model: MILConfig.Model = .clamSB
-    public var size: [Int] = [512, 256]
+    /// L; nil: the feature width, at most 512. CLAM's 512 was chosen for 1024-wide ResNet
+    /// features; widening narrower features costs compute without adding information.
+    public var hidden: Int?
+    /// Da; nil: half of L, CLAM's ratio.
+    public var attentionWidth: Int?
     public var kSample = 8
     /// Nil: on when there are more than two classes, as CLAM does for subtyping tasks.
     public var subtyping: Bool?
@@ -25,7 +29,8 @@ public struct MILTrainingSettings: Codable, Sendable, Equatable {
     public init() {}
 
     public func config(width: Int, classes: [String]) -> MILConfig {
-        MILConfig(model: model, embedDim: width, classes: classes.count, size: size, kSample: kSample,
+        let l = hidden ?? min(512, width)
+        return MILConfig(model: model, embedDim: width, classes: classes.count, size: [l, attentionWidth ?? max(1, l / 2)], kSample: kSample,
                   subtyping: subtyping ?? (classes.count > 2), bagWeight: bagWeight, dropout: dropout, classNames: classes)
     }
 }
@@ -132,6 +137,8 @@ public struct MILEpochRecord: Codable, Sendable {
     public var trainLoss: Double
     public var validationLoss: Double?
     public var validationAUC: Double?
+    /// Training and validation of this epoch.
+    public var seconds: Double
 }
 
 public struct MILFoldResult: Codable, Sendable {
@@ -155,7 +162,7 @@ public struct MILTrainer {
     public var showProgress = true
     private let store: BagStore
 
-    public init(cohort: MILCohort, settings: MILTrainingSettings, cacheBytes: Int = 2 << 30) {
+    public init(cohort: MILCohort, settings: MILTrainingSettings, cacheBytes: Int = 1 << 30) {
         self.cohort = cohort
         self.settings = settings
         store = BagStore(cohort: cohort, budgetBytes: cacheBytes)
@@ -176,6 +183,7 @@ public struct MILTrainer {
         let progress = Progress(split.name, total: settings.epochs, enabled: showProgress)
         defer { progress.finish() }
         for epoch in 1...settings.epochs {
+            let epochStart = Date()
             var lossSum = 0.0
             for _ in split.train {
                 // Balanced sampling: a class uniformly, then one of its slides.
@@ -195,7 +203,7 @@ public struct MILTrainer {
                 model.backward(label: cohort.labels[slide])
                 optimiser.update()
             }
-            var record = MILEpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(1, split.train.count)))
+            var record = MILEpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(1, split.train.count)), seconds: 0)
             if !split.validation.isEmpty {
                 let validation = try evaluate(model, split.validation)
                 record.validationLoss = validation.loss
@@ -204,6 +212,7 @@ public struct MILTrainer {
                     best = (validation.loss, epoch, model.parameters.map(\.value.array))
                 }
             }
+            record.seconds = Date().timeIntervalSince(epochStart)
             history.append(record)
             progress.advance(status: String(format: "loss %.3f", record.trainLoss)
                              + (record.validationLoss.map { String(format: " · val %.3f", $0) } ?? ""))

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// max(0, x), elementwise.
@@ -13,7 +14,9 @@ public final class ReLU {
         self.count = count
         output.reserve(count)
         let y = output.pointer
-        for i in 0..<count { y[i] = max(0, x[i]) }
+        Parallel.forChunks(count, grain: 16384) { range in
+            ck_relu_forward(x + range.lowerBound, y + range.lowerBound, range.count)
+        }
         return y
     }
 
@@ -22,8 +25,47 @@ public final class ReLU {
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         inputGradient.reserve(count)
         let (y, dx) = (output.pointer, inputGradient.pointer)
-        for i in 0..<count { dx[i] = y[i] > 0 ? dy[i] : 0 }
+        Parallel.forChunks(count, grain: 16384) { range in
+            let o = range.lowerBound
+            ck_relu_backward(y + o, dy + o, dx + o, range.count)
+        }
         return dx
+    }
+}
+
+/// The gate of gated attention (Ilse et al. 2018): a = tanh(u) ⊙ sigmoid(v), elementwise.
+public final class TanhSigmoidGate {
+    public let output = Buffer(count: 0)
+    public let gradientU = Buffer(count: 0)
+    public let gradientV = Buffer(count: 0)
+    /// tanh(u) and sigmoid(v) from the forward pass.
+    private let tanhU = Buffer(count: 0)
+    private let sigmoidV = Buffer(count: 0)
+    private var count = 0
+
+    public init() {}
+
+    @discardableResult
+    public func forward(_ u: UnsafePointer<Float>, _ v: UnsafePointer<Float>, count: Int) -> UnsafeMutablePointer<Float> {
+        self.count = count
+        for buffer in [output, tanhU, sigmoidV] { buffer.reserve(count) }
+        let (t, g, a) = (tanhU.pointer, sigmoidV.pointer, output.pointer)
+        Parallel.forChunks(count, grain: 8192) { range in
+            let o = range.lowerBound
+            ck_gated_forward(u + o, v + o, t + o, g + o, a + o, range.count)
+        }
+        return a
+    }
+
+    /// Fills `gradientU` and `gradientV` from da.
+    public func backward(_ da: UnsafePointer<Float>) {
+        gradientU.reserve(count)
+        gradientV.reserve(count)
+        let (t, g, du, dv) = (tanhU.pointer, sigmoidV.pointer, gradientU.pointer, gradientV.pointer)
+        Parallel.forChunks(count, grain: 8192) { range in
+            let o = range.lowerBound
+            ck_gated_backward(t + o, g + o, da + o, du + o, dv + o, range.count)
+        }
     }
 }
 

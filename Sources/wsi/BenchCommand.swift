@@ -25,11 +25,12 @@ struct BenchCommand: Command {
         ])
 
     let name = "bench"
-    let summary = "measure throughput (release build): bench tile | train | embed"
+    let summary = "measure throughput (release build): bench tile | train | embed | mil"
     var usage: String {
         """
         Usage: wsi bench tile SLIDE... [--runs 5] [options of 'wsi tile']
                wsi bench train|embed [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
+               wsi bench mil [--bags 1000] [--tiles 2000] [--width 192] [--epochs 3] [--cache-mb 0]
 
         train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
         random images (compute does not depend on content) after one warm-up step, and report the
@@ -40,8 +41,14 @@ struct BenchCommand: Command {
         seconds, and the tile phase's rate in tissue tiles per second; then the peak resident
         memory. Build with 'swift build -c release' first: debug builds are many times slower.
 
+        mil writes a cohort of random bags as HDF5 files and times train-mil's epochs (one bag per
+        step, forward, backward, AdamW), reading every bag from disk unless --cache-mb keeps them.
+
         Options of bench train|embed:
         \(CommandSpec.optionLines(Self.modelSpec.options))
+
+        Options of bench mil:
+        \(CommandSpec.optionLines(MILBench.spec.options))
         """
     }
 
@@ -49,9 +56,12 @@ struct BenchCommand: Command {
         if arguments.first == "train" || arguments.first == "embed" {
             return try ModelBench.run(&arguments)
         }
+        if arguments.first == "mil" {
+            return try MILBench.run(&arguments)
+        }
         let (values, positionals) = try Self.tileSpec.parse(&arguments)
         var inputs = positionals
-        guard inputs.first == "tile" else { throw UsageError("expected 'tile', 'train' or 'embed'") }
+        guard inputs.first == "tile" else { throw UsageError("expected 'tile', 'train', 'embed' or 'mil'") }
         inputs.removeFirst()
         guard !inputs.isEmpty else { throw UsageError("expected at least one SLIDE") }
         let runs = values.int("runs") ?? 5

@@ -217,6 +217,7 @@ final class KernelAccuracyTests: XCTestCase {
             XCTAssertEqual(ck_use(level), 1)
             testGELUMatchesExactErf()
             testSoftmaxMatchesDoublePrecision()
+            testGateAndReLUMatchDoublePrecision()
             var generator = SeededGenerator(seed: 1)
             let x = Buffer((0..<1003).map { _ in generator.normal() * 3 }), dy = Buffer((0..<1003).map { _ in generator.normal() })
             let layer = GELU()
@@ -232,6 +233,31 @@ final class KernelAccuracyTests: XCTestCase {
             }
         }
         XCTAssertEqual(ck_use(7), 0, "an unknown instruction set is refused")
+    }
+
+    /// tanh and sigmoid of the attention gate, and ReLU, against libm in double precision,
+    /// across the polynomial/exponential switch of tanh at |x| = 0.625 and into saturation.
+    func testGateAndReLUMatchDoublePrecision() {
+        let n = 4001
+        let u = Buffer((0..<n).map { -12 + 24 * Float($0) / Float(n - 1) }), v = Buffer((0..<n).map { 12 - 24 * Float($0) / Float(n - 1) })
+        let gate = TanhSigmoidGate()
+        let a = gate.forward(u.pointer, v.pointer, count: n)
+        var generator = SeededGenerator(seed: 4)
+        let da = Buffer((0..<n).map { _ in generator.normal() })
+        gate.backward(da.pointer)
+        let relu = ReLU()
+        let y = relu.forward(u.pointer, count: n)
+        let dx = relu.backward(da.pointer)
+        withExtendedLifetime((gate, relu)) {
+            for i in 0..<n {
+                let (t, g) = (tanh(Double(u[i])), 1 / (1 + exp(-Double(v[i]))))
+                XCTAssertEqual(Double(a[i]), t * g, accuracy: 3e-7 * max(1e-3, abs(t * g)) + 1e-9, "gate at u=\(u[i]), v=\(v[i])")
+                XCTAssertEqual(Double(gate.gradientU[i]), Double(da[i]) * g * (1 - t * t), accuracy: 1e-6 * max(1, abs(Double(da[i]))))
+                XCTAssertEqual(Double(gate.gradientV[i]), Double(da[i]) * t * g * (1 - g), accuracy: 1e-6 * max(1, abs(Double(da[i]))))
+                XCTAssertEqual(y[i], max(0, u[i]))
+                XCTAssertEqual(dx[i], u[i] > 0 ? da[i] : 0)
+            }
+        }
     }
 
     func testGELUMatchesExactErf() {

@@ -82,7 +82,8 @@ final class MILCohortTests: XCTestCase {
                                         classes: 2, k: 5, seed: 0)
         XCTAssertEqual(splits.count, 1)
         var settings = MILTrainingSettings()
-        settings.size = [128, 64]
+        settings.hidden = 128
+        settings.attentionWidth = 64
         settings.epochs = 100
         settings.minimumEpochs = 40
         settings.patience = 30
@@ -115,7 +116,8 @@ final class MILCohortTests: XCTestCase {
         let split = try MILSplits.make(labels: cohort.labels, patients: cohort.patients, splits: cohort.splits, folds: cohort.folds,
                                        classes: 2, k: 5, seed: 0)[0]
         var settings = MILTrainingSettings()
-        settings.size = [16, 8]
+        settings.hidden = 16
+        settings.attentionWidth = 8
         settings.epochs = 3
         let runs = try (0..<2).map { _ in try MILTrainer(cohort: cohort, settings: settings).train(split, index: 0).model.parameters.map(\.value.array) }
         XCTAssertEqual(runs[0], runs[1])

@@ -12,6 +12,14 @@ void ck_gelu_backward(const float *x, const float *cdf, const float *dy, float *
 /* Numerically stable softmax of each of `rows` rows of `cols` values, in place. */
 void ck_softmax_rows(float *x, size_t rows, size_t cols);
 
+/* Gated attention (ABMIL): t = tanh(u), g = sigmoid(v), a = t·g. */
+void ck_gated_forward(const float *u, const float *v, float *t, float *g, float *a, size_t n);
+/* du = da·g·(1 − t²), dv = da·t·g·(1 − g). */
+void ck_gated_backward(const float *t, const float *g, const float *da, float *du, float *dv, size_t n);
+/* y = max(0, x); dx = dy where y > 0, else 0. */
+void ck_relu_forward(const float *x, float *y, size_t n);
+void ck_relu_backward(const float *y, const float *dy, float *dx, size_t n);
+
 /* Instruction sets, for tests: 0 baseline, 1 AVX2+FMA, 2 AVX-512. */
 int ck_supports(int level);
 /* Use `level` from now on (when supported; returns whether it is). */

@@ -18,8 +18,8 @@ struct TrainMILStage: Stage {
         ParameterSpec("folds", .int(2...20), default: .int(5), help: "cross-validation folds when the table has no split or fold column"),
         ParameterSpec("model", .choice(MILConfig.Model.allCases.map(\.rawValue)), default: .string(MILConfig.Model.clamSB.rawValue),
                       help: "clam_sb adds CLAM's instance branch to gated-attention ABMIL"),
-        ParameterSpec("hidden", .int(8...4096), default: .int(512), help: "L, width of the hidden tile features"),
-        ParameterSpec("attention_width", .int(4...4096), default: .int(256), help: "Da, width of the gated attention"),
+        ParameterSpec("hidden", .int(8...4096), help: "L, width of the hidden tile features (default: the feature width, at most 512)"),
+        ParameterSpec("attention_width", .int(4...4096), help: "Da, width of the gated attention (default: L/2)"),
         ParameterSpec("k_sample", .int(1...512), default: .int(8), help: "tiles pseudo-labelled at each end of the attention ranking"),
         ParameterSpec("subtyping", .choice(["auto", "yes", "no"]), default: .string("auto"),
                       help: "other classes' instance classifiers see the top tiles as negatives (auto: with 3+ classes)"),
@@ -45,7 +45,7 @@ struct TrainMILStage: Stage {
         OutputSpec("fold-<k>.json", "the fold's slides, epochs, best epoch, history and test metrics"),
         OutputSpec(metricsName, "per fold and pooled: AUC (one-vs-rest), balanced accuracy, confusion; mean and spread over folds"),
         OutputSpec(predictionsName, "each slide predicted by the fold model that held it out: slide_id, label, fold, p_<class>, predicted"),
-        OutputSpec(historyName, "fold, epoch, training loss, validation loss and AUC"),
+        OutputSpec(historyName, "fold, epoch, training loss, validation loss and AUC, seconds"),
         OutputSpec(confusionName, "confusion matrix of the held-out predictions, all folds pooled"),
     ]
     static let resumesPartialOutput = true
@@ -62,7 +62,8 @@ struct TrainMILStage: Stage {
         folds = p.int("folds") ?? 5
         var settings = MILTrainingSettings()
         settings.model = p.string("model").flatMap(MILConfig.Model.init) ?? settings.model
-        settings.size = [p.int("hidden") ?? 512, p.int("attention_width") ?? 256]
+        settings.hidden = p.int("hidden")
+        settings.attentionWidth = p.int("attention_width")
         settings.kSample = p.int("k_sample") ?? settings.kSample
         switch p.string("subtyping") {
         case "yes": settings.subtyping = true
@@ -194,11 +195,12 @@ struct MILSummary: Codable {
     }
 
     func historyCSV() -> String {
-        var text = CSV.row(["fold", "epoch", "train_loss", "validation_loss", "validation_auc"])
+        var text = CSV.row(["fold", "epoch", "train_loss", "validation_loss", "validation_auc", "seconds"])
         for fold in folds {
             for r in fold.history {
                 text += CSV.row([fold.name, String(r.epoch), String(format: "%.6f", r.trainLoss),
-                                 r.validationLoss.map { String(format: "%.6f", $0) } ?? "", r.validationAUC.map { String(format: "%.6f", $0) } ?? ""])
+                                 r.validationLoss.map { String(format: "%.6f", $0) } ?? "", r.validationAUC.map { String(format: "%.6f", $0) } ?? "",
+                                 String(format: "%.3f", r.seconds)])
             }
         }
         return text

@@ -1,0 +1,107 @@
+import Foundation
+import Imaging
+@testable import MIL
+import NN
+@testable import Pipeline
+import Predict
+import SlideIO
+import Storage
+import Tiling
+import XCTest
+
+/// train-mil, predict-mil and attention heatmaps through the stage commands, on real slides and on
+/// CLAM-layout feature files.
+final class MILStageTests: XCTestCase {
+    /// Both real slides: tiles → features → MIL from slide labels → labels, attention, strips, heatmaps.
+    func testSlideLabelsToAttentionHeatmapsOnRealSlides() throws {
+        let dir = TestData.scratchDirectory()
+        let out = dir + "/out"
+        let (checkpoint, _) = try StageFixtures.tinyModel(in: dir)
+        for slide in [TestData.cmuSVS, TestData.tcgaSVS] {
+            XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, [slide, "--out", out, "--size", "256", "--format", "shard"]).run().completed, 1)
+            XCTAssertEqual(try StageFixtures.stageCommand(FeaturesStage.self, [slide, "--out", out, "--tiles", out + "/tile",
+                                                                              "--checkpoint", checkpoint]).run().completed, 1)
+        }
+        try "slide_id,label,split\nCMU-1-Small-Region,a,train\ntcga-cr-7395-01a-01-ts1,b,train\n"
+            .write(toFile: dir + "/labels.csv", atomically: true, encoding: .utf8)
+        let train = ["--out", out, "--features", out + "/features", "--labels", dir + "/labels.csv", "--epochs", "3", "--hidden", "16",
+                     "--attention-width", "8", "--k-sample", "4"]
+        XCTAssertEqual(try StageFixtures.stageCommand(TrainMILStage.self, train).run().completed, 1)
+        XCTAssertEqual(try StageFixtures.stageCommand(TrainMILStage.self, train).run().upToDate, 1, "a second run finds the work done")
+        let model = try AttentionMIL.load(path: out + "/train-mil/split.safetensors")
+        XCTAssertEqual(model.config.classNames, ["a", "b"])
+        XCTAssertEqual(model.config.embedDim, 8)
+
+        XCTAssertEqual(try StageFixtures.stageCommand(PredictMILStage.self, ["--out", out, "--features", out + "/features",
+                                                                            "--model", out + "/train-mil", "--slides", TestData.cmuSVS,
+                                                                            "--slides", TestData.tcgaSVS]).run().completed, 1)
+        let table = try String(contentsOfFile: out + "/predict-mil/labels.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(table.first, "slide_id,tiles,p_a,p_b,predicted")
+        XCTAssertEqual(table.count, 3)
+        for stem in ["CMU-1-Small-Region", "tcga-cr-7395-01a-01-ts1"] {
+            let folder = out + "/predict-mil/" + stem
+            let predictions = try SlidePredictions(directory: folder)
+            XCTAssertEqual(predictions.classes, ["attention"])
+            XCTAssertEqual(predictions.origins.count, try TilingFolder(out + "/tile/" + stem).origins().count)
+            XCTAssertTrue(predictions.probabilities.allSatisfy { $0 > 0 && $0 <= 1 }, "attention percentiles lie in (0, 1]")
+            XCTAssertEqual(predictions.probabilities.max(), 1)
+            XCTAssertEqual(predictions.footprint, try TilingFolder(out + "/tile/" + stem).summary().footprintLevel0)
+            let slide = try Slide(path: stem.hasPrefix("CMU") ? TestData.cmuSVS : TestData.tcgaSVS)
+            XCTAssertEqual(predictions.slideWidth, slide.dimensions.width)
+            let strip = try RGBImage.read(path: folder + "/top-tiles.png")
+            XCTAssertGreaterThan(strip.width, 6 * 128)
+            let rows = try String(contentsOfFile: folder + "/attention.csv", encoding: .utf8).split(separator: "\n")
+            XCTAssertEqual(rows.count, predictions.origins.count + 1)
+
+            let slidePath = slide.path
+            XCTAssertEqual(try StageFixtures.stageCommand(HeatmapStage.self, [slidePath, "--out", out, "--predictions", out + "/predict-mil"])
+                .run().completed, 1)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/heatmap/\(stem)/heatmap-attention.png"))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/heatmap/\(stem)/classes.png"), "one score has no class map")
+        }
+    }
+
+    /// Cross-validation on feature files written as CLAM writes them, patients kept together,
+    /// then the fold models voting on every slide.
+    func testCrossValidationOnCLAMFeatureFiles() throws {
+        let pools = try MILCohortTests.loadPools()
+        var generator = SeededGenerator(seed: 2)
+        let bags = MILCohortTests.makeBags(pools, count: 18, half: 0, prefix: "case", generator: &generator)
+        let dir = TestData.scratchDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/h5_files", withIntermediateDirectories: true)
+        try MILCohortTests.writeCohort(bags.map { ($0, .train) }, to: dir + "/h5_files")
+        // Two slides per patient; the table names slides with their extension, as some tools do.
+        var labels = "slide_id,case_id,label\n"
+        for (i, bag) in bags.enumerated() { labels += "\(bag.slide).svs,patient-\(i / 2),\(bag.positive ? "tumour" : "normal")\n" }
+        labels += "missing-slide,patient-99,normal\n"
+        try labels.write(toFile: dir + "/labels.csv", atomically: true, encoding: .utf8)
+
+        let out = dir + "/run"
+        let summary = try StageFixtures.stageCommand(TrainMILStage.self, ["--out", out, "--features", dir, "--labels", dir + "/labels.csv",
+                                                                         "--folds", "3", "--epochs", "4", "--min-epochs", "2", "--hidden", "16",
+                                                                         "--attention-width", "8", "--model", "abmil"]).run()
+        XCTAssertEqual(summary.completed, 1, "\(summary.failed)")
+        for fold in 0..<3 { XCTAssertNoThrow(try AttentionMIL.load(path: out + "/train-mil/fold-\(fold).safetensors")) }
+        let metrics = try JSONDecoder().decode(MILSummary.self, from: Data(contentsOf: URL(fileURLWithPath: out + "/train-mil/metrics.json")))
+        XCTAssertEqual(metrics.folds.count, 3)
+        XCTAssertEqual(metrics.folds.flatMap(\.testSlides).sorted(), bags.map(\.slide).sorted(), "every slide held out once")
+        for fold in metrics.folds {
+            let patientsOf = { (slides: [String]) in Set(slides.compactMap { s in bags.firstIndex { $0.slide == s }.map { $0 / 2 } }) }
+            XCTAssertTrue(patientsOf(fold.trainSlides).isDisjoint(with: patientsOf(fold.testSlides + fold.validationSlides)), fold.name)
+        }
+        let predictions = try String(contentsOfFile: out + "/train-mil/predictions.csv", encoding: .utf8).split(separator: "\n")
+        XCTAssertEqual(predictions.first, "slide_id,label,fold,p_normal,p_tumour,predicted")
+        XCTAssertEqual(predictions.count, 19)
+
+        XCTAssertEqual(try StageFixtures.stageCommand(PredictMILStage.self, ["--out", out, "--features", dir + "/h5_files",
+                                                                            "--model", out + "/train-mil"]).run().completed, 1)
+        let verdict = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/predict-mil/case-0/predictions.json"))) as? [String: Any]
+        XCTAssertEqual((verdict?["models"] as? [String])?.count, 3, "the three fold models vote")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/predict-mil/case-0/top-tiles.png"), "no slide, no strip")
+    }
+
+    func testPercentileRanksMatchSciPy() {
+        // scipy.stats.percentileofscore(a, x, kind='rank') / 100 for each x of a.
+        XCTAssertEqual(percentileRanks([3, 1, 2, 2]), [1.0, 0.25, 0.625, 0.625])
+    }
+}
