@@ -5,8 +5,8 @@ import Storage
 import XCTest
 
 /// Attention MIL on bags made of real tissue: LC25000 patches (Tests/Data/mil-lc25000, encoder
-/// features of this project's tiny96 model) in the classic set-up, where a negative bag holds
-/// benign patches of one organ and a positive bag also holds a few percent of carcinoma patches.
+/// features of this project's tiny96 model) in the classic set-up, where a negative bag holds 50–150
+/// benign patches of one organ and a positive bag also holds 3–5 % carcinoma patches.
 /// Train and test bags draw from disjoint halves of the patch files (LC25000 has no source ids, so
 /// augmented near-duplicates may still straddle the halves; see its SOURCE.md).
 final class MILCohortTests: XCTestCase {
@@ -66,12 +66,19 @@ final class MILCohortTests: XCTestCase {
         try labels.write(toFile: folder + "/labels.csv", atomically: true, encoding: .utf8)
     }
 
-    func testSeparatesHeldOutBagsAndAttendsToTumour() throws {
+    struct CohortResult {
+        var bagAUC: Double
+        var balancedAccuracy: Double
+        var instanceAUC: Double
+    }
+
+    /// 48 training bags (36 train, 12 validation) and 32 test bags from the other half of the files.
+    func runCohort(organ: String) throws -> CohortResult {
         let pools = try Self.loadPools()
         var generator = SeededGenerator(seed: 11)
-        let train = Self.makeBags(pools, count: 48, half: 0, prefix: "train", generator: &generator)
-        let test = Self.makeBags(pools, count: 32, half: 1, prefix: "test", generator: &generator)
-        let folder = TestData.scratchDirectory()
+        let train = Self.makeBags(pools, organ: organ, count: 48, half: 0, prefix: "train", generator: &generator)
+        let test = Self.makeBags(pools, organ: organ, count: 32, half: 1, prefix: "test", generator: &generator)
+        let folder = TestData.scratchDirectory("cohort-" + organ)
         try Self.writeCohort(train.enumerated().map { ($1, $0 < 36 ? .train : .val) } + test.map { ($0, .test) }, to: folder)
 
         let labels = try SlideLabels(path: folder + "/labels.csv")
@@ -92,18 +99,33 @@ final class MILCohortTests: XCTestCase {
         let (model, result) = try trainer.train(splits[0], index: 0)
         let evaluation = try XCTUnwrap(result.test)
         XCTAssertEqual(evaluation.predictions.count, 32)
-        XCTAssertGreaterThanOrEqual(try XCTUnwrap(evaluation.auc), 0.95, "held-out bag AUC")
 
-        // Attention ranks each positive bag's carcinoma patches above its benign ones.
+        // Does attention rank each positive bag's carcinoma patches above its benign ones?
         var instanceAUCs: [Double] = []
         for bag in test where bag.positive {
             let output = model.predict(bag.features.flatMap { $0 })
             instanceAUCs.append(try XCTUnwrap(ROC.auc(scores: output.rawAttention, positive: bag.tumour)))
         }
-        let meanInstanceAUC = instanceAUCs.reduce(0, +) / Double(instanceAUCs.count)
-        XCTAssertGreaterThanOrEqual(meanInstanceAUC, 0.9, "instance-level AUC of attention, per positive bag \(instanceAUCs)")
-        print(String(format: "MIL cohort: held-out bag AUC %.3f, balanced accuracy %.3f, attention instance AUC %.3f, %d epochs (best %d)",
-                     evaluation.auc ?? .nan, evaluation.report.balancedAccuracy, meanInstanceAUC, result.epochs, result.bestEpoch))
+        let outcome = CohortResult(bagAUC: try XCTUnwrap(evaluation.auc), balancedAccuracy: evaluation.report.balancedAccuracy,
+                                   instanceAUC: instanceAUCs.reduce(0, +) / Double(instanceAUCs.count))
+        print(String(format: "MIL cohort (%@): held-out bag AUC %.3f, balanced accuracy %.3f, attention instance AUC %.3f, %d epochs (best %d)",
+                     organ, outcome.bagAUC, outcome.balancedAccuracy, outcome.instanceAUC, result.epochs, result.bestEpoch))
+        return outcome
+    }
+
+    /// Lung: these features tell carcinoma from benign lung patch by patch (linear AUC 0.99).
+    func testSeparatesHeldOutLungBagsAndAttendsToCarcinoma() throws {
+        let result = try runCohort(organ: "lung")
+        XCTAssertGreaterThanOrEqual(result.bagAUC, 0.95, "held-out bag AUC")
+        XCTAssertGreaterThanOrEqual(result.instanceAUC, 0.9, "instance-level AUC of attention")
+    }
+
+    /// Colon: the same encoder separates colon carcinoma from benign colon patches far less well
+    /// (linear AUC 0.90 on single patches), so a bag's few carcinoma patches are hard to call and
+    /// the bag AUC stays low (0.66 measured); attention still ranks carcinoma above benign tissue.
+    func testColonAttentionFindsCarcinomaWithWeakerFeatures() throws {
+        let result = try runCohort(organ: "colon")
+        XCTAssertGreaterThanOrEqual(result.instanceAUC, 0.75, "instance-level AUC of attention")
     }
 
     func testTrainingIsDeterministicFromSeed() throws {
