@@ -45,19 +45,8 @@ public struct MILEnsemble {
     }
 }
 
-/// Each score's percentile rank within its slide, in [0, 1], ties sharing the mean rank (SciPy's
-/// `percentileofscore(kind='rank')`, which CLAM's heatmaps use so colours compare across slides).
+/// Each score's percentile rank within its slide, in (0, 1], ties sharing the mean rank: SciPy's
+/// `percentileofscore(kind='rank')`, which CLAM's heatmaps use so colours compare across slides.
 public func percentileRanks(_ scores: [Float]) -> [Float] {
-    let order = scores.indices.sorted { scores[$0] < scores[$1] }
-    var ranks = [Float](repeating: 0, count: scores.count)
-    var start = 0
-    while start < order.count {
-        var end = start
-        while end + 1 < order.count && scores[order[end + 1]] == scores[order[start]] { end += 1 }
-        // SciPy: (below + at-or-below + 1) / 2n, with below = start and at-or-below = end + 1.
-        let rank = Float(start + end + 2) / 2 / Float(scores.count)
-        for i in start...end { ranks[order[i]] = rank }
-        start = end + 1
-    }
-    return ranks
+    midranks(scores).map { Float($0 / Double(scores.count)) }
 }

@@ -6,16 +6,7 @@ public enum ROC {
     public static func auc(scores: [Float], positive: [Bool]) -> Double? {
         let positives = positive.filter { $0 }.count, negatives = positive.count - positives
         guard positives > 0, negatives > 0 else { return nil }
-        let order = scores.indices.sorted { scores[$0] < scores[$1] }
-        var ranks = [Double](repeating: 0, count: scores.count)
-        var start = 0
-        while start < order.count {
-            var end = start
-            while end + 1 < order.count && scores[order[end + 1]] == scores[order[start]] { end += 1 }
-            let midrank = Double(start + end) / 2 + 1
-            for i in start...end { ranks[order[i]] = midrank }
-            start = end + 1
-        }
+        let ranks = midranks(scores)
         let positiveRanks = zip(ranks, positive).filter { $0.1 }.map(\.0).reduce(0, +)
         return (positiveRanks - Double(positives * (positives + 1)) / 2) / Double(positives * negatives)
     }
@@ -29,4 +20,18 @@ public enum ROC {
         let defined = perClass.compactMap { $0 }
         return (perClass, defined.isEmpty ? nil : defined.reduce(0, +) / Double(defined.count))
     }
+}
+
+/// 1-based ranks of `scores` in ascending order, tied scores sharing the mean of their ranks.
+public func midranks(_ scores: [Float]) -> [Double] {
+    let order = scores.indices.sorted { scores[$0] < scores[$1] }
+    var ranks = [Double](repeating: 0, count: scores.count)
+    var start = 0
+    while start < order.count {
+        var end = start
+        while end + 1 < order.count && scores[order[end + 1]] == scores[order[start]] { end += 1 }
+        for i in start...end { ranks[order[i]] = Double(start + end) / 2 + 1 }
+        start = end + 1
+    }
+    return ranks
 }
