@@ -93,8 +93,9 @@ public final class AttentionMIL {
                          logits: logits, probabilities: probabilities)
     }
 
-    /// Inference on a bag held in an array.
+    /// Inference on a bag held in an array; `FeatureBag.read` has already refused empty bags.
     public func predict(_ features: [Float]) -> BagOutput {
+        precondition(features.count >= config.embedDim, "a bag needs at least one tile")
         var unused = SeededGenerator(seed: 0)
         return features.withUnsafeBufferPointer { forward($0.baseAddress!, tiles: features.count / config.embedDim, using: &unused) }
     }

@@ -100,6 +100,26 @@ final class MILStageTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/predict-mil/case-0/top-tiles.png"), "no slide, no strip")
     }
 
+    /// Every shipped manifest is valid and names files that exist in a fresh clone.
+    func testShippedPipelinesLoad() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+            + "/pipelines"
+        for name in try FileManager.default.contentsOfDirectory(atPath: folder) where name.hasSuffix(".yaml") {
+            let manifest = try Manifest.load(path: folder + "/" + name)
+            if let slides = manifest.slides, !slides.contains("/out/") {
+                XCTAssertTrue(FileManager.default.fileExists(atPath: slides), "\(name): \(slides)")
+            }
+            for entry in manifest.stages {
+                for spec in entry.type.parameters {
+                    guard case .path = spec.type else { continue }
+                    if let path = entry.parameters.string(spec.name) {
+                        XCTAssertTrue(FileManager.default.fileExists(atPath: path), "\(name): \(entry.id).\(spec.name) = \(path)")
+                    }
+                }
+            }
+        }
+    }
+
     func testPercentileRanksMatchSciPy() {
         // scipy.stats.percentileofscore(a, x, kind='rank') / 100 for each x of a.
         XCTAssertEqual(percentileRanks([3, 1, 2, 2]), [1.0, 0.25, 0.625, 0.625])
