@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console/Concurrency → SlideIO → Tissue → Tiling → NN → SDMAE →
+// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations → SlideIO → Tissue → Tiling → NN → SDMAE →
 // Predict → MIL → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
@@ -22,23 +22,24 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         .target(name: "Console"),
+        .target(name: "Annotations"),
         .target(name: "Concurrency"),
         .target(name: "Storage", dependencies: ["CHDF5"]),
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG", "CTIFF", "Storage"]),
         .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging", "Concurrency"]),
-        .target(name: "Tissue", dependencies: ["SlideIO", "Imaging"]),
-        .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Imaging", "Storage", "Console", "Concurrency"]),
+        .target(name: "Tissue", dependencies: ["SlideIO", "Imaging", "Annotations"]),
+        .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Annotations", "Imaging", "Storage", "Console", "Concurrency"]),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "NN", dependencies: ["COpenBLAS", "CKernels"]),
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
         .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage"]),
         .target(name: "MIL", dependencies: ["NN", "Predict", "Storage", "Console"]),
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
-        .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
+        .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
                                                  "MIL", "Heatmap", "Imaging", "Storage", "Console", "Concurrency"]),
         .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tiling", "Console", "NN", "SDMAE", "MIL", "Pipeline", "Storage"]),
 
-        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
+        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Annotations", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
                                                         "Predict", "MIL", "Heatmap", "Pipeline", "Concurrency"]),
     ]
 )

@@ -12,6 +12,7 @@ public enum StageRegistry {
         PredictStage.self,
         HeatmapStage.self,
         AggregateStage.self,
+        ExportGeoJSONStage.self,
     ]
 
     public static func stage(kind: String) -> (any Stage.Type)? { all.first { $0.kind == kind } }

@@ -9,6 +9,8 @@ public struct LabelledPatches {
     public let labels: [Int]
     public let classes: [String]
     public let root: String
+    /// The slide each patch came from, for patches labelled by annotations: what splits group by.
+    public let slides: [String]?
 
     public init(root: String) throws {
         self.root = root
@@ -36,5 +38,39 @@ public struct LabelledPatches {
         dataset = PatchDataset(sources: sources)
         self.labels = labels
         classes = folders
+        slides = nil
+    }
+
+    /// The labelled tiles of annotated slides: `tilings` pairs a tile stage folder with its slide.
+    /// Unlabelled tiles are left out; classes are every class any slide's annotations drew.
+    public init(tilings: [(folder: String, slide: String)]) throws {
+        var perSlide: [(dataset: PatchDataset, labels: [String?], slide: String)] = []
+        var classes = Set<String>()
+        for (folder, slide) in tilings {
+            let tiling = TilingFolder(folder)
+            guard let labelled = try tiling.tileLabels() else { continue }
+            perSlide.append((try tiling.patches(slidePath: slide), labelled.labels, URL(fileURLWithPath: folder).lastPathComponent))
+            classes.formUnion(labelled.classes)
+        }
+        let names = classes.sorted()
+        var sources: [PatchDataset.Source] = [], labels: [Int] = [], slides: [String] = []
+        for (dataset, tileLabels, slide) in perSlide {
+            for (i, label) in tileLabels.enumerated() {
+                guard let label, let index = names.firstIndex(of: label) else { continue }
+                sources.append(dataset.sources[i])
+                labels.append(index)
+                slides.append(slide)
+            }
+        }
+        let counts = names.indices.map { c in labels.filter { $0 == c }.count }
+        guard names.count >= 2, counts.filter({ $0 > 0 }).count >= 2 else {
+            throw ClassifierError.notLabelled(path: tilings.first?.folder ?? "", reason: "annotations label tiles of "
+                + "\(counts.filter { $0 > 0 }.count) class(es) (\(zip(names, counts).map { "\($0) \($1)" }.joined(separator: ", "))); a classifier needs two")
+        }
+        dataset = PatchDataset(sources: sources)
+        self.labels = labels
+        self.classes = names
+        root = tilings.first.map { URL(fileURLWithPath: $0.folder).deletingLastPathComponent().path } ?? ""
+        self.slides = slides
     }
 }

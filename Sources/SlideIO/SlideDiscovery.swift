@@ -31,7 +31,8 @@ public enum SlideDiscovery {
         var found: [String] = []
         for case let url as URL in enumerator where extensions.contains(url.pathExtension.lowercased()) {
             // MIRAX and some DICOM slides are folders with a slide-like name: OpenSlide takes the file beside them.
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
+            // A symbolic link to a slide file counts (cohorts are often linked into a run folder).
+            guard (try? url.resolvingSymlinksInPath().resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
             found.append(path + "/" + url.path.dropFirst(root.path.count).drop { $0 == "/" })
         }
         if let unreadable { throw SlideError.unlistableFolder(path: unreadable.path, reason: unreadable.reason) }

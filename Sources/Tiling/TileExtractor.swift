@@ -1,3 +1,4 @@
+import Annotations
 import Concurrency
 import Console
 import Dispatch
@@ -29,8 +30,22 @@ public struct TilingOptions: Sendable {
     /// Grids beyond this many positions are refused: they come from a typo (overlap 95 of 96),
     /// not from a slide, and would run for hours.
     public var maximumGridTiles = 1_000_000
+    /// Regions drawn on this slide: they label tiles and may restrict or exclude them.
+    public var annotations: AnnotationSet?
+    /// A tile takes a class when that class covers at least this fraction of it.
+    public var labelThreshold = 0.5
+    /// Only tiles these classes cover (at least `labelThreshold`) are kept, when any are given.
+    public var roiClasses: Set<String> = []
+    /// Tiles these classes cover by more than `excludedCoverLimit` are dropped (pen, folds, blur).
+    public var excludeClasses: Set<String> = []
+    public static let excludedCoverLimit = 0.1
 
     public init(grid: TileGridSpec) { self.grid = grid }
+
+    /// The annotation classes that label tiles (those that only select or exclude regions do not).
+    public var labelClasses: [String] {
+        (annotations?.classNames ?? []).filter { !roiClasses.contains($0) && !excludeClasses.contains($0) }
+    }
 }
 
 /// What one slide's tiling produced; also written as `tiling.json` beside the outputs.
@@ -69,6 +84,18 @@ public struct TileResult: Sendable {
     public var tissueFraction: Double
     public var statistics: ColourStatistics
     public var rejection: TileRejection?
+    /// Per annotation class (`TilingOptions.labelClasses` order), the fraction of the tile covered.
+    public var classFractions: [Double] = []
+    public var label: String?
+}
+
+/// A grid position on tissue, before its pixels are read.
+struct Candidate: Sendable {
+    var x: Int
+    var y: Int
+    var fraction: Double
+    var classFractions: [Double] = []
+    var label: String?
 }
 
 /// Output file names inside a slide's output directory.
@@ -103,15 +130,36 @@ public struct TileExtractor {
             throw SlideError.invalidRequest(path: slidePath, reason: "the grid has \(grid.count) positions (\(grid.columns) × \(grid.rows)), "
                                             + "more than \(options.maximumGridTiles): check size and overlap, or allow it with --force")
         }
+        try options.annotations?.check(width: slide.dimensions.width, height: slide.dimensions.height)
         let (mask, thumbnail) = try TissueMask.compute(slide: slide, micronsPerPixel: mpp, config: options.mask)
         let maskSeconds = Date().timeIntervalSince(start)
 
-        var candidates: [(x: Int, y: Int, fraction: Double)] = []
+        var candidates: [Candidate] = []
+        var reasons: [String: Int] = [:]
+        let labelClasses = options.labelClasses
         for row in 0..<grid.rows {
             for column in 0..<grid.columns {
                 let (x, y) = grid.origin(column: column, row: row)
                 let fraction = mask.tissueFraction(x: x, y: y, width: grid.footprint, height: grid.footprint)
-                if fraction >= options.tissueThreshold { candidates.append((x, y, fraction)) }
+                guard fraction >= options.tissueThreshold else { continue }
+                var candidate = Candidate(x: x, y: y, fraction: fraction)
+                if let annotations = options.annotations {
+                    let cover = annotations.coverage(of: Rect(x: Double(x), y: Double(y), width: Double(grid.footprint), height: Double(grid.footprint)))
+                    if !options.roiClasses.isEmpty, options.roiClasses.map({ cover[$0] ?? 0 }).reduce(0, +) < options.labelThreshold {
+                        reasons["outside-roi", default: 0] += 1
+                        continue
+                    }
+                    if options.excludeClasses.map({ cover[$0] ?? 0 }).reduce(0, +) > TilingOptions.excludedCoverLimit {
+                        reasons["excluded-region", default: 0] += 1
+                        continue
+                    }
+                    candidate.classFractions = labelClasses.map { cover[$0] ?? 0 }
+                    if let best = candidate.classFractions.indices.max(by: { candidate.classFractions[$0] < candidate.classFractions[$1] }),
+                       candidate.classFractions[best] >= options.labelThreshold {
+                        candidate.label = labelClasses[best]
+                    }
+                }
+                candidates.append(candidate)
             }
         }
 
@@ -160,7 +208,6 @@ public struct TileExtractor {
         try QCPicture.render(thumbnail: thumbnail, mask: mask, kept: kept.map(rect), rejected: rejected.map(rect))
             .write(to: outputDirectory + "/" + TilingFiles.qcPicture)
 
-        var reasons: [String: Int] = [:]
         for case let reason? in rejected.map(\.rejection) { reasons[reason.rawValue, default: 0] += 1 }
         let summary = TilingSummary(
             slide: slidePath, vendor: slide.vendor, width: slide.dimensions.width, height: slide.dimensions.height,
@@ -207,7 +254,7 @@ public struct TileExtractor {
     }
 
     /// Reads, resamples, checks and (for file formats) encodes and writes one batch on worker threads.
-    private func readBatch(_ batch: [(x: Int, y: Int, fraction: Double)], slide: Slide, grid: TileGrid,
+    private func readBatch(_ batch: [Candidate], slide: Slide, grid: TileGrid,
                            patchDirectory: String?) throws -> [Outcome] {
         let slots = Slots<Result<Outcome, Error>>(count: batch.count)
         let next = Counter()
@@ -221,7 +268,8 @@ public struct TileExtractor {
                         patch = patch.resized(width: options.grid.size, height: options.grid.size)
                     }
                     let (statistics, rejection) = TileQuality.assess(patch, config: options.quality)
-                    let result = TileResult(x: tile.x, y: tile.y, tissueFraction: tile.fraction, statistics: statistics, rejection: rejection)
+                    let result = TileResult(x: tile.x, y: tile.y, tissueFraction: tile.fraction, statistics: statistics, rejection: rejection,
+                                            classFractions: tile.classFractions, label: tile.label)
                     if rejection == nil, let patchDirectory {
                         let format: ImageFormat = options.format == .png ? .png : .jpeg
                         let data = try patch.encoded(as: format, jpegQuality: options.jpegQuality)
@@ -237,10 +285,13 @@ public struct TileExtractor {
 
     private func writeCoordinates(kept: [TileResult], rejected: [TileResult], grid: TileGrid, slide: Slide,
                                   outputDirectory: String) throws {
+        let classes = options.annotations == nil ? nil : options.labelClasses
         let header = ["x", "y", "tissue_fraction", "white_fraction", "black_fraction", "pen_fraction"]
+            + (classes.map { ["label"] + $0.map { "fraction_" + $0 } } ?? [])
         func line(_ r: TileResult) -> [String] {
             [String(r.x), String(r.y), String(format: "%.4f", r.tissueFraction), String(format: "%.4f", r.statistics.white),
              String(format: "%.4f", r.statistics.black), String(format: "%.4f", r.statistics.pen)]
+                + (classes == nil ? [] : [r.label ?? ""] + r.classFractions.map { String(format: "%.4f", $0) })
         }
         try AtomicFile.write(Data((CSV.row(header) + kept.map { CSV.row(line($0)) }.joined()).utf8),
                              to: outputDirectory + "/" + TilingFiles.coordinatesCSV)
@@ -264,6 +315,13 @@ public struct TileExtractor {
             let writer = try HDF5Writer(path: temporary)
             try writer.write("coords", coordinates, attributes: attributes)
             try writer.write("tissue_fraction", fractions)
+            if let classes {
+                let json = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)
+                try writer.write("class_fractions", Matrix(rows: kept.count, columns: classes.count, values: kept.flatMap { $0.classFractions.map(Float.init) }),
+                                 attributes: ["classes": .string(json), "annotations": .string(options.annotations?.path ?? "")])
+                try writer.write("labels", Matrix(rows: kept.count, columns: 1, values: kept.map { r in Int64(r.label.flatMap(classes.firstIndex) ?? -1) }),
+                                 attributes: ["classes": .string(json)])
+            }
             try writer.close()
         }
     }

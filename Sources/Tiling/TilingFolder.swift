@@ -32,6 +32,19 @@ public struct TilingFolder: Sendable {
         return (0..<coordinates.rows).map { (x: Int(coordinates.values[2 * $0]), y: Int(coordinates.values[2 * $0 + 1])) }
     }
 
+    /// Each kept tile's annotation class (nil when unlabelled) and the classes, or nil when the
+    /// slide was tiled without annotations.
+    public func tileLabels() throws -> (labels: [String?], classes: [String])? {
+        let file = path + "/" + TilingFiles.coordinatesHDF5
+        let reader = try HDF5Reader(path: file)
+        guard let labels = try? reader.int64Matrix("labels") else { return nil }
+        guard case let .string(json) = try reader.attribute("classes", of: "labels"),
+              let classes = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String] else {
+            throw StorageError.malformed(path: file, reason: "labels has no class list")
+        }
+        return (labels.values.map { $0 >= 0 && Int($0) < classes.count ? classes[Int($0)] : nil }, classes)
+    }
+
     public var shardPath: String? {
         let file = path + "/" + PatchShard.fileName
         return FileManager.default.fileExists(atPath: file) ? file : nil

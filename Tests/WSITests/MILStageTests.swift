@@ -105,6 +105,9 @@ final class MILStageTests: XCTestCase {
         let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
             + "/pipelines"
         for name in try FileManager.default.contentsOfDirectory(atPath: folder) where name.hasSuffix(".yaml") {
+            // Manifests that re-draw another run's outputs (heatmap.yaml) need that run first.
+            let text = try String(contentsOfFile: folder + "/" + name, encoding: .utf8)
+            if text.split(separator: "\n").contains(where: { $0.contains("inputs:") && $0.contains("../out/") }) { continue }
             let manifest = try Manifest.load(path: folder + "/" + name)
             if let slides = manifest.slides, !slides.contains("/out/") {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: slides), "\(name): \(slides)")

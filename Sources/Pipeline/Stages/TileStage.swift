@@ -1,4 +1,6 @@
+import Annotations
 import Foundation
+import SlideIO
 import Tiling
 
 /// Tissue tiles of one slide.
@@ -18,20 +20,28 @@ public struct TileStage: Stage {
         ParameterSpec("jpeg_quality", .int(1...100), default: .int(90), help: "JPEG quality of jpeg patches"),
         ParameterSpec("assume_mpp", .double(0.01...1000), help: "microns per pixel of slides that record none"),
         ParameterSpec("colour_filter", .bool, default: .bool(true), help: "reject patches that look white, black or inked"),
+        ParameterSpec("annotations", .path, placeholder: "GEOJSON",
+                      help: "QuPath GeoJSON file or folder; a file belongs to the slide of its name (CMU-1.geojson, CMU-1.svs.geojson)"),
+        ParameterSpec("label_threshold", .double(0.01...1), default: .double(0.5),
+                      help: "a tile takes an annotation class covering at least this fraction of it"),
+        ParameterSpec("roi_class", .strings, placeholder: "NAME", help: "keep only tiles these annotation classes cover (label_threshold)"),
+        ParameterSpec("exclude_class", .strings, placeholder: "NAME",
+                      help: "drop tiles these annotation classes cover by more than a tenth (pen marks, folds, blur)"),
         ParameterSpec("force", .bool, default: .bool(false), help: "allow grids of more than a million positions"),
         ParameterSpec("threads", .int(1...256), manifest: false, help: "worker threads (default: all cores)"),
     ]
     public static let inputs: [InputSpec] = []
     public static let outputs = [
-        OutputSpec(TilingFiles.coordinatesCSV, "kept tiles: x, y (level 0), tissue, white, black and pen-ink fractions"),
+        OutputSpec(TilingFiles.coordinatesCSV, "kept tiles: x, y (level 0), tissue, white, black and pen-ink fractions; with annotations a label and each class's fraction"),
         OutputSpec(TilingFiles.rejectedCSV, "tiles on tissue the colour filter rejected, with the reason"),
-        OutputSpec(TilingFiles.coordinatesHDF5, "CLAM layout: coords [N,2] int64 with patch_size, patch_level, mpp attributes"),
+        OutputSpec(TilingFiles.coordinatesHDF5, "CLAM layout: coords [N,2] int64 with patch_size, patch_level, mpp attributes; with annotations labels and class_fractions"),
         OutputSpec(TilingFiles.qcPicture, "thumbnail with tissue outline, kept and rejected tiles"),
         OutputSpec(TilingFiles.summary, "grid, levels, counts, thresholds, timings"),
         OutputSpec("patches/ or patches.shard", "the patches (format jpeg | png, or shard)"),
     ]
 
     public let options: TilingOptions
+    let annotations: String?
 
     public init(_ p: StageParameters) throws {
         let chosen = [p.double("mpp"), p.double("magnification"), p.int("level").map(Double.init)].compactMap { $0 }
@@ -52,13 +62,32 @@ public struct TileStage: Stage {
         options.quality.enabled = p.bool("colour_filter")
         if p.bool("force") { options.maximumGridTiles = .max }
         options.threads = p.int("threads") ?? options.threads
+        options.labelThreshold = p.double("label_threshold") ?? options.labelThreshold
+        options.roiClasses = Set(p.strings("roi_class"))
+        options.excludeClasses = Set(p.strings("exclude_class"))
+        annotations = p.string("annotations")
+        if annotations == nil, !options.roiClasses.isEmpty || !options.excludeClasses.isEmpty {
+            throw StageError.invalid("roi_class and exclude_class need annotations")
+        }
         self.options = options
     }
 
     public func run(_ context: StageContext) throws -> String {
         var options = self.options
         options.showProgress = context.showProgress
-        let summary = try TileExtractor(options: options).run(slidePath: try context.requireSlide(), outputDirectory: context.output)
+        let slide = try context.requireSlide()
+        if let annotations {
+            let files = try AnnotationSet.files(at: annotations)
+            if let stray = files.first(where: { file in !context.slides.contains { AnnotationSet.file(for: $0, among: [file]) != nil } }) {
+                throw StageError.failed("\(stray): no slide of this run has its name (slides: "
+                                        + context.slides.prefix(5).map(SlideDiscovery.stem).joined(separator: ", ") + ")")
+            }
+            options.annotations = try AnnotationSet.file(for: slide, among: files).map(AnnotationSet.read)
+            if options.annotations == nil, !options.roiClasses.isEmpty {
+                throw StageError.failed("roi_class is set but \(annotations) holds no annotations for \(SlideDiscovery.stem(of: slide))")
+            }
+        }
+        let summary = try TileExtractor(options: options).run(slidePath: slide, outputDirectory: context.output)
         var note = "\(summary.keptTiles) patches kept of \(summary.tissueTiles) on tissue (\(summary.gridTiles) in the grid), level \(summary.readLevel)"
         if let reason = summary.whyNoTiles { note += "; no tiles: \(reason)" }
         return note

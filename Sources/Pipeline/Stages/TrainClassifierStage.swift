@@ -1,18 +1,30 @@
 import Foundation
 import Predict
 import SDMAE
+import SlideIO
+import Tiling
 import Storage
 
 /// Linear probe on frozen encoder features of labelled patches.
 struct TrainClassifierStage: Stage {
     static let kind = "train-classifier"
     static let scope = StageScope.global
-    static let summary = "linear probe on frozen encoder features of labelled patches"
-    static let parameters = LabelledPatchOptions.parameters + [
+    static let summary = "linear probe on frozen encoder features of labelled patches or of tiles labelled by annotations"
+    static let parameters = LabelledPatchOptions.parameters.map { spec in
+        guard spec.name == "labelled" else { return spec }
+        var optional = spec
+        optional.required = false
+        optional.help += " (or give the tiles input: tiles labelled by annotations)"
+        return optional
+    } + [
         ParameterSpec("validation_fraction", .double(0.01...0.9), default: .double(0.2),
                       help: "held-out share of every class's sources (whole groups are held out)"),
     ]
-    static let inputs = [InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file")]
+    static let inputs = [
+        InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file"),
+        InputSpec("tiles", required: false, perSlide: true,
+                  help: "the tile stage's folder, tiled with annotations: its labelled tiles train the probe, held out by slide"),
+    ]
     static let classifierName = "classifier.safetensors"
     static let metricsName = "metrics.json"
     static let outputs = [
@@ -20,15 +32,14 @@ struct TrainClassifierStage: Stage {
         OutputSpec(metricsName, "held-out accuracy, balanced accuracy, precision, recall, confusion; linear probe and kNN (k=20)"),
     ]
 
-    let labelled: String
+    let labelled: String?
     let rule: GroupRule
     let validationFraction: Double
     let crops: Bool
     let settings: LinearProbe.TrainingSettings
 
     init(_ p: StageParameters) throws {
-        guard let labelled = p.string("labelled") else { throw StageError.invalid("labelled is required") }
-        self.labelled = labelled
+        labelled = p.string("labelled")
         rule = try LabelledPatchOptions.groupRule(p)
         crops = p.bool("crops")
         validationFraction = p.double("validation_fraction") ?? 0.2
@@ -37,8 +48,22 @@ struct TrainClassifierStage: Stage {
 
     func run(_ context: StageContext) throws -> String {
         let model = try SDMAEModel.load(path: file(try context.input("checkpoint")[0], named: RunFiles.finalModel))
-        let patches = try LabelledPatches(root: labelled)
-        let result = try ClassifierTraining.run(model: model, patches: patches, groups: try patches.groups(by: rule), crops: crops,
+        let patches: LabelledPatches
+        let groups: [String]
+        if let tiles = context.inputs["tiles"], !tiles.isEmpty {
+            guard labelled == nil else { throw StageError.invalid("give labelled or the tiles input, not both") }
+            let slides = Dictionary(context.slides.map { (SlideDiscovery.stem(of: $0), $0) }) { first, _ in first }
+            // A slide outside this run (a command-line run has none) is found where it was tiled from.
+            patches = try LabelledPatches(tilings: tiles.map { folder in
+                (folder: folder, slide: slides[URL(fileURLWithPath: folder).lastPathComponent] ?? (try? TilingFolder(folder).summary().slide) ?? "")
+            })
+            groups = patches.slides ?? []
+        } else {
+            guard let labelled else { throw StageError.invalid("labelled is required (or the tiles input of annotated slides)") }
+            patches = try LabelledPatches(root: labelled)
+            groups = try patches.groups(by: rule)
+        }
+        let result = try ClassifierTraining.run(model: model, patches: patches, groups: groups, crops: crops && patches.slides == nil,
                                                 validationFraction: validationFraction,
                                                 seed: settings.seed, settings: settings, showProgress: context.showProgress)
         try result.probe.write(to: context.output + "/" + Self.classifierName, metadata: ["encoder_width": String(model.config.width)])

@@ -1,0 +1,69 @@
+import Foundation
+
+/// The annotations of one slide, ready to label tiles.
+public struct AnnotationSet: Sendable {
+    public var path: String
+    public var annotations: [Annotation]
+
+    public init(path: String, annotations: [Annotation]) {
+        self.path = path
+        self.annotations = annotations
+    }
+
+    public static func read(path: String) throws -> AnnotationSet {
+        AnnotationSet(path: path, annotations: try GeoJSONReader.read(path: path))
+    }
+
+    /// Names of the classes drawn, sorted.
+    public var classNames: [String] { Array(Set(annotations.compactMap(\.className))).sorted() }
+
+    /// Refuses annotations that reach outside a slide of `width` × `height` level-0 pixels, which
+    /// come from another image or another coordinate frame.
+    public func check(width: Int, height: Int) throws {
+        let slack = 1.0  // QuPath may place a vertex on the far edge
+        for annotation in annotations {
+            let b = annotation.bounds
+            if b.minX < -slack || b.minY < -slack || b.maxX > Double(width) + slack || b.maxY > Double(height) + slack {
+                throw AnnotationError.feature(path: path, index: annotation.index, reason: String(
+                    format: "reaches (%.0f, %.0f)–(%.0f, %.0f), outside the slide's %d × %d level-0 pixels; was it drawn on another image?",
+                    b.minX, b.minY, b.maxX, b.maxY, width, height))
+            }
+        }
+    }
+
+    /// The fraction of `rect` each class covers (annotations of one class overlapping each other
+    /// count once at most: the sum is clamped to 1).
+    public func coverage(of rect: Rect) -> [String: Double] {
+        var areas: [String: Double] = [:]
+        for annotation in annotations {
+            guard let name = annotation.className, annotation.bounds.intersects(rect) else { continue }
+            areas[name, default: 0] += annotation.area(inside: rect)
+        }
+        return areas.mapValues { min(1, $0 / rect.area) }
+    }
+
+    /// The file among `files` (GeoJSON, `.json`) that belongs to a slide: named after the slide's
+    /// file with or without its extension (`CMU-1.geojson`, `CMU-1.svs.geojson`).
+    public static func file(for slide: String, among files: [String]) -> String? {
+        let url = URL(fileURLWithPath: slide)
+        let names = [url.lastPathComponent, url.deletingPathExtension().lastPathComponent]
+        return files.first { names.contains(annotationStem($0)) }
+    }
+
+    /// GeoJSON files at `path` (a file, or a folder searched one level deep).
+    public static func files(at path: String) throws -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw AnnotationError.unreadable(path: path, reason: "no such file or folder")
+        }
+        guard isDirectory.boolValue else { return [path] }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+        return names.filter { $0.lowercased().hasSuffix(".geojson") || $0.lowercased().hasSuffix(".json") }.sorted().map { path + "/" + $0 }
+    }
+
+    static func annotationStem(_ file: String) -> String {
+        let name = URL(fileURLWithPath: file).lastPathComponent
+        for suffix in [".geojson", ".json"] where name.lowercased().hasSuffix(suffix) { return String(name.dropLast(suffix.count)) }
+        return name
+    }
+}

@@ -1,0 +1,90 @@
+import Annotations
+import Foundation
+import Predict
+import SlideIO
+import Storage
+import Tiling
+import Tissue
+
+/// What the pipeline found on a slide, as objects QuPath imports over the slide.
+struct ExportGeoJSONStage: Stage {
+    static let kind = "export-geojson"
+    static let scope = StageScope.perSlide
+    static let summary = "tissue outline and tiles (with their scores) as QuPath GeoJSON objects in level-0 pixels"
+    static let parameters = [
+        ParameterSpec("tissue", .bool, default: .bool(true), help: "export the tissue outline (with holes) as an annotation"),
+        ParameterSpec("object_type", .choice(["tile", "detection", "annotation"]), default: .string("tile"),
+                      help: "QuPath object type of the tiles"),
+    ]
+    static let inputs = [
+        InputSpec("tiles", perSlide: true, help: "the tile stage's folder"),
+        InputSpec("predictions", required: false, perSlide: true,
+                  help: "the predict or predict-mil stage's folder: class probabilities or attention become measurements"),
+    ]
+    static let outputs = [
+        OutputSpec("<slide>.geojson", "FeatureCollection: the tissue outline (class Tissue), then one object per kept tile classified by its "
+                   + "predicted class (or its annotation label), measurements: tissue fraction, p(<class>), attention"),
+    ]
+
+    let tissue: Bool
+    let objectType: String
+
+    init(_ p: StageParameters) throws {
+        tissue = p.bool("tissue")
+        objectType = p.string("object_type") ?? "tile"
+    }
+
+    func run(_ context: StageContext) throws -> String {
+        let slidePath = try context.requireSlide()
+        let folder = TilingFolder(try context.input("tiles")[0])
+        let summary = try folder.summary()
+        let origins = try folder.origins()
+        let reader = try HDF5Reader(path: folder.path + "/" + TilingFiles.coordinatesHDF5)
+        let tissueFractions = (try? reader.floatMatrix("tissue_fraction").values) ?? []
+        let labels = try folder.tileLabels()
+
+        var scores: (classes: [String], values: [Float], raw: [Float]?)?
+        if var directory = context.inputs["predictions"]?.first {
+            if !FileManager.default.fileExists(atPath: directory + "/" + PredictionFiles.hdf5) { directory += "/" + SlideDiscovery.stem(of: slidePath) }
+            let predictions = try SlidePredictions(directory: directory)
+            guard predictions.origins.elementsEqual(origins, by: { $0.x == $1.x && $0.y == $1.y }) else {
+                throw StageError.failed("\(directory): the predictions list other tiles than \(folder.path); predict again from these tiles")
+            }
+            let raw = try? HDF5Reader(path: directory + "/" + PredictionFiles.hdf5).floatMatrix("attention_raw").values
+            scores = (predictions.classes, predictions.probabilities, raw)
+        }
+
+        var objects: [ExportedObject] = []
+        if tissue {
+            let slide = try Slide(path: slidePath)
+            let (mask, _) = try TissueMask.compute(slide: slide, micronsPerPixel: summary.micronsPerPixel, config: TissueMaskConfig())
+            let outline = mask.contours()
+            if !outline.isEmpty {
+                objects.append(ExportedObject(polygons: outline, objectType: "annotation", className: "Tissue", colour: (0, 160, 0), name: "tissue mask"))
+            }
+        }
+        let footprint = Double(summary.footprintLevel0)
+        for (i, origin) in origins.enumerated() {
+            var measurements: [(name: String, value: Double)] = []
+            if tissueFractions.indices.contains(i) { measurements.append(("Tissue fraction", Double(tissueFractions[i]))) }
+            var className = labels?.labels[i]
+            if let scores {
+                let c = scores.classes.count
+                let row = Array(scores.values[(i * c)..<((i + 1) * c)])
+                if scores.classes == ["attention"] {
+                    measurements.append(("Attention percentile", Double(row[0])))
+                    if let raw = scores.raw, raw.indices.contains(i) { measurements.append(("Attention", Double(raw[i]))) }
+                } else {
+                    measurements += zip(scores.classes, row).map { ("p(\($0))", Double($1)) }
+                    className = row.indices.max { row[$0] < row[$1] }.map { scores.classes[$0] }
+                }
+            }
+            if let label = labels?.labels[i] { measurements.append(("Annotated " + label, 1)) }
+            objects.append(ExportedObject(polygons: ExportedObject.rectangle(x: Double(origin.x), y: Double(origin.y), width: footprint, height: footprint),
+                                          objectType: objectType, className: className, measurements: measurements))
+        }
+        let name = SlideDiscovery.stem(of: slidePath) + ".geojson"
+        try AtomicFile.write(try GeoJSONWriter.encode(objects), to: context.output + "/" + name)
+        return "\(origins.count) tiles" + (tissue ? " and the tissue outline" : "") + " → \(name)"
+    }
+}
