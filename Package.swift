@@ -37,7 +37,8 @@ let package = Package(
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
         .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
                                                  "MIL", "Heatmap", "Imaging", "Storage", "Console", "Concurrency"]),
-        .executableTarget(name: "wsi", dependencies: ["SlideIO", "Tiling", "Console", "NN", "SDMAE", "MIL", "Pipeline", "Storage"]),
+        .executableTarget(name: "wsi", dependencies: ["Annotations", "SlideIO", "Tiling", "Console", "NN", "SDMAE", "MIL", "Heatmap", "Imaging", "Pipeline",
+                                                     "Storage"]),
 
         .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Annotations", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
                                                         "Predict", "MIL", "Heatmap", "Pipeline", "Concurrency"]),

@@ -2,12 +2,28 @@ import Foundation
 
 /// The annotations of one slide, ready to label tiles.
 public struct AnnotationSet: Sendable {
-    public var path: String
-    public var annotations: [Annotation]
+    public let path: String
+    public let annotations: [Annotation]
+    /// Annotations by the `cell`-sized squares their bounds touch, so a tile looks only at the
+    /// few near it (hundreds of regions would otherwise be tested for every grid position).
+    private let buckets: [Int64: [Int]]
+    private static let cell = 1024.0
 
     public init(path: String, annotations: [Annotation]) {
         self.path = path
         self.annotations = annotations
+        var buckets: [Int64: [Int]] = [:]
+        for (index, annotation) in annotations.enumerated() where annotation.className != nil {
+            for key in Self.keys(annotation.bounds) { buckets[key, default: []].append(index) }
+        }
+        self.buckets = buckets
+    }
+
+    private static func keys(_ box: Rect) -> [Int64] {
+        let c0 = Int64((box.minX / cell).rounded(.down)), c1 = Int64((box.maxX / cell).rounded(.down))
+        let r0 = Int64((box.minY / cell).rounded(.down)), r1 = Int64((box.maxY / cell).rounded(.down))
+        guard c1 - c0 < 4096, r1 - r0 < 4096 else { return [Int64.min] }  // an absurd extent: one shared bucket
+        return (r0...r1).flatMap { r in (c0...c1).map { (r << 32) ^ ($0 & 0xFFFF_FFFF) } }
     }
 
     public static func read(path: String) throws -> AnnotationSet {
@@ -35,9 +51,13 @@ public struct AnnotationSet: Sendable {
     /// count once at most: the sum is clamped to 1).
     public func coverage(of rect: Rect) -> [String: Double] {
         var areas: [String: Double] = [:]
-        for annotation in annotations {
-            guard let name = annotation.className, annotation.bounds.intersects(rect) else { continue }
-            areas[name, default: 0] += annotation.area(inside: rect)
+        var seen = Set<Int>()
+        for key in Self.keys(rect) + [Int64.min] {
+            for index in buckets[key] ?? [] where seen.insert(index).inserted {
+                let annotation = annotations[index]
+                guard let name = annotation.className, annotation.bounds.intersects(rect) else { continue }
+                areas[name, default: 0] += annotation.area(inside: rect)
+            }
         }
         return areas.mapValues { min(1, $0 / rect.area) }
     }

@@ -9,8 +9,10 @@ public struct LabelledPatches {
     public let labels: [Int]
     public let classes: [String]
     public let root: String
-    /// The slide each patch came from, for patches labelled by annotations: what splits group by.
-    public let slides: [String]?
+    /// For tiles labelled by annotations, the source splits hold out together: the slide, or when a
+    /// single slide is annotated, blocks of 8 × 8 tiles of it (neighbouring tiles share tissue, so a
+    /// split across them would leak).
+    public let sources: [String]?
 
     public init(root: String) throws {
         self.root = root
@@ -38,28 +40,31 @@ public struct LabelledPatches {
         dataset = PatchDataset(sources: sources)
         self.labels = labels
         classes = folders
-        slides = nil
+        self.sources = nil
     }
 
     /// The labelled tiles of annotated slides: `tilings` pairs a tile stage folder with its slide.
     /// Unlabelled tiles are left out; classes are every class any slide's annotations drew.
     public init(tilings: [(folder: String, slide: String)]) throws {
-        var perSlide: [(dataset: PatchDataset, labels: [String?], slide: String)] = []
+        var perSlide: [(dataset: PatchDataset, labels: [String?], slide: String, blocks: [String])] = []
         var classes = Set<String>()
         for (folder, slide) in tilings {
             let tiling = TilingFolder(folder)
             guard let labelled = try tiling.tileLabels() else { continue }
-            perSlide.append((try tiling.patches(slidePath: slide), labelled.labels, URL(fileURLWithPath: folder).lastPathComponent))
+            let block = max(1.0, try tiling.summary().strideLevel0 * 8)
+            let blocks = try tiling.origins().map { "block-\(Int(Double($0.x) / block))-\(Int(Double($0.y) / block))" }
+            perSlide.append((try tiling.patches(slidePath: slide), labelled.labels, URL(fileURLWithPath: folder).lastPathComponent, blocks))
             classes.formUnion(labelled.classes)
         }
         let names = classes.sorted()
-        var sources: [PatchDataset.Source] = [], labels: [Int] = [], slides: [String] = []
-        for (dataset, tileLabels, slide) in perSlide {
+        let singleSlide = perSlide.filter { $0.labels.contains { $0 != nil } }.count < 2
+        var sources: [PatchDataset.Source] = [], labels: [Int] = [], groups: [String] = []
+        for (dataset, tileLabels, slide, blocks) in perSlide {
             for (i, label) in tileLabels.enumerated() {
                 guard let label, let index = names.firstIndex(of: label) else { continue }
                 sources.append(dataset.sources[i])
                 labels.append(index)
-                slides.append(slide)
+                groups.append(singleSlide ? slide + "/" + blocks[i] : slide)
             }
         }
         let counts = names.indices.map { c in labels.filter { $0 == c }.count }
@@ -71,6 +76,6 @@ public struct LabelledPatches {
         self.labels = labels
         self.classes = names
         root = tilings.first.map { URL(fileURLWithPath: $0.folder).deletingLastPathComponent().path } ?? ""
-        self.slides = slides
+        self.sources = groups
     }
 }

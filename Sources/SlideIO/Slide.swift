@@ -31,6 +31,9 @@ public final class Slide: @unchecked Sendable {
     public let properties: [String: String]
     /// Level-0 pixel size as recorded by the scanner.
     public let micronsPerPixel: MicronsPerPixel?
+    /// Where `micronsPerPixel` came from: `openslide` (the vendor's metadata) or
+    /// `tiff-resolution` (XResolution/YResolution of a TIFF OpenSlide gave none for); nil without one.
+    public let micronsPerPixelSource: String?
     public let objectivePower: Double?
     public let associatedImageNames: [String]
 
@@ -88,14 +91,29 @@ public final class Slide: @unchecked Sendable {
         if let x = properties["openslide.mpp-x"].flatMap(Double.init), let y = properties["openslide.mpp-y"].flatMap(Double.init),
            x > 0, y > 0, x.isFinite, y.isFinite {
             micronsPerPixel = MicronsPerPixel(x: x, y: y)
+            micronsPerPixelSource = "openslide"
+        } else if let resolution = Self.tiffResolution(path) {
+            micronsPerPixel = resolution
+            micronsPerPixelSource = "tiff-resolution"
         } else {
             micronsPerPixel = nil
+            micronsPerPixelSource = nil
         }
         objectivePower = properties["openslide.objective-power"].flatMap(Double.init)
     }
 
     deinit {
         if case let .openslide(handle) = backend { openslide_close(handle) }
+    }
+
+    /// The first directory's resolution tags of a TIFF file, when they give a plausible pixel size
+    /// (0.05–100 µm: scanners and microscopes; the 72 dpi most software writes by default is 353 µm).
+    static func tiffResolution(_ path: String) -> MicronsPerPixel? {
+        guard let head = FileHandle(forReadingAtPath: path)?.readData(ofLength: 4), head.count == 4,
+              head.starts(with: [0x49, 0x49]) || head.starts(with: [0x4D, 0x4D]),
+              let first = try? TIFFDirectoryInfo.read(path: path).first, let mpp = first.micronsPerPixel,
+              (0.05...100).contains(mpp.x), (0.05...100).contains(mpp.y) else { return nil }
+        return MicronsPerPixel(x: mpp.x, y: mpp.y)
     }
 
     /// The level-0 resolution to compute with: the recorded one, else `assumed` (the user knows

@@ -105,9 +105,11 @@ public final class AtomicFile {
 
     /// Lets a library that insists on opening the file itself (HDF5, libpng) write it atomically:
     /// `body` receives the temporary path, and the result is renamed into place only if it returns.
-    public static func produce(_ path: String, _ body: (String) throws -> Void) throws {
+    @discardableResult
+    public static func produce<Result>(_ path: String, _ body: (String) throws -> Result) throws -> Result {
         let file = try AtomicFile(path: path)
-        try body(file.temporaryPath)
+        let result = try body(file.temporaryPath)
         try file.commit()
+        return result
     }
 }

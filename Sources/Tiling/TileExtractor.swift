@@ -55,6 +55,8 @@ public struct TilingSummary: Codable, Equatable, Sendable {
     public var width: Int
     public var height: Int
     public var micronsPerPixel: Double?
+    /// openslide, tiff-resolution or assumed (--assume-mpp); nil when the slide has none.
+    public var micronsPerPixelSource: String?
     public var outputMicronsPerPixel: Double?
     public var patchSize: Int
     public var readLevel: Int
@@ -211,7 +213,8 @@ public struct TileExtractor {
         for case let reason? in rejected.map(\.rejection) { reasons[reason.rawValue, default: 0] += 1 }
         let summary = TilingSummary(
             slide: slidePath, vendor: slide.vendor, width: slide.dimensions.width, height: slide.dimensions.height,
-            micronsPerPixel: mpp, outputMicronsPerPixel: grid.outputMicronsPerPixel,
+            micronsPerPixel: mpp, micronsPerPixelSource: slide.micronsPerPixelSource ?? (mpp == nil ? nil : "assumed"),
+            outputMicronsPerPixel: grid.outputMicronsPerPixel,
             patchSize: options.grid.size, readLevel: grid.readLevel, readSize: grid.readSize, footprintLevel0: grid.footprint,
             strideLevel0: grid.stride, gridTiles: grid.count, tissueTiles: candidates.count, keptTiles: kept.count,
             rejected: reasons, tissueThreshold: options.tissueThreshold, maskThreshold: Int(mask.threshold),

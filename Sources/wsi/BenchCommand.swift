@@ -1,3 +1,4 @@
+import Annotations
 import Foundation
 import NN
 import Pipeline
@@ -25,12 +26,13 @@ struct BenchCommand: Command {
         ])
 
     let name = "bench"
-    let summary = "measure throughput (release build): bench tile | train | embed | mil"
+    let summary = "measure throughput (release build): bench tile | train | embed | mil | tiff"
     var usage: String {
         """
         Usage: wsi bench tile SLIDE... [--runs 5] [options of 'wsi tile']
                wsi bench train|embed [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
                wsi bench mil [--bags 1000] [--tiles 2000] [--width 192] [--epochs 3] [--cache-mb 0]
+               wsi bench tiff [--width 13329] [--height 10701] [--downsample 1] [--compression deflate]
 
         train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
         random images (compute does not depend on content) after one warm-up step, and report the
@@ -49,6 +51,12 @@ struct BenchCommand: Command {
 
         Options of bench mil:
         \(CommandSpec.optionLines(MILBench.spec.options))
+
+        tiff writes a full-resolution RGBA heatmap (or, with jpeg, colours over white) of a random
+        score grid on a slide of the given size as a pyramidal TIFF, and reports time and memory.
+
+        Options of bench tiff:
+        \(CommandSpec.optionLines(TIFFBench.spec.options))
         """
     }
 
@@ -59,9 +67,12 @@ struct BenchCommand: Command {
         if arguments.first == "mil" {
             return try MILBench.run(&arguments)
         }
+        if arguments.first == "tiff" {
+            return try TIFFBench.run(&arguments)
+        }
         let (values, positionals) = try Self.tileSpec.parse(&arguments)
         var inputs = positionals
-        guard inputs.first == "tile" else { throw UsageError("expected 'tile', 'train', 'embed' or 'mil'") }
+        guard inputs.first == "tile" else { throw UsageError("expected 'tile', 'train', 'embed', 'mil' or 'tiff'") }
         inputs.removeFirst()
         guard !inputs.isEmpty else { throw UsageError("expected at least one SLIDE") }
         let runs = values.int("runs") ?? 5
@@ -71,7 +82,9 @@ struct BenchCommand: Command {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         print("slide                              tiles  slide s  mask s  tile s  tiles/s (min..max)")
+        let annotationFiles = try values.string("annotations").map(AnnotationSet.files) ?? []
         for path in inputs {
+            options.annotations = try AnnotationSet.file(for: path, among: annotationFiles).map(AnnotationSet.read)
             var summaries: [TilingSummary] = []
             for run in 0..<runs {
                 summaries.append(try TileExtractor(options: options).run(slidePath: path, outputDirectory: "\(scratch)/\(run)"))

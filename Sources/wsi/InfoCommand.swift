@@ -25,7 +25,7 @@ struct InfoCommand: Command {
                 "levels": slide.levels.map { ["width": $0.width, "height": $0.height, "downsample": $0.downsample] },
                 "associated_images": slide.associatedImageNames,
             ]
-            if let mpp = slide.micronsPerPixel { object["mpp"] = ["x": mpp.x, "y": mpp.y] }
+            if let mpp = slide.micronsPerPixel { object["mpp"] = ["x": mpp.x, "y": mpp.y, "source": slide.micronsPerPixelSource ?? ""] }
             if let power = slide.objectivePower { object["objective_power"] = power }
             if listProperties { object["properties"] = slide.properties }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
@@ -36,7 +36,7 @@ struct InfoCommand: Command {
         print("vendor:     \(slide.vendor)")
         print("dimensions: \(slide.dimensions.width) x \(slide.dimensions.height)")
         if let mpp = slide.micronsPerPixel {
-            print("mpp:        \(mpp.x) x \(mpp.y) µm/px")
+            print("mpp:        \(mpp.x) x \(mpp.y) µm/px (from \(slide.micronsPerPixelSource == "tiff-resolution" ? "the TIFF resolution tags" : "the scanner's metadata"))")
         } else {
             print("mpp:        not recorded")
         }

@@ -54,9 +54,11 @@ final class MILStageTests: XCTestCase {
             XCTAssertEqual(rows.count, predictions.origins.count + 1)
 
             let slidePath = slide.path
-            XCTAssertEqual(try StageFixtures.stageCommand(HeatmapStage.self, [slidePath, "--out", out, "--predictions", out + "/predict-mil"])
-                .run().completed, 1)
+            XCTAssertEqual(try StageFixtures.stageCommand(HeatmapStage.self, [slidePath, "--out", out, "--predictions", out + "/predict-mil",
+                                                                             "--tiff", "--tiff-downsample", "16"]).run().completed, 1)
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/heatmap/\(stem)/heatmap-attention.png"))
+            let overlay = try Slide(path: out + "/heatmap/\(stem)/heatmap-attention.tif")
+            XCTAssertEqual(overlay.levels[0].width, (slide.dimensions.width + 15) / 16, "the slide's grid at downsample 16")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/heatmap/\(stem)/classes.png"), "one score has no class map")
         }
     }

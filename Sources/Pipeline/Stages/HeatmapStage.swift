@@ -1,7 +1,9 @@
 import Foundation
 import Heatmap
+import Imaging
 import Predict
 import SlideIO
+import Storage
 
 /// Heatmap pictures and score grids of one slide.
 struct HeatmapStage: Stage {
@@ -17,11 +19,19 @@ struct HeatmapStage: Stage {
         ParameterSpec("interpolate", .bool, default: .bool(true), help: "blend between tile centres (off: one flat cell per tile)"),
         ParameterSpec("raw", .bool, default: .bool(false), help: "also write grid-<class>.png, the score grid alone"),
         ParameterSpec("thumbnail_size", .int(64...16384), default: .int(1024), placeholder: "PX", help: "long side of the picture"),
+        ParameterSpec("tiff", .bool, default: .bool(false), help: "also write heatmap-<class>.tif, a pyramidal TIFF on the slide's pixel grid"),
+        ParameterSpec("tiff_downsample", .double(1...4096), placeholder: "D",
+                      help: "level-0 pixels per TIFF pixel (default: the tile stride, one pixel per grid cell)"),
+        ParameterSpec("tiff_mode", .choice(HeatmapTIFF.Mode.allCases.map(\.rawValue)), default: .string(HeatmapTIFF.Mode.overSlide.rawValue),
+                      help: "colours blended over the slide, or RGBA (transparent without tissue) for overlays"),
+        ParameterSpec("tiff_compression", .choice(["auto"] + TIFFCompression.allCases.map(\.rawValue)), default: .string("auto"),
+                      help: "auto: jpeg over the slide, deflate for RGBA (JPEG has no alpha)"),
     ]
     static let inputs = [InputSpec("predictions", perSlide: true, help: "the predict or predict-mil stage's folder")]
     static let outputs = [
         OutputSpec("heatmap-<class>.png", "thumbnail with the scores blended in and a colour bar naming class and range"),
         OutputSpec("grid-<class>.npy", "the score grid at tile resolution, NaN where there is no tissue"),
+        OutputSpec("heatmap-<class>.tif", "with tiff: tiled 256², pyramidal, resolution tags in µm when the slide has them; opens in OpenSlide and QuPath"),
         OutputSpec(ClassMap.fileName, "every tile in the colour of its most probable class, with a legend (with two or more classes)"),
     ]
 
@@ -29,6 +39,10 @@ struct HeatmapStage: Stage {
     let classes: [String]
     let rawGrid: Bool
     let thumbnailSize: Int
+    let tiff: Bool
+    let tiffDownsample: Double?
+    let tiffMode: HeatmapTIFF.Mode
+    let tiffCompression: TIFFCompression
 
     init(_ p: StageParameters) throws {
         var style = HeatmapStyle()
@@ -40,6 +54,14 @@ struct HeatmapStage: Stage {
         classes = p.strings("classes")
         rawGrid = p.bool("raw")
         thumbnailSize = p.int("thumbnail_size") ?? 1024
+        tiff = p.bool("tiff")
+        tiffDownsample = p.double("tiff_downsample")
+        tiffMode = p.string("tiff_mode").flatMap(HeatmapTIFF.Mode.init) ?? .overSlide
+        switch p.string("tiff_compression") {
+        case let name? where name != "auto": tiffCompression = TIFFCompression(rawValue: name) ?? .jpeg
+        default: tiffCompression = tiffMode == .rgba ? .deflate : .jpeg
+        }
+        if tiffMode == .rgba, tiffCompression == .jpeg { throw StageError.invalid("tiff_mode rgba needs tiff_compression deflate: JPEG has no alpha") }
     }
 
     func run(_ context: StageContext) throws -> String {
@@ -56,10 +78,37 @@ struct HeatmapStage: Stage {
         let thumbnail = try Slide(path: slide).thumbnail(maxSize: thumbnailSize)
         try SlideHeatmaps.write(predictions, source: directory + "/" + PredictionFiles.hdf5, thumbnail: thumbnail, classes: classes,
                                 style: style, rawGrid: rawGrid, to: context.output)
-        let drawn = "\((classes.isEmpty ? predictions.classes : classes).count) heatmap(s)"
+        var drawn = "\((classes.isEmpty ? predictions.classes : classes).count) heatmap(s)"
+        if tiff {
+            let opened = try Slide(path: slide)
+            let downsample = tiffDownsample ?? predictions.stride
+            for className in classes.isEmpty ? predictions.classes : classes {
+                let grid = ScoreGrid(origins: predictions.origins, scores: try predictions.scores(of: className, path: directory),
+                                     footprint: predictions.footprint, stride: predictions.stride,
+                                     slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight)
+                let levels = try AtomicFile.produce(context.output + "/heatmap-\(SlideHeatmaps.fileStem(className)).tif") { temporary in
+                    try HeatmapTIFF.write(grid: grid, style: style, slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight,
+                                          downsample: downsample, mode: tiffMode, compression: tiffCompression,
+                                          micronsPerPixel: opened.micronsPerPixel?.mean, title: className, to: temporary) { x0, y0, width, rows, scale in
+                        try Self.band(of: opened, x0: x0, y0: y0, width: width, rows: rows, scale: scale)
+                    }
+                }
+                drawn += ", \(className).tif \(levels.count) levels from \(levels[0].width)×\(levels[0].height)"
+            }
+        }
         guard predictions.classes.count > 1 else { return drawn }  // one score (attention) has no classes to map
         try ClassMap.render(predictions, thumbnail: thumbnail, alpha: style.alpha).write(to: context.output + "/" + ClassMap.fileName)
         return drawn + " and a class map"
+    }
+
+    /// The slide's pixels under a band of a TIFF level that has `scale` level-0 pixels per pixel.
+    static func band(of slide: Slide, x0: Int, y0: Int, width: Int, rows: Int, scale: Double) throws -> RGBImage {
+        let level = slide.bestLevel(forDownsample: scale)
+        let levelScale = slide.levels[level].downsample
+        let regionWidth = max(1, Int((Double(width) * scale / levelScale).rounded(.up)))
+        let regionHeight = max(1, Int((Double(rows) * scale / levelScale).rounded(.up)))
+        let region = try slide.readRegion(x: x0, y: y0, level: level, width: regionWidth, height: regionHeight)
+        return region.width == width && region.height == rows ? region : region.resized(width: width, height: rows)
     }
 
     static func report(_ location: StageOutputLocation) -> ReportPart {

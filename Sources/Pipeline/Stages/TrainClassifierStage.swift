@@ -23,7 +23,8 @@ struct TrainClassifierStage: Stage {
     static let inputs = [
         InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file"),
         InputSpec("tiles", required: false, perSlide: true,
-                  help: "the tile stage's folder, tiled with annotations: its labelled tiles train the probe, held out by slide"),
+                  help: "the tile stage's folder, tiled with annotations: its labelled tiles train the probe, held out by slide "
+                  + "(by blocks of 8 × 8 tiles when one slide is annotated)"),
     ]
     static let classifierName = "classifier.safetensors"
     static let metricsName = "metrics.json"
@@ -57,13 +58,13 @@ struct TrainClassifierStage: Stage {
             patches = try LabelledPatches(tilings: tiles.map { folder in
                 (folder: folder, slide: slides[URL(fileURLWithPath: folder).lastPathComponent] ?? (try? TilingFolder(folder).summary().slide) ?? "")
             })
-            groups = patches.slides ?? []
+            groups = patches.sources ?? []
         } else {
             guard let labelled else { throw StageError.invalid("labelled is required (or the tiles input of annotated slides)") }
             patches = try LabelledPatches(root: labelled)
             groups = try patches.groups(by: rule)
         }
-        let result = try ClassifierTraining.run(model: model, patches: patches, groups: groups, crops: crops && patches.slides == nil,
+        let result = try ClassifierTraining.run(model: model, patches: patches, groups: groups, crops: crops && patches.sources == nil,
                                                 validationFraction: validationFraction,
                                                 seed: settings.seed, settings: settings, showProgress: context.showProgress)
         try result.probe.write(to: context.output + "/" + Self.classifierName, metadata: ["encoder_width": String(model.config.width)])

@@ -1,0 +1,53 @@
+import Foundation
+import Heatmap
+import Imaging
+import NN
+import Pipeline
+
+/// `wsi bench tiff`: writing a full-resolution heatmap TIFF of a large slide (a random score
+/// grid: the pixels cost the same whatever the scores), for time and peak memory.
+enum TIFFBench {
+    static let spec = CommandSpec(
+        name: "bench tiff", summary: "pyramidal heatmap TIFF writing", synopsis: "[options]",
+        options: [
+            ParameterSpec("width", .int(256...1_000_000), default: .int(13329), manifest: false, help: "slide width, level-0 pixels"),
+            ParameterSpec("height", .int(256...1_000_000), default: .int(10701), manifest: false, help: "slide height"),
+            ParameterSpec("downsample", .double(1...4096), default: .double(1), manifest: false, help: "level-0 pixels per TIFF pixel"),
+            ParameterSpec("compression", .choice(TIFFCompression.allCases.map(\.rawValue)), default: .string("deflate"), manifest: false,
+                          help: "RGBA needs deflate; jpeg writes the colours over white"),
+            ParameterSpec("runs", .int(1...100), default: .int(3), manifest: false, help: "repetitions"),
+        ])
+
+    static func run(_ arguments: inout Arguments) throws -> Int32 {
+        let (values, what) = try spec.parse(&arguments)
+        guard what == ["tiff"] else { throw UsageError("expected 'bench tiff'") }
+        let width = values.int("width") ?? 13329, height = values.int("height") ?? 10701
+        let downsample = values.double("downsample") ?? 1
+        let compression = values.string("compression").flatMap(TIFFCompression.init) ?? .deflate
+        let stride = 256.0
+        let columns = Int((Double(width) / stride).rounded(.up)), rows = Int((Double(height) / stride).rounded(.up))
+        var generator = SeededGenerator(seed: 3)
+        // Two thirds of the cells on tissue, as on a typical section.
+        let grid = ScoreGrid(columns: columns, rows: rows, cellSize: stride,
+                             values: (0..<(columns * rows)).map { _ in generator.uniform() < 0.67 ? generator.uniform() : .nan })
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-\(getpid()).tif").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var seconds: [Double] = []
+        var levels: [(width: Int, height: Int)] = []
+        for _ in 0..<(values.int("runs") ?? 3) {
+            let start = Date()
+            levels = try HeatmapTIFF.write(grid: grid, style: HeatmapStyle(), slideWidth: width, slideHeight: height, downsample: downsample,
+                                           mode: compression == .jpeg ? .overSlide : .rgba, compression: compression, micronsPerPixel: 0.25,
+                                           title: "bench", to: path, background: nil)
+            seconds.append(Date().timeIntervalSince(start))
+        }
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.doubleValue ?? 0
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(String(format: "heatmap TIFF %d×%d (%@, %d levels, %.1f MiB): median %.2f s (%.1f Mpx/s over all levels), peak resident memory %.1f MiB",
+                     levels.first?.width ?? 0, levels.first?.height ?? 0, compression.rawValue, levels.count, size / 1_048_576,
+                     BenchCommand.median(seconds), Double(levels.map { $0.width * $0.height }.reduce(0, +)) / BenchCommand.median(seconds) / 1e6,
+                     Double(usage.ru_maxrss) / 1024))
+        return 0
+    }
+}
