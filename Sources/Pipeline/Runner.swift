@@ -227,6 +227,12 @@ public final class PipelineRunner: @unchecked Sendable {
                 }
             }
         }
+        // Files named by parameters (labels tables, annotations, labelled patches) are inputs too:
+        // editing one redoes the work that read it.
+        for spec in entry.type.parameters {
+            guard case .path = spec.type, let path = entry.parameters.string(spec.name) else { continue }
+            fingerprint.append("\(spec.name)=file:\(path):\(contentTime(path))")
+        }
         let parametersHash = String(fnv1a(entry.type.kind + ";" + entry.parameters.fingerprint(of: entry.type.parameters.filter(\.inManifest).map(\.name))), radix: 16)
         let inputKey = String(fnv1a(fingerprint.joined(separator: ";")), radix: 16)
         let final = outputFolder(entry, slide: slide)

@@ -138,6 +138,16 @@ func modificationTime(_ path: String) -> Double {
     ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
 }
 
+/// The latest change to `path` or, for a folder, to anything directly inside it (a file edited in
+/// place does not touch its folder's time).
+func contentTime(_ path: String) -> Double {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return 0 }
+    guard isDirectory.boolValue else { return modificationTime(path) }
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+    return names.map { modificationTime(path + "/" + $0) }.reduce(modificationTime(path), max)
+}
+
 /// HTML text escaping for report parts.
 func escapeHTML(_ text: String) -> String {
     text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")

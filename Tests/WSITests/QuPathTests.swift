@@ -140,6 +140,25 @@ final class QuPathTests: XCTestCase {
         }
     }
 
+    /// The review loop: correcting the annotations and running again redoes the tiling.
+    func testEditedAnnotationsRedoTheTiling() throws {
+        let dir = TestData.scratchDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/annotations", withIntermediateDirectories: true)
+        func annotate(_ name: String) throws {
+            try write("[{\"type\": \"Feature\", \"geometry\": {\"type\": \"Polygon\", \"coordinates\": [[[0,0],[1200,0],[1200,1500],[0,1500],[0,0]]]}, "
+                      + "\"properties\": {\"classification\": {\"name\": \"\(name)\"}}}]", dir + "/annotations/CMU-1-Small-Region.geojson")
+        }
+        let command = [TestData.cmuSVS, "--out", dir + "/out", "--format", "none", "--annotations", dir + "/annotations"]
+        try annotate("Tumor")
+        XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, command).run().completed, 1)
+        XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, command).run().upToDate, 1)
+        try annotate("Stroma")
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(5)],
+                                              ofItemAtPath: dir + "/annotations/CMU-1-Small-Region.geojson")
+        XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, command).run().completed, 1, "the edit is seen")
+        XCTAssertEqual(try TilingFolder(dir + "/out/tile/CMU-1-Small-Region").tileLabels()?.classes, ["Stroma"])
+    }
+
     func testAnnotationFileWithoutItsSlideIsNamed() throws {
         let dir = TestData.scratchDirectory()
         try FileManager.default.createDirectory(atPath: dir + "/annotations", withIntermediateDirectories: true)
