@@ -19,6 +19,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // oneDNN's Debian package ships no pkg-config file; its headers and library are on the default paths.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         .target(name: "Console"),
@@ -30,13 +32,13 @@ let package = Package(
         .target(name: "Tissue", dependencies: ["SlideIO", "Imaging", "Annotations"]),
         .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Annotations", "Imaging", "Storage", "Console", "Concurrency"]),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
-        .target(name: "NN", dependencies: ["COpenBLAS", "CKernels"]),
+        .target(name: "NN", dependencies: ["COpenBLAS", "CDNNL", "CKernels"]),
         .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
         .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage"]),
         .target(name: "MIL", dependencies: ["NN", "Predict", "Storage", "Console"]),
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
         .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
-                                                 "MIL", "Heatmap", "Imaging", "Storage", "Console", "Concurrency"]),
+                                                 "MIL", "Heatmap", "NN", "Imaging", "Storage", "Console", "Concurrency"]),
         .executableTarget(name: "wsi", dependencies: ["Annotations", "SlideIO", "Tiling", "Console", "NN", "SDMAE", "MIL", "Heatmap", "Imaging", "Pipeline",
                                                      "Storage"]),
 

@@ -187,3 +187,31 @@ void ck_gated_forward(const float *u, const float *v, float *t, float *g, float 
 void ck_gated_backward(const float *t, const float *g, const float *da, float *du, float *dv, size_t n) { DISPATCH(gated_backward, t, g, da, du, dv, n) }
 void ck_relu_forward(const float *x, float *y, size_t n) { DISPATCH(relu_forward, x, y, n) }
 void ck_relu_backward(const float *y, const float *dy, float *dx, size_t n) { DISPATCH(relu_backward, y, dy, dx, n) }
+
+/* float → bfloat16 bits, rounding to nearest even (NaN kept quiet): what AVX-512 BF16's
+   vcvtneps2bf16 computes, written so the compiler vectorises it. */
+#define TO_BF16(SUFFIX, ATTRIBUTE)                                                                  \
+    ATTRIBUTE static void to_bf16_##SUFFIX(const float *x, uint16_t *y, size_t n) {                 \
+        for (size_t i = 0; i < n; i++) {                                                             \
+            uint32_t bits;                                                                           \
+            memcpy(&bits, &x[i], 4);                                                                 \
+            uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;                         \
+            int nan = (bits & 0x7FFFFFFFu) > 0x7F800000u;                                            \
+            y[i] = (uint16_t)(nan ? ((bits >> 16) | 0x40u) : rounded);                               \
+        }                                                                                            \
+    }
+TO_BF16(baseline, )
+#if defined(__x86_64__)
+TO_BF16(avx2, __attribute__((target("avx2,fma"))))
+TO_BF16(avx512, __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma"))))
+#endif
+void ck_to_bf16(const float *x, uint16_t *y, size_t n) { DISPATCH(to_bf16, x, y, n) }
+
+int ck_supports_bf16(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}

@@ -14,6 +14,16 @@ public final class Linear {
     private var input: UnsafePointer<Float>?
     private var rows = 0
 
+    /// Inference only: in bf16 the forward product runs on bfloat16 copies of the input and of
+    /// the weights (converted when the precision is set: set it again after changing weights).
+    /// Training keeps fp32.
+    public var precision = Precision.fp32 {
+        didSet { refreshLowPrecisionWeights() }
+    }
+    private var weightBF16: [UInt16] = []
+    private var inputBF16 = UnsafeMutableBufferPointer<UInt16>(start: nil, count: 0)
+    private lazy var product = BF16Product(inputs: inputs, outputs: outputs, hasBias: bias != nil)
+
     /// `weightShape` names the checkpoint layout when it is not [out, in] (a conv-style patch
     /// embedding [D, 3, P, P] is the same matrix when patches are flattened channel-first).
     public init(_ name: String, inputs: Int, outputs: Int, bias: Bool = true, weightShape: [Int]? = nil) {
@@ -24,7 +34,28 @@ public final class Linear {
         self.bias = bias ? Parameter(name + ".bias", shape: [outputs]) : nil
     }
 
+    deinit { inputBF16.deallocate() }
+
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
+
+    /// Re-rounds the bfloat16 weights from the fp32 master weights.
+    public func refreshLowPrecisionWeights() {
+        guard precision == .bf16 else { weightBF16 = []; return }
+        weightBF16 = [UInt16](repeating: 0, count: weight.count)
+        weightBF16.withUnsafeMutableBufferPointer { convertToBF16(weight.value.pointer, $0.baseAddress!, count: weight.count) }
+    }
+
+    private func forwardBF16(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
+        if inputBF16.count < rows * inputs {
+            inputBF16.deallocate()
+            inputBF16 = .allocate(capacity: rows * inputs)
+        }
+        let converted = inputBF16.baseAddress!
+        convertToBF16(x, converted, count: rows * inputs)
+        weightBF16.withUnsafeBufferPointer { w in
+            product.run(rows: rows, x: converted, weight: w.baseAddress!, bias: bias.map { UnsafePointer($0.value.pointer) }, y: y)
+        }
+    }
 
     /// `x` must stay unchanged until `backward` (it is cached by reference, as in llm.c).
     @discardableResult
@@ -33,6 +64,10 @@ public final class Linear {
         input = x
         output.reserve(rows * outputs)
         let y = output.pointer
+        if precision == .bf16, rows > 0 {
+            forwardBF16(x, rows: rows, into: y)
+            return y
+        }
         let (inputs, outputs, w, b) = (inputs, outputs, weight.value.pointer, bias?.value.pointer)
         Parallel.forChunks(rows, grain: 8) { range in
             if let b {

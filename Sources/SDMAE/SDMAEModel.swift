@@ -59,6 +59,16 @@ public final class SDMAEModel {
     /// Teacher centre [K]; a buffer, not trained.
     public var center: [Float]
 
+    /// Arithmetic of the encoder's and decoder's matrix products at inference (`features`,
+    /// reconstruction pictures). Training runs in fp32 whatever this says; set it again after
+    /// loading other weights.
+    public var precision = Precision.fp32 {
+        didSet {
+            let layers = [patchEmbed, decoderEmbed, decoderPred] + (blocks + decoderBlocks).flatMap { [$0.qkv, $0.projection, $0.fc1, $0.fc2] }
+            for layer in layers { layer.precision = precision }
+        }
+    }
+
     // Activations, kept between forward and backward.
     private let patches = Buffer(count: 0)
     private let encoderInput = Buffer(count: 0)

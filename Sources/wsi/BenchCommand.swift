@@ -23,6 +23,8 @@ struct BenchCommand: Command {
             ParameterSpec("batch", .int(1...4096), default: .int(64), manifest: false, help: "batch size"),
             ParameterSpec("mask_ratio", .double(0...0.99), default: .double(0.75), manifest: false, help: "fraction of tokens hidden (train)"),
             ParameterSpec("steps", .int(1...1000), default: .int(6), manifest: false, help: "timed steps after one warm-up step"),
+            ParameterSpec("precision", .choice(Precision.allCases.map(\.rawValue)), default: .string("fp32"), manifest: false,
+                          help: "matrix-product arithmetic of embed (training is fp32)"),
         ])
 
     let name = "bench"
@@ -121,6 +123,9 @@ enum ModelBench {
         let steps = values.int("steps") ?? 6
         guard what.count == 1 else { throw UsageError("expected 'train' or 'embed'") }
         let model = SDMAEModel(config: config, seed: 0)
+        let (precision, notice) = Precision.resolve(values.string("precision").flatMap(Precision.init) ?? .fp32)
+        if let notice { print(notice) }
+        if what[0] == "embed" { model.precision = precision }
         var generator = SeededGenerator(seed: 1)
         let images = (0..<(batch * 3 * config.imageSize * config.imageSize)).map { _ in generator.uniform() }
         let optimiser = AdamW(parameters: model.parameters, learningRate: 1e-4)
@@ -139,8 +144,8 @@ enum ModelBench {
             }
             if step > 0 { rates.append(Double(batch) / Date().timeIntervalSince(start)) }
         }
-        print(String(format: "%@ %@ batch %d mask %.2f: median %.1f img/s (min %.1f, max %.1f) over %d steps",
-                     what[0], presetName, batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps))
+        print(String(format: "%@ %@ %@ batch %d mask %.2f: median %.1f img/s (min %.1f, max %.1f) over %d steps",
+                     what[0], presetName, what[0] == "embed" ? precision.rawValue : "fp32", batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps))
         return 0
     }
 }

@@ -344,7 +344,7 @@ final class FeatureBagTests: XCTestCase {
         XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, [TestData.cmuSVS, "--out", dir + "/out", "--size", "256", "--format", "shard"])
             .run().completed, 1)
         XCTAssertEqual(try StageFixtures.stageCommand(FeaturesStage.self, [TestData.cmuSVS, "--out", dir + "/out", "--tiles", dir + "/out/tile",
-                                                                          "--checkpoint", checkpoint, "--batch", "7"]).run().completed, 1)
+                                                                          "--checkpoint", checkpoint, "--batch", "7", "--precision", "fp32"]).run().completed, 1)
 
         let bag = try HDF5Reader(path: dir + "/out/features/CMU-1-Small-Region/" + FeaturesStage.fileName)
         let features = try bag.floatMatrix("features"), coords = try bag.int64Matrix("coords")

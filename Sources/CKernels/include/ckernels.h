@@ -1,6 +1,7 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 
 /* Elementwise kernels of the NN layers. Each picks, once, the widest vector code the CPU runs
    (AVX-512, AVX2+FMA, or baseline SSE2) so one binary is fast and portable. */
@@ -19,6 +20,11 @@ void ck_gated_backward(const float *t, const float *g, const float *da, float *d
 /* y = max(0, x); dx = dy where y > 0, else 0. */
 void ck_relu_forward(const float *x, float *y, size_t n);
 void ck_relu_backward(const float *y, const float *dy, float *dx, size_t n);
+
+/* float → bfloat16 bits, round to nearest even. */
+void ck_to_bf16(const float *x, uint16_t *y, size_t n);
+/* Whether the CPU computes bfloat16 products natively (AVX-512 BF16). */
+int ck_supports_bf16(void);
 
 /* Instruction sets, for tests: 0 baseline, 1 AVX2+FMA, 2 AVX-512. */
 int ck_supports(int level);

@@ -1,4 +1,5 @@
 import Foundation
+import NN
 import SDMAE
 import Storage
 import Tiling
@@ -8,7 +9,7 @@ struct FeaturesStage: Stage {
     static let kind = "features"
     static let scope = StageScope.perSlide
     static let summary = "encoder features of every kept tile, as an HDF5 bag in the CLAM/TRIDENT layout"
-    static let parameters = [ParameterSpec("batch", .int(1...4096), default: .int(64), help: "encoder batch size")]
+    static let parameters = [ParameterSpec("batch", .int(1...4096), default: .int(64), help: "encoder batch size"), InferencePrecision.parameter]
     static let inputs = [
         InputSpec("tiles", perSlide: true, help: "the tile stage's folder"),
         InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file"),
@@ -22,10 +23,12 @@ struct FeaturesStage: Stage {
                                        "mpp_level0", "target_mpp"]
 
     let batch: Int
+    let precision: Precision
     private let cache = LoadedOnce<SDMAEModel>()
 
     init(_ p: StageParameters) throws {
         batch = p.int("batch") ?? 64
+        precision = InferencePrecision.resolve(p)
     }
 
     func run(_ context: StageContext) throws -> String {
@@ -34,7 +37,12 @@ struct FeaturesStage: Stage {
         let slide = try context.requireSlide()
         let origins = try folder.origins()
         let dataset = try folder.patches(slidePath: slide)
-        return try cache.with(files: [checkpoint], load: { try SDMAEModel.load(path: checkpoint) }) { model in
+        let load = {
+            let model = try SDMAEModel.load(path: checkpoint)
+            model.precision = precision
+            return model
+        }
+        return try cache.with(files: [checkpoint], load: load) { model in
             var extractor = FeatureExtractor(model: model)
             extractor.batchSize = batch
             extractor.showProgress = context.showProgress

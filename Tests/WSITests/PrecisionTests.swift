@@ -1,0 +1,54 @@
+import CKernels
+import Foundation
+import NN
+import SDMAE
+import Tiling
+import XCTest
+
+/// bf16 inference against fp32 on the same weights and real patches (skipped where the CPU has
+/// no AVX-512 BF16, where bf16 is not offered).
+final class PrecisionTests: XCTestCase {
+    func testBF16RoundingMatchesTheHardwareRule() {
+        let values: [Float] = [1, -2.5, 1 + 0x1p-8, 1 + 0x1p-7 + 0x1p-8 + 0x1p-10, .infinity, 3.0e38, 1e-40]
+        var bits = [UInt16](repeating: 0, count: values.count)
+        ck_to_bf16(values, &bits, values.count)
+        // Round to nearest, ties to even, on the upper 16 bits.
+        XCTAssertEqual(bits[0], 0x3F80)
+        XCTAssertEqual(bits[1], 0xC020)
+        XCTAssertEqual(bits[2], 0x3F80, "a tie rounds to the even neighbour")
+        XCTAssertEqual(bits[3], 0x3F82, "above the tie rounds up")
+        XCTAssertEqual(bits[4], 0x7F80)
+        var nan = [UInt16](repeating: 0, count: 1)
+        ck_to_bf16([Float.nan], &nan, 1)
+        XCTAssertTrue(nan[0] & 0x7F80 == 0x7F80 && nan[0] & 0x7F != 0, "NaN stays NaN")
+    }
+
+    func testBF16FeaturesFollowFP32OnRealPatches() throws {
+        try XCTSkipUnless(Precision.bf16Available, "no AVX-512 BF16 on this CPU")
+        let model = SDMAEModel(config: try XCTUnwrap(SDMAEConfig.preset(named: "tiny96")), seed: 4)
+        // The CMU-1 section cut into 96-px tiles at 0.5 µm/px: a few hundred real patches.
+        let folder = TestData.scratchDirectory()
+        var options = TilingOptions(grid: TileGridSpec(resolution: .micronsPerPixel(0.5), size: 96, overlap: 0))
+        options.format = .shard
+        options.showProgress = false
+        try TileExtractor(options: options).run(slidePath: TestData.cmuSVS, outputDirectory: folder)
+        let dataset = try TilingFolder(folder).patches(slidePath: TestData.cmuSVS)
+        XCTAssertGreaterThan(dataset.count, 100)
+        let reference = try FeatureExtractor(model: model).run(dataset)
+        model.precision = .bf16
+        let low = try FeatureExtractor(model: model).run(dataset)
+        model.precision = .fp32
+        XCTAssertEqual(try FeatureExtractor(model: model).run(dataset), reference, "fp32 is untouched by a bf16 pass")
+        let d = model.config.width
+        var cosines: [Double] = []
+        for i in 0..<dataset.count {
+            let a = reference[(i * d)..<((i + 1) * d)].map(Double.init), b = low[(i * d)..<((i + 1) * d)].map(Double.init)
+            let dot = zip(a, b).map(*).reduce(0, +)
+            cosines.append(dot / ((a.map { $0 * $0 }.reduce(0, +)).squareRoot() * (b.map { $0 * $0 }.reduce(0, +)).squareRoot()))
+        }
+        let mean = cosines.reduce(0, +) / Double(cosines.count)
+        XCTAssertGreaterThanOrEqual(mean, 0.999, "mean cosine \(mean)")
+        XCTAssertGreaterThanOrEqual(cosines.min() ?? 0, 0.995, "min cosine \(cosines.min() ?? 0)")
+        print(String(format: "bf16 vs fp32 features on %d real patches: mean cosine %.6f, min %.6f", cosines.count, mean, cosines.min() ?? 0))
+    }
+}
