@@ -56,6 +56,35 @@ fail:
     return NULL;
 }
 
+/* C[M,N] (f32) = A[M,K] (bf16) · B[K,N] (bf16) with every matrix addressed by (row, column)
+   strides in elements, so heads inside packed q|k|v rows are used where they lie. */
+static inline cdnnl_matmul *cdnnl_matmul_create_strided(int64_t m, int64_t k, int64_t n, int64_t a_row, int64_t a_col,
+                                                        int64_t b_row, int64_t b_col, int64_t c_row, int64_t c_col) {
+    cdnnl_matmul *mm = calloc(1, sizeof(cdnnl_matmul));
+    if (!mm) return NULL;
+    if (dnnl_engine_create(&mm->engine, dnnl_cpu, 0) != dnnl_success) { free(mm); return NULL; }
+    if (dnnl_stream_create(&mm->stream, mm->engine, dnnl_stream_default_flags) != dnnl_success) goto fail;
+    dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n};
+    dnnl_dims_t as = {a_row, a_col}, bs = {b_row, b_col}, cs = {c_row, c_col};
+    dnnl_status_t s = dnnl_memory_desc_init_by_strides(&mm->a, 2, ad, dnnl_bf16, as);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_strides(&mm->b, 2, bd, dnnl_bf16, bs);
+    if (s == dnnl_success) s = dnnl_memory_desc_init_by_strides(&mm->c, 2, cd, dnnl_f32, cs);
+    if (s != dnnl_success) goto fail;
+    dnnl_matmul_desc_t desc;
+    if (dnnl_matmul_desc_init(&desc, &mm->a, &mm->b, NULL, &mm->c) != dnnl_success) goto fail;
+    dnnl_primitive_desc_t pd;
+    if (dnnl_primitive_desc_create(&pd, &desc, NULL, mm->engine, NULL) != dnnl_success) goto fail;
+    s = dnnl_primitive_create(&mm->primitive, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (s != dnnl_success) goto fail;
+    return mm;
+fail:
+    if (mm->stream) dnnl_stream_destroy(mm->stream);
+    dnnl_engine_destroy(mm->engine);
+    free(mm);
+    return NULL;
+}
+
 /* a, b: bf16 bits (uint16); c and bias f32. Returns 1 on success. */
 static inline int cdnnl_matmul_run(cdnnl_matmul *mm, const uint16_t *a, const uint16_t *b, const float *bias, float *c) {
     dnnl_memory_t am, bm, cm, biasm = NULL;

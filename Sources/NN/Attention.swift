@@ -1,3 +1,5 @@
+import CDNNL
+import CKernels
 import Foundation
 
 /// Multi-head self-attention core on a packed qkv tensor [batch·tokens, 3·width] whose rows hold
@@ -18,12 +20,27 @@ public final class Attention {
     private var batch = 0
     private var tokens = 0
 
+    /// Inference only, as `Linear.precision`: bf16 runs both products per head on bfloat16
+    /// operands (scores, softmax and accumulation in fp32).
+    public var precision = Precision.fp32
+    private var qkvBF16 = UnsafeMutableBufferPointer<UInt16>(start: nil, count: 0)
+    /// Per thread: the probabilities of one head as bfloat16, and the two products for `tokens`.
+    private var probabilitiesBF16 = UnsafeMutableBufferPointer<UInt16>(start: nil, count: 0)
+    private var products: [(scores: UnsafeMutablePointer<cdnnl_matmul>, values: UnsafeMutablePointer<cdnnl_matmul>)] = []
+    private var productTokens = 0
+
     public init(width: Int, heads: Int) {
         precondition(width % heads == 0, "width \(width) is not divisible by \(heads) heads")
         self.width = width
         self.heads = heads
         headWidth = width / heads
         scale = 1 / Float(headWidth).squareRoot()
+    }
+
+    deinit {
+        qkvBF16.deallocate()
+        probabilitiesBF16.deallocate()
+        for pair in products { cdnnl_matmul_destroy(pair.scores); cdnnl_matmul_destroy(pair.values) }
     }
 
     @discardableResult
@@ -34,6 +51,10 @@ public final class Attention {
         let n = tokens, ld = 3 * width
         output.reserve(batch * n * width)
         probabilities.reserve(batch * heads * n * n)
+        if precision == .bf16, batch > 0, n > 0 {
+            forwardBF16(qkv, batch: batch, tokens: n)
+            return output.pointer
+        }
         let (heads, headWidth, width, scale, out, probabilities) = (heads, headWidth, width, scale, output.pointer, probabilities.pointer)
         Parallel.forChunks(batch * heads) { pairs in
             for pair in pairs {
@@ -46,6 +67,50 @@ public final class Attention {
             }
         }
         return output.pointer
+    }
+
+    private func forwardBF16(_ qkv: UnsafePointer<Float>, batch: Int, tokens n: Int) {
+        _ = BF16Product.singleThreaded
+        let ld = 3 * width, threads = Parallel.threads
+        if qkvBF16.count < batch * n * ld {
+            qkvBF16.deallocate()
+            qkvBF16 = .allocate(capacity: batch * n * ld)
+        }
+        if productTokens != n {
+            for pair in products { cdnnl_matmul_destroy(pair.scores); cdnnl_matmul_destroy(pair.values) }
+            probabilitiesBF16.deallocate()
+            probabilitiesBF16 = .allocate(capacity: threads * n * n)
+            let d = Int64(self.headWidth), tokens = Int64(n), stride = Int64(ld), rowStride = Int64(self.width)
+            products = (0..<threads).map { _ in
+                // S[n,n] = Q[n,d]·Kᵀ (K read transposed in place), O[n,d] = P[n,n]·V[n,d] into the output rows.
+                guard let scores = cdnnl_matmul_create_strided(tokens, d, tokens, stride, 1, 1, stride, tokens, 1),
+                      let values = cdnnl_matmul_create_strided(tokens, tokens, d, tokens, 1, stride, 1, rowStride, 1) else {
+                    preconditionFailure("oneDNN refused the attention products of \(n) tokens × \(d)")
+                }
+                return (scores, values)
+            }
+            productTokens = n
+        }
+        let converted = qkvBF16.baseAddress!, scratch = probabilitiesBF16.baseAddress!
+        convertToBF16(qkv, converted, count: batch * n * ld)
+        let (heads, headWidth, width, scale, out, probabilities) = (heads, headWidth, width, scale, output.pointer, probabilities.pointer)
+        let work = UncheckedProducts(products)
+        Parallel.forChunksIndexed(batch * heads) { thread, pairs in
+            let (scores, values) = work.values[thread]
+            let p16 = scratch + thread * n * n
+            for pair in pairs {
+                let b = pair / heads, h = pair % heads
+                let q = converted + b * n * ld + h * headWidth, k = q + width, v = q + 2 * width
+                let a = probabilities + pair * n * n
+                guard cdnnl_matmul_run(scores, q, k, nil, a) == 1 else { preconditionFailure("oneDNN attention scores failed") }
+                for i in 0..<(n * n) { a[i] *= scale }
+                softmaxRowsInPlace(a, rows: n, count: n)
+                ck_to_bf16(a, p16, n * n)
+                guard cdnnl_matmul_run(values, p16, v, nil, out + b * n * width + h * headWidth) == 1 else {
+                    preconditionFailure("oneDNN attention values failed")
+                }
+            }
+        }
     }
 
     /// Returns d(qkv) [batch·tokens, 3·width].
@@ -80,4 +145,10 @@ public final class Attention {
         }
         return inputGradient.pointer
     }
+}
+
+/// Each thread uses only its own pair of products inside the parallel region.
+private struct UncheckedProducts: @unchecked Sendable {
+    let values: [(scores: UnsafeMutablePointer<cdnnl_matmul>, values: UnsafeMutablePointer<cdnnl_matmul>)]
+    init(_ values: [(scores: UnsafeMutablePointer<cdnnl_matmul>, values: UnsafeMutablePointer<cdnnl_matmul>)]) { self.values = values }
 }

@@ -28,7 +28,7 @@ final class BF16Product {
     private let inputs: Int
     private let outputs: Int
     private let hasBias: Bool
-    private static let singleThreaded: Void = cdnnl_single_threaded()
+    static let singleThreaded: Void = cdnnl_single_threaded()
 
     init(inputs: Int, outputs: Int, hasBias: Bool) {
         self.inputs = inputs

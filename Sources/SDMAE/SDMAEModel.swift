@@ -66,6 +66,7 @@ public final class SDMAEModel {
         didSet {
             let layers = [patchEmbed, decoderEmbed, decoderPred] + (blocks + decoderBlocks).flatMap { [$0.qkv, $0.projection, $0.fc1, $0.fc2] }
             for layer in layers { layer.precision = precision }
+            for block in blocks + decoderBlocks { block.attention.precision = precision }
         }
     }
 

@@ -52,3 +52,24 @@ final class PrecisionTests: XCTestCase {
         print(String(format: "bf16 vs fp32 features on %d real patches: mean cosine %.6f, min %.6f", cosines.count, mean, cosines.min() ?? 0))
     }
 }
+
+/// The bf16 attention reads heads in place from the packed q|k|v rows: its strides are checked
+/// against the fp32 products.
+final class AttentionPrecisionTests: XCTestCase {
+    func testBF16AttentionFollowsFP32() throws {
+        try XCTSkipUnless(Precision.bf16Available, "no AVX-512 BF16 on this CPU")
+        var generator = SeededGenerator(seed: 12)
+        let (batch, tokens, width, heads) = (3, 37, 48, 3)
+        let qkv = (0..<(batch * tokens * 3 * width)).map { _ in generator.normal() }
+        let attention = Attention(width: width, heads: heads)
+        let reference = qkv.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: attention.forward($0.baseAddress!, batch: batch, tokens: tokens),
+                                                                                    count: batch * tokens * width)) }
+        attention.precision = .bf16
+        let low = qkv.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: attention.forward($0.baseAddress!, batch: batch, tokens: tokens),
+                                                                              count: batch * tokens * width)) }
+        let scale = reference.map(abs).max() ?? 1
+        let worst = zip(reference, low).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThan(worst / scale, 0.02, "bf16 attention differs from fp32 by \(worst) (scale \(scale))")
+        XCTAssertGreaterThan(worst, 0, "the bf16 path ran")
+    }
+}

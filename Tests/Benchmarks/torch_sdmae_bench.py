@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""PyTorch side of the precision benchmark: the same SD-MAE model as `wsi` (the spec in
+Tests/Data/sdmae-tiny/SPEC-sdmae.md), timed in fp32 and with bf16 autocast on the CPU, printed next
+to `wsi bench` run in the same command so the ratios are measured side by side.
+
+Usage: python torch_sdmae_bench.py WSI_BINARY [--preset tiny] [--batch 64] [--steps 8]
+Needs torch (pip install torch into a virtual environment outside the repository).
+"""
+import argparse
+import statistics
+import subprocess
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PRESETS = {  # img, patch, dim, depth, heads, ddim, ddepth, dheads, hidden, bottleneck, k
+    "tiny": (224, 16, 192, 12, 3, 128, 4, 4, 512, 128, 1024),
+    "tiny96": (96, 8, 192, 6, 3, 128, 2, 4, 512, 128, 1024),
+    "small": (224, 16, 384, 12, 6, 192, 4, 3, 2048, 256, 4096),
+}
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d, eps=1e-6), nn.LayerNorm(d, eps=1e-6)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+        self.heads = heads
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, d)
+        x = x + self.proj(a)
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class Head(nn.Module):
+    def __init__(self, din, hidden, bottleneck, k):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(din, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, bottleneck))
+        self.v = nn.Parameter(torch.randn(k, bottleneck) * 0.02)
+
+    def forward(self, x):
+        return F.normalize(self.mlp(x), dim=-1) @ F.normalize(self.v, dim=-1).t()
+
+
+class SDMAE(nn.Module):
+    def __init__(self, img, patch, d, depth, heads, dd, ddepth, dheads, hidden, bottleneck, k):
+        super().__init__()
+        self.patch, self.tokens = patch, (img // patch) ** 2
+        self.embed = nn.Linear(3 * patch * patch, d)
+        self.pos = nn.Parameter(torch.zeros(1, self.tokens, d), requires_grad=False)
+        self.blocks = nn.ModuleList(Block(d, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(d, eps=1e-6)
+        self.dembed = nn.Linear(d, dd)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dd))
+        self.dpos = nn.Parameter(torch.zeros(1, self.tokens, dd), requires_grad=False)
+        self.dblocks = nn.ModuleList(Block(dd, dheads) for _ in range(ddepth))
+        self.dnorm = nn.LayerNorm(dd, eps=1e-6)
+        self.pred = nn.Linear(dd, 3 * patch * patch)
+        self.student, self.teacher = Head(d, hidden, bottleneck, k), Head(dd, hidden, bottleneck, k)
+        self.register_buffer("center", torch.zeros(1, k))
+
+    def patchify(self, x):
+        b, p = x.shape[0], self.patch
+        g = x.shape[-1] // p
+        return x.reshape(b, 3, g, p, g, p).permute(0, 2, 4, 3, 5, 1).reshape(b, g * g, p * p * 3)
+
+    def encode(self, patches, visible):
+        x = self.embed(patches) + self.pos
+        x = torch.gather(x, 1, visible[..., None].expand(-1, -1, x.shape[-1]))
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+    def decode(self, latent, visible, masked):
+        b, nv = visible.shape
+        y = self.dembed(latent) + torch.gather(self.dpos.expand(b, -1, -1), 1, visible[..., None].expand(-1, -1, self.dpos.shape[-1]))
+        m = self.mask_token + torch.gather(self.dpos.expand(b, -1, -1), 1, masked[..., None].expand(-1, -1, self.dpos.shape[-1]))
+        y = torch.cat([y, m], 1)
+        for block in self.dblocks:
+            y = block(y)
+        return self.dnorm(y)
+
+    def loss(self, images, ratio=0.75, p=0.2):
+        b = images.shape[0]
+        order = torch.rand(b, self.tokens).argsort(1)
+        nm = int(ratio * self.tokens)
+        visible, masked = order[:, nm:], order[:, :nm]
+        patches = self.patchify(images)
+        latent = self.encode(patches, visible)
+        dec = self.decode(latent, visible, masked)
+        pred = self.pred(dec[:, visible.shape[1]:])
+        target = torch.gather(patches, 1, masked[..., None].expand(-1, -1, patches.shape[-1]))
+        t = target.reshape(b, nm, -1, 3)
+        t = (t - t.mean(2, keepdim=True)) / (t.std(2, keepdim=True) + 1e-6)
+        rec = ((pred.float() - t.reshape(b, nm, -1)) ** 2).mean()
+        zs = self.student(latent).mean(1)
+        zt = self.teacher(dec[:, :visible.shape[1]]).mean(1)
+        P = F.softmax((zt.float() - self.center) / 0.04, -1)
+        sd = -(P * F.log_softmax(zs.float() / 0.1, -1)).sum(-1).mean()
+        return (1 - p) * rec + p * sd, P
+
+    def features(self, images):
+        patches = self.patchify(images)
+        every = torch.arange(self.tokens).expand(images.shape[0], -1)
+        return self.encode(patches, every).mean(1)
+
+
+def timed(step, batch, steps):
+    step()  # warm-up
+    rates = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        rates.append(batch / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("wsi")
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=8)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    model = SDMAE(*PRESETS[args.preset])
+    images = torch.rand(args.batch, 3, PRESETS[args.preset][0], PRESETS[args.preset][0])
+    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def train(bf16):
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss, P = model.loss(images)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            with torch.no_grad():
+                model.center.mul_(0.9).add_(0.1 * P.mean(0, keepdim=True))
+        return step
+
+    def infer(bf16):
+        def step():
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                model.features(images)
+        return step
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, batch {args.batch}")
+    for what in ("embed", "train"):
+        for precision in ("fp32", "bf16"):
+            rate = timed((infer if what == "embed" else train)(precision == "bf16"), args.batch, args.steps)
+            print(f"pytorch {what} {precision}: median {rate:.1f} img/s")
+        for precision in ("fp32", "bf16") if what == "embed" else ("fp32",):
+            out = subprocess.run([args.wsi, "bench", what, "--preset", args.preset, "--batch", str(args.batch), "--steps", str(args.steps)]
+                                 + (["--precision", precision] if what == "embed" else []), capture_output=True, text=True, check=True)
+            print("wsi     " + out.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
