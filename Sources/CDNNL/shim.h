@@ -8,7 +8,7 @@ void omp_set_num_threads(int);
 static inline void cdnnl_single_threaded(void) { omp_set_num_threads(1); }
 
 /* One bf16 matrix product as oneDNN runs it: C[M,N] (f32) = A[M,K] (bf16) · op(B) (bf16) + bias[N]
-   (f32, optional) + beta·C. op(B) is B [K,N], or Bᵀ with B stored [N,K] (a PyTorch Linear weight).
+   (f32, optional). op(B) is B [K,N], or Bᵀ with B stored [N,K] (a PyTorch Linear weight).
    Created once per shape and kept: primitive creation costs far more than a small product. */
 typedef struct {
     dnnl_engine_t engine;
@@ -18,32 +18,19 @@ typedef struct {
     int has_bias;
 } cdnnl_matmul;
 
-static inline cdnnl_matmul *cdnnl_matmul_create(int64_t m, int64_t k, int64_t n, int transpose_b, int with_bias, float beta) {
+/* The primitive for descriptors already made; NULL when oneDNN refuses them. */
+static inline cdnnl_matmul *cdnnl_matmul_build(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *c,
+                                               const dnnl_memory_desc_t *bias) {
     cdnnl_matmul *mm = calloc(1, sizeof(cdnnl_matmul));
     if (!mm) return NULL;
+    mm->a = *a; mm->b = *b; mm->c = *c;
+    if (bias) { mm->bias = *bias; mm->has_bias = 1; }
     if (dnnl_engine_create(&mm->engine, dnnl_cpu, 0) != dnnl_success) { free(mm); return NULL; }
     if (dnnl_stream_create(&mm->stream, mm->engine, dnnl_stream_default_flags) != dnnl_success) goto fail;
-    dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n}, biasd = {1, n};
-    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&mm->a, 2, ad, dnnl_bf16, dnnl_ab);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&mm->b, 2, bd, dnnl_bf16, transpose_b ? dnnl_ba : dnnl_ab);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&mm->c, 2, cd, dnnl_f32, dnnl_ab);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_tag(&mm->bias, 2, biasd, dnnl_f32, dnnl_ab);
-    if (s != dnnl_success) goto fail;
-    mm->has_bias = with_bias;
     dnnl_matmul_desc_t desc;
-    if (dnnl_matmul_desc_init(&desc, &mm->a, &mm->b, with_bias ? &mm->bias : NULL, &mm->c) != dnnl_success) goto fail;
-    dnnl_primitive_attr_t attr = NULL;
-    if (beta != 0) {
-        dnnl_post_ops_t ops;
-        dnnl_post_ops_create(&ops);
-        dnnl_post_ops_append_sum(ops, beta);
-        dnnl_primitive_attr_create(&attr);
-        dnnl_primitive_attr_set_post_ops(attr, ops);
-        dnnl_post_ops_destroy(ops);
-    }
+    if (dnnl_matmul_desc_init(&desc, &mm->a, &mm->b, bias ? &mm->bias : NULL, &mm->c) != dnnl_success) goto fail;
     dnnl_primitive_desc_t pd;
-    s = dnnl_primitive_desc_create(&pd, &desc, attr, mm->engine, NULL);
-    if (attr) dnnl_primitive_attr_destroy(attr);
+    dnnl_status_t s = dnnl_primitive_desc_create(&pd, &desc, NULL, mm->engine, NULL);
     if (s != dnnl_success) goto fail;
     s = dnnl_primitive_create(&mm->primitive, pd);
     dnnl_primitive_desc_destroy(pd);
@@ -56,33 +43,27 @@ fail:
     return NULL;
 }
 
+static inline cdnnl_matmul *cdnnl_matmul_create(int64_t m, int64_t k, int64_t n, int transpose_b, int with_bias) {
+    dnnl_memory_desc_t a, b, c, bias;
+    dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n}, biasd = {1, n};
+    if (dnnl_memory_desc_init_by_tag(&a, 2, ad, dnnl_bf16, dnnl_ab) != dnnl_success
+        || dnnl_memory_desc_init_by_tag(&b, 2, bd, dnnl_bf16, transpose_b ? dnnl_ba : dnnl_ab) != dnnl_success
+        || dnnl_memory_desc_init_by_tag(&c, 2, cd, dnnl_f32, dnnl_ab) != dnnl_success
+        || dnnl_memory_desc_init_by_tag(&bias, 2, biasd, dnnl_f32, dnnl_ab) != dnnl_success) return NULL;
+    return cdnnl_matmul_build(&a, &b, &c, with_bias ? &bias : NULL);
+}
+
 /* C[M,N] (f32) = A[M,K] (bf16) · B[K,N] (bf16) with every matrix addressed by (row, column)
    strides in elements, so heads inside packed q|k|v rows are used where they lie. */
 static inline cdnnl_matmul *cdnnl_matmul_create_strided(int64_t m, int64_t k, int64_t n, int64_t a_row, int64_t a_col,
                                                         int64_t b_row, int64_t b_col, int64_t c_row, int64_t c_col) {
-    cdnnl_matmul *mm = calloc(1, sizeof(cdnnl_matmul));
-    if (!mm) return NULL;
-    if (dnnl_engine_create(&mm->engine, dnnl_cpu, 0) != dnnl_success) { free(mm); return NULL; }
-    if (dnnl_stream_create(&mm->stream, mm->engine, dnnl_stream_default_flags) != dnnl_success) goto fail;
+    dnnl_memory_desc_t a, b, c;
     dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n};
     dnnl_dims_t as = {a_row, a_col}, bs = {b_row, b_col}, cs = {c_row, c_col};
-    dnnl_status_t s = dnnl_memory_desc_init_by_strides(&mm->a, 2, ad, dnnl_bf16, as);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_strides(&mm->b, 2, bd, dnnl_bf16, bs);
-    if (s == dnnl_success) s = dnnl_memory_desc_init_by_strides(&mm->c, 2, cd, dnnl_f32, cs);
-    if (s != dnnl_success) goto fail;
-    dnnl_matmul_desc_t desc;
-    if (dnnl_matmul_desc_init(&desc, &mm->a, &mm->b, NULL, &mm->c) != dnnl_success) goto fail;
-    dnnl_primitive_desc_t pd;
-    if (dnnl_primitive_desc_create(&pd, &desc, NULL, mm->engine, NULL) != dnnl_success) goto fail;
-    s = dnnl_primitive_create(&mm->primitive, pd);
-    dnnl_primitive_desc_destroy(pd);
-    if (s != dnnl_success) goto fail;
-    return mm;
-fail:
-    if (mm->stream) dnnl_stream_destroy(mm->stream);
-    dnnl_engine_destroy(mm->engine);
-    free(mm);
-    return NULL;
+    if (dnnl_memory_desc_init_by_strides(&a, 2, ad, dnnl_bf16, as) != dnnl_success
+        || dnnl_memory_desc_init_by_strides(&b, 2, bd, dnnl_bf16, bs) != dnnl_success
+        || dnnl_memory_desc_init_by_strides(&c, 2, cd, dnnl_f32, cs) != dnnl_success) return NULL;
+    return cdnnl_matmul_build(&a, &b, &c, NULL);
 }
 
 /* a, b: bf16 bits (uint16); c and bias f32. Returns 1 on success. */

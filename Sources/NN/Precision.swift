@@ -47,7 +47,7 @@ final class BF16Product {
         let chosen: [UnsafeMutablePointer<cdnnl_matmul>] = ranges.enumerated().map { thread, range in
             let key = Key(rows: range.count, thread: thread)
             if let cached = primitives[key] { return cached }
-            guard let created = cdnnl_matmul_create(Int64(range.count), Int64(inputs), Int64(outputs), 1, hasBias ? 1 : 0, 0) else {
+            guard let created = cdnnl_matmul_create(Int64(range.count), Int64(inputs), Int64(outputs), 1, hasBias ? 1 : 0) else {
                 preconditionFailure("oneDNN refused a bf16 matmul of \(range.count)×\(inputs)×\(outputs)")
             }
             primitives[key] = created
