@@ -14,15 +14,19 @@ public final class Linear {
     private var input: UnsafePointer<Float>?
     private var rows = 0
 
-    /// Inference only: in bf16 the forward product runs on bfloat16 copies of the input and of
-    /// the weights (converted when the precision is set: set it again after changing weights).
-    /// Training keeps fp32.
+    /// In bf16 the three products (forward, input gradient, weight gradient) run on bfloat16
+    /// copies of their operands with fp32 accumulation; the fp32 weights stay the master copy.
+    /// The bfloat16 weights are rounded when the precision is set: call
+    /// `refreshLowPrecisionWeights` after every change to the weights (an optimiser step).
     public var precision = Precision.fp32 {
         didSet { refreshLowPrecisionWeights() }
     }
     private var weightBF16: [UInt16] = []
     private var inputBF16 = UnsafeMutableBufferPointer<UInt16>(start: nil, count: 0)
+    private var gradientBF16 = UnsafeMutableBufferPointer<UInt16>(start: nil, count: 0)
     private lazy var product = BF16Product(inputs: inputs, outputs: outputs, hasBias: bias != nil)
+    private lazy var inputGradientProduct = BF16Product(inputs: outputs, outputs: inputs, transposedWeight: false, hasBias: false)
+    private lazy var weightGradient = BF16WeightGradient(inputs: inputs, outputs: outputs)
 
     /// `weightShape` names the checkpoint layout when it is not [out, in] (a conv-style patch
     /// embedding [D, 3, P, P] is the same matrix when patches are flattened channel-first).
@@ -34,7 +38,10 @@ public final class Linear {
         self.bias = bias ? Parameter(name + ".bias", shape: [outputs]) : nil
     }
 
-    deinit { inputBF16.deallocate() }
+    deinit {
+        inputBF16.deallocate()
+        gradientBF16.deallocate()
+    }
 
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
@@ -43,6 +50,34 @@ public final class Linear {
         guard precision == .bf16 else { weightBF16 = []; return }
         weightBF16 = [UInt16](repeating: 0, count: weight.count)
         weightBF16.withUnsafeMutableBufferPointer { convertToBF16(weight.value.pointer, $0.baseAddress!, count: weight.count) }
+    }
+
+    /// The bf16 backward: dy rounded once, dW from dyᵀ and the forward's rounded input, dx from
+    /// dy and the rounded weights; db stays an fp32 sum.
+    private func backwardBF16(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        if gradientBF16.count < rows * outputs {
+            gradientBF16.deallocate()
+            gradientBF16 = .allocate(capacity: rows * outputs)
+        }
+        let dy16 = gradientBF16.baseAddress!, x16 = inputBF16.baseAddress!
+        convertToBF16(dy, dy16, count: rows * outputs)
+        weightGradient.accumulate(rows: rows, dy: dy16, x: x16, into: weight.grad.pointer)
+        if let db = bias?.grad.pointer {
+            let (rows, outputs) = (rows, outputs)
+            Parallel.forChunks(outputs, grain: 64) { band in
+                for r in 0..<rows {
+                    let row = dy + r * outputs
+                    for o in band { db[o] += row[o] }
+                }
+            }
+        }
+        inputGradient.reserve(rows * inputs)
+        if computesInputGradient {
+            weightBF16.withUnsafeBufferPointer { w in
+                inputGradientProduct.run(rows: rows, x: dy16, weight: w.baseAddress!, bias: nil, y: inputGradient.pointer)
+            }
+        }
+        return inputGradient.pointer
     }
 
     private func forwardBF16(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
@@ -83,6 +118,7 @@ public final class Linear {
     @discardableResult
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         guard let x = input else { preconditionFailure("Linear.backward before forward") }
+        if precision == .bf16, rows > 0 { return backwardBF16(dy) }
         let (inputs, outputs, rows, dw, db) = (inputs, outputs, rows, weight.grad.pointer, bias?.grad.pointer)
         if db != nil && ones.count < rows {
             ones.reserve(rows)

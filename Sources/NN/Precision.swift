@@ -3,7 +3,7 @@ import CKernels
 
 /// The arithmetic of matrix products. `bf16` follows autocast: operands rounded to bfloat16,
 /// products accumulated in fp32, everything else (norms, softmax, GELU, reductions) in fp32.
-public enum Precision: String, CaseIterable, Sendable {
+public enum Precision: String, CaseIterable, Codable, Sendable {
     case fp32, bf16
 
     /// Whether this CPU multiplies bfloat16 natively (AVX-512 BF16); elsewhere bf16 would be
@@ -27,12 +27,16 @@ final class BF16Product {
     private var primitives: [Key: UnsafeMutablePointer<cdnnl_matmul>] = [:]
     private let inputs: Int
     private let outputs: Int
+    private let transposedWeight: Bool
     private let hasBias: Bool
     static let singleThreaded: Void = cdnnl_single_threaded()
 
-    init(inputs: Int, outputs: Int, hasBias: Bool) {
+    /// y[rows, outputs] = x[rows, inputs] · B (+ b): B is W stored [outputs, inputs] and read
+    /// transposed (a Linear's forward), or stored [inputs, outputs] (its input gradient, dY · W).
+    init(inputs: Int, outputs: Int, transposedWeight: Bool = true, hasBias: Bool) {
         self.inputs = inputs
         self.outputs = outputs
+        self.transposedWeight = transposedWeight
         self.hasBias = hasBias
     }
 
@@ -47,7 +51,7 @@ final class BF16Product {
         let chosen: [UnsafeMutablePointer<cdnnl_matmul>] = ranges.enumerated().map { thread, range in
             let key = Key(rows: range.count, thread: thread)
             if let cached = primitives[key] { return cached }
-            guard let created = cdnnl_matmul_create(Int64(range.count), Int64(inputs), Int64(outputs), 1, hasBias ? 1 : 0) else {
+            guard let created = cdnnl_matmul_create(Int64(range.count), Int64(inputs), Int64(outputs), transposedWeight ? 1 : 0, hasBias ? 1 : 0) else {
                 preconditionFailure("oneDNN refused a bf16 matmul of \(range.count)×\(inputs)×\(outputs)")
             }
             primitives[key] = created
@@ -60,6 +64,51 @@ final class BF16Product {
             guard cdnnl_matmul_run(work.values[thread], x + range.lowerBound * inputCount, weight, bias, y + range.lowerBound * outputCount) == 1 else {
                 preconditionFailure("oneDNN bf16 matmul failed")
             }
+        }
+    }
+}
+
+/// dW[outputs, inputs] += dYᵀ · X in bfloat16 for a Linear layer: the output features are split
+/// across threads, each band a product of dY's columns (read transposed in place) and X.
+final class BF16WeightGradient {
+    private struct Key: Hashable { var band: Int, rows: Int, thread: Int }
+    private var primitives: [Key: UnsafeMutablePointer<cdnnl_matmul>] = [:]
+    private let inputs: Int
+    private let outputs: Int
+    private let scratch: Buffer
+
+    init(inputs: Int, outputs: Int) {
+        self.inputs = inputs
+        self.outputs = outputs
+        scratch = Buffer(count: inputs * outputs)
+    }
+
+    deinit { for primitive in primitives.values { cdnnl_matmul_destroy(primitive) } }
+
+    func accumulate(rows: Int, dy: UnsafePointer<UInt16>, x: UnsafePointer<UInt16>, into dw: UnsafeMutablePointer<Float>) {
+        _ = BF16Product.singleThreaded
+        let chunks = min(Parallel.threads, max(1, outputs / 16))
+        let bands = (0..<chunks).map { (outputs * $0 / chunks)..<(outputs * ($0 + 1) / chunks) }
+        let chosen: [UnsafeMutablePointer<cdnnl_matmul>] = bands.enumerated().map { thread, band in
+            let key = Key(band: band.count, rows: rows, thread: thread)
+            if let cached = primitives[key] { return cached }
+            guard let created = cdnnl_matmul_create_strided(Int64(band.count), Int64(rows), Int64(inputs), 1, Int64(outputs),
+                                                            Int64(inputs), 1, Int64(inputs), 1) else {
+                preconditionFailure("oneDNN refused a bf16 weight gradient of \(outputs)×\(rows)×\(inputs)")
+            }
+            primitives[key] = created
+            return created
+        }
+        let (inputCount, partial) = (inputs, scratch.pointer)
+        let work = UncheckedPointers(chosen)
+        Parallel.forChunksIndexed(chunks) { thread, _ in
+            let band = bands[thread]
+            let out = partial + band.lowerBound * inputCount
+            guard cdnnl_matmul_run(work.values[thread], dy + band.lowerBound, x, nil, out) == 1 else {
+                preconditionFailure("oneDNN bf16 weight gradient failed")
+            }
+            let target = dw + band.lowerBound * inputCount
+            for i in 0..<(band.count * inputCount) { target[i] += out[i] }
         }
     }
 }

@@ -59,15 +59,24 @@ public final class SDMAEModel {
     /// Teacher centre [K]; a buffer, not trained.
     public var center: [Float]
 
-    /// Arithmetic of the encoder's and decoder's matrix products at inference (`features`,
-    /// reconstruction pictures). Training runs in fp32 whatever this says; set it again after
-    /// loading other weights.
+    /// Arithmetic of the encoder's and decoder's matrix products. In bf16 the linear layers run
+    /// bfloat16 products forward and backward and attention runs them forward (its backward and
+    /// every norm, activation, loss and reduction stay fp32). Set it again after loading other
+    /// weights; a trainer calls `refreshLowPrecisionWeights` after each optimiser step.
     public var precision = Precision.fp32 {
         didSet {
-            let layers = [patchEmbed, decoderEmbed, decoderPred] + (blocks + decoderBlocks).flatMap { [$0.qkv, $0.projection, $0.fc1, $0.fc2] }
-            for layer in layers { layer.precision = precision }
+            for layer in lowPrecisionLayers { layer.precision = precision }
             for block in blocks + decoderBlocks { block.attention.precision = precision }
         }
+    }
+
+    private var lowPrecisionLayers: [Linear] {
+        [patchEmbed, decoderEmbed, decoderPred] + (blocks + decoderBlocks).flatMap { [$0.qkv, $0.projection, $0.fc1, $0.fc2] }
+    }
+
+    public func refreshLowPrecisionWeights() {
+        guard precision == .bf16 else { return }
+        for layer in lowPrecisionLayers { layer.refreshLowPrecisionWeights() }
     }
 
     // Activations, kept between forward and backward.

@@ -20,6 +20,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var colourJitter = 0.0
     /// Keep every checkpoint (for accuracy-versus-time curves), not only the newest.
     public var keepsCheckpoints = false
+    /// Matrix-product arithmetic; nil is fp32 (runs recorded before the option existed).
+    public var precision: Precision?
 
     public init() {}
 }
@@ -74,6 +76,7 @@ public final class Trainer {
     public init(config: SDMAEConfig, options: TrainingOptions, dataset: PatchDataset, runDirectory: String) throws {
         guard dataset.count >= options.batchSize else { throw TrainingError.notEnoughData(patches: dataset.count, batch: options.batchSize) }
         model = SDMAEModel(config: config, seed: options.seed)
+        model.precision = options.precision ?? .fp32
         self.options = options
         self.runDirectory = runDirectory
         var augmentation = Augmentation(size: config.imageSize)
@@ -125,6 +128,7 @@ public final class Trainer {
             let norm = optimiser.gradientNorm()
             guard norm.isFinite else { throw TrainingError.nonFinite(step: step, what: "the gradient norm", checkpoint: lastCheckpoint) }
             optimiser.update()
+            model.refreshLowPrecisionWeights()
             model.updateCenter()
             step += 1
             let rate = Double(options.batchSize) / Date().timeIntervalSince(started)
@@ -183,6 +187,7 @@ public final class Trainer {
             throw TrainingError.incompatibleResume(path: modelPath, reason: "the checkpoint's model config differs from this run's")
         }
         try model.load(tensors, path: modelPath)
+        model.refreshLowPrecisionWeights()
         try optimiser.readState(from: runDirectory + "/" + pointer.optimizer)
         guard optimiser.step == pointer.step else {
             throw TrainingError.incompatibleResume(path: modelPath, reason: "optimiser state is from step \(optimiser.step), weights from \(pointer.step)")

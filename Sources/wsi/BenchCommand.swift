@@ -24,7 +24,7 @@ struct BenchCommand: Command {
             ParameterSpec("mask_ratio", .double(0...0.99), default: .double(0.75), manifest: false, help: "fraction of tokens hidden (train)"),
             ParameterSpec("steps", .int(1...1000), default: .int(6), manifest: false, help: "timed steps after one warm-up step"),
             ParameterSpec("precision", .choice(Precision.allCases.map(\.rawValue)), default: .string("fp32"), manifest: false,
-                          help: "matrix-product arithmetic of embed (training is fp32)"),
+                          help: "matrix-product arithmetic"),
         ])
 
     let name = "bench"
@@ -125,7 +125,7 @@ enum ModelBench {
         let model = SDMAEModel(config: config, seed: 0)
         let (precision, notice) = Precision.resolve(values.string("precision").flatMap(Precision.init) ?? .fp32)
         if let notice { print(notice) }
-        if what[0] == "embed" { model.precision = precision }
+        model.precision = precision
         var generator = SeededGenerator(seed: 1)
         let images = (0..<(batch * 3 * config.imageSize * config.imageSize)).map { _ in generator.uniform() }
         let optimiser = AdamW(parameters: model.parameters, learningRate: 1e-4)
@@ -138,6 +138,7 @@ enum ModelBench {
                 optimiser.zeroGradients()
                 model.backward()
                 optimiser.update()
+                model.refreshLowPrecisionWeights()
                 model.updateCenter()
             } else {
                 _ = images.withUnsafeBufferPointer { model.features(images: $0.baseAddress!, batch: batch) }
@@ -145,7 +146,7 @@ enum ModelBench {
             if step > 0 { rates.append(Double(batch) / Date().timeIntervalSince(start)) }
         }
         print(String(format: "%@ %@ %@ batch %d mask %.2f: median %.1f img/s (min %.1f, max %.1f) over %d steps",
-                     what[0], presetName, what[0] == "embed" ? precision.rawValue : "fp32", batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps))
+                     what[0], presetName, precision.rawValue, batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps))
         return 0
     }
 }

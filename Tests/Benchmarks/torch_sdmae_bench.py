@@ -155,9 +155,9 @@ def main():
         for precision in ("fp32", "bf16"):
             rate = timed((infer if what == "embed" else train)(precision == "bf16"), args.batch, args.steps)
             print(f"pytorch {what} {precision}: median {rate:.1f} img/s")
-        for precision in ("fp32", "bf16") if what == "embed" else ("fp32",):
-            out = subprocess.run([args.wsi, "bench", what, "--preset", args.preset, "--batch", str(args.batch), "--steps", str(args.steps)]
-                                 + (["--precision", precision] if what == "embed" else []), capture_output=True, text=True, check=True)
+        for precision in ("fp32", "bf16"):
+            out = subprocess.run([args.wsi, "bench", what, "--preset", args.preset, "--batch", str(args.batch), "--steps", str(args.steps),
+                                  "--precision", precision], capture_output=True, text=True, check=True)
             print("wsi     " + out.stdout.strip().splitlines()[-1])
 
 
