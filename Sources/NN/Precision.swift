@@ -10,8 +10,9 @@ public enum Precision: String, CaseIterable, Codable, Sendable {
     /// emulated and slower than fp32.
     public static var bf16Available: Bool { ck_supports_bf16() != 0 }
 
-    /// What to run when `requested` is asked for here, and a one-line notice when it differs.
-    public static func resolve(_ requested: Precision) -> (Precision, notice: String?) {
+    /// What to run when `requested` is asked for on a CPU that has (or lacks) native bf16, and a
+    /// one-line notice when it differs.
+    public static func resolve(_ requested: Precision, bf16Available: Bool = Precision.bf16Available) -> (Precision, notice: String?) {
         if requested == .bf16, !bf16Available {
             return (.fp32, "this CPU has no AVX-512 BF16: computing in fp32")
         }

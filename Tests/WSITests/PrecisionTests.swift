@@ -8,6 +8,14 @@ import XCTest
 /// bf16 inference against fp32 on the same weights and real patches (skipped where the CPU has
 /// no AVX-512 BF16, where bf16 is not offered).
 final class PrecisionTests: XCTestCase {
+    func testCPUWithoutBF16FallsBackToFP32WithANotice() {
+        let (chosen, notice) = Precision.resolve(.bf16, bf16Available: false)
+        XCTAssertEqual(chosen, .fp32)
+        XCTAssertEqual(notice, "this CPU has no AVX-512 BF16: computing in fp32")
+        XCTAssertEqual(Precision.resolve(.bf16, bf16Available: true).0, .bf16)
+        XCTAssertNil(Precision.resolve(.fp32, bf16Available: false).notice)
+    }
+
     func testBF16RoundingMatchesTheHardwareRule() {
         let values: [Float] = [1, -2.5, 1 + 0x1p-8, 1 + 0x1p-7 + 0x1p-8 + 0x1p-10, .infinity, 3.0e38, 1e-40]
         var bits = [UInt16](repeating: 0, count: values.count)
