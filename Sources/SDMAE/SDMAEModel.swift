@@ -59,10 +59,11 @@ public final class SDMAEModel {
     /// Teacher centre [K]; a buffer, not trained.
     public var center: [Float]
 
-    /// Arithmetic of the encoder's and decoder's matrix products. In bf16 the linear layers run
-    /// bfloat16 products forward and backward and attention runs them forward (its backward and
-    /// every norm, activation, loss and reduction stay fp32). Set it again after loading other
-    /// weights; a trainer calls `refreshLowPrecisionWeights` after each optimiser step.
+    /// Arithmetic of the model's matrix products. In bf16 the linear layers (encoder, decoder and
+    /// the heads' MLPs; not the weight-normalised prototype layer) run bfloat16 products forward
+    /// and backward, and attention runs them forward; its backward and every norm, activation,
+    /// loss and reduction stay fp32. Set it again after loading other weights; a trainer calls
+    /// `refreshLowPrecisionWeights` after each optimiser step.
     public var precision = Precision.fp32 {
         didSet {
             for layer in lowPrecisionLayers { layer.precision = precision }
@@ -72,6 +73,7 @@ public final class SDMAEModel {
 
     private var lowPrecisionLayers: [Linear] {
         [patchEmbed, decoderEmbed, decoderPred] + (blocks + decoderBlocks).flatMap { [$0.qkv, $0.projection, $0.fc1, $0.fc2] }
+            + [studentHead, teacherHead].flatMap { [$0.fc0, $0.fc2, $0.fc4] }
     }
 
     public func refreshLowPrecisionWeights() {
