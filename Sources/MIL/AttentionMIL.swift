@@ -195,7 +195,7 @@ public final class AttentionMIL {
 
     /// Accumulates the gradient of `loss(label:)` (called just before) into every parameter.
     public func backward(label: Int) {
-        let (l, da, n) = (config.hidden, config.attentionWidth, tiles)
+        let (l, n) = (config.hidden, tiles)
         let usesInstances = instanceRows.contains { !$0.isEmpty }
         let bagWeight: Float = usesInstances ? Float(config.bagWeight) : 1
         hiddenGradient.reserve(n * l)

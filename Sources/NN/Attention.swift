@@ -23,9 +23,9 @@ public final class Attention {
     /// Inference only, as `Linear.precision`: bf16 runs both products per head on bfloat16
     /// operands (scores, softmax and accumulation in fp32).
     public var precision = Precision.fp32
-    private var qkvBF16 = UnsafeMutableBufferPointer<UInt16>(start: nil, count: 0)
+    private let qkvBF16 = BF16Buffer()
     /// Per thread: the probabilities of one head as bfloat16, and the two products for `tokens`.
-    private var probabilitiesBF16 = UnsafeMutableBufferPointer<UInt16>(start: nil, count: 0)
+    private let probabilitiesBF16 = BF16Buffer()
     private var products: [(scores: UnsafeMutablePointer<cdnnl_matmul>, values: UnsafeMutablePointer<cdnnl_matmul>)] = []
     private var productTokens = 0
 
@@ -38,8 +38,6 @@ public final class Attention {
     }
 
     deinit {
-        qkvBF16.deallocate()
-        probabilitiesBF16.deallocate()
         for pair in products { cdnnl_matmul_destroy(pair.scores); cdnnl_matmul_destroy(pair.values) }
     }
 
@@ -72,14 +70,9 @@ public final class Attention {
     private func forwardBF16(_ qkv: UnsafePointer<Float>, batch: Int, tokens n: Int) {
         _ = BF16Product.singleThreaded
         let ld = 3 * width, threads = Parallel.threads
-        if qkvBF16.count < batch * n * ld {
-            qkvBF16.deallocate()
-            qkvBF16 = .allocate(capacity: batch * n * ld)
-        }
+        let converted = qkvBF16.reserve(batch * n * ld), scratch = probabilitiesBF16.reserve(threads * n * n)
         if productTokens != n {
             for pair in products { cdnnl_matmul_destroy(pair.scores); cdnnl_matmul_destroy(pair.values) }
-            probabilitiesBF16.deallocate()
-            probabilitiesBF16 = .allocate(capacity: threads * n * n)
             let d = Int64(self.headWidth), tokens = Int64(n), stride = Int64(ld), rowStride = Int64(self.width)
             products = (0..<threads).map { _ in
                 // S[n,n] = Q[n,d]·Kᵀ (K read transposed in place), O[n,d] = P[n,n]·V[n,d] into the output rows.
@@ -91,7 +84,6 @@ public final class Attention {
             }
             productTokens = n
         }
-        let converted = qkvBF16.baseAddress!, scratch = probabilitiesBF16.baseAddress!
         convertToBF16(qkv, converted, count: batch * n * ld)
         let (heads, headWidth, width, scale, out, probabilities) = (heads, headWidth, width, scale, output.pointer, probabilities.pointer)
         let work = UncheckedProducts(products)

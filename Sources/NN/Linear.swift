@@ -22,8 +22,8 @@ public final class Linear {
         didSet { refreshLowPrecisionWeights() }
     }
     private var weightBF16: [UInt16] = []
-    private var inputBF16 = UnsafeMutableBufferPointer<UInt16>(start: nil, count: 0)
-    private var gradientBF16 = UnsafeMutableBufferPointer<UInt16>(start: nil, count: 0)
+    private let inputBF16 = BF16Buffer()
+    private let gradientBF16 = BF16Buffer()
     private lazy var product = BF16Product(inputs: inputs, outputs: outputs, hasBias: bias != nil)
     private lazy var inputGradientProduct = BF16Product(inputs: outputs, outputs: inputs, transposedWeight: false, hasBias: false)
     private lazy var weightGradient = BF16WeightGradient(inputs: inputs, outputs: outputs)
@@ -38,11 +38,6 @@ public final class Linear {
         self.bias = bias ? Parameter(name + ".bias", shape: [outputs]) : nil
     }
 
-    deinit {
-        inputBF16.deallocate()
-        gradientBF16.deallocate()
-    }
-
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
     /// Re-rounds the bfloat16 weights from the fp32 master weights.
@@ -52,24 +47,30 @@ public final class Linear {
         weightBF16.withUnsafeMutableBufferPointer { convertToBF16(weight.value.pointer, $0.baseAddress!, count: weight.count) }
     }
 
+    /// `rows` ones, for db = dyᵀ·1 as a matrix-vector product.
+    private func onesColumn() -> UnsafePointer<Float> {
+        if bias != nil && ones.count < rows {
+            ones.reserve(rows)
+            ones.pointer.update(repeating: 1, count: rows)
+        }
+        return UnsafePointer(ones.pointer)
+    }
+
+    /// db += dyᵀ·1 for the output features of `band` (a thread's own entries of db).
+    private func accumulateBiasGradient(_ dy: UnsafePointer<Float>, band: Range<Int>, ones: UnsafePointer<Float>) {
+        guard let db = bias?.grad.pointer else { return }
+        gemv(transpose: true, m: rows, n: band.count, dy + band.lowerBound, lda: outputs, ones, beta: 1, db + band.lowerBound)
+    }
+
     /// The bf16 backward: dy rounded once, dW from dyᵀ and the forward's rounded input, dx from
     /// dy and the rounded weights; db stays an fp32 sum.
     private func backwardBF16(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
-        if gradientBF16.count < rows * outputs {
-            gradientBF16.deallocate()
-            gradientBF16 = .allocate(capacity: rows * outputs)
-        }
-        let dy16 = gradientBF16.baseAddress!, x16 = inputBF16.baseAddress!
+        let dy16 = gradientBF16.reserve(rows * outputs)
         convertToBF16(dy, dy16, count: rows * outputs)
-        weightGradient.accumulate(rows: rows, dy: dy16, x: x16, into: weight.grad.pointer)
-        if let db = bias?.grad.pointer {
-            let (rows, outputs) = (rows, outputs)
-            Parallel.forChunks(outputs, grain: 64) { band in
-                for r in 0..<rows {
-                    let row = dy + r * outputs
-                    for o in band { db[o] += row[o] }
-                }
-            }
+        weightGradient.accumulate(rows: rows, dy: dy16, x: inputBF16.pointer, into: weight.grad.pointer)
+        if bias != nil {
+            let ones = onesColumn()
+            Parallel.forChunks(outputs, grain: 8) { band in accumulateBiasGradient(dy, band: band, ones: ones) }
         }
         inputGradient.reserve(rows * inputs)
         if computesInputGradient {
@@ -81,11 +82,7 @@ public final class Linear {
     }
 
     private func forwardBF16(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
-        if inputBF16.count < rows * inputs {
-            inputBF16.deallocate()
-            inputBF16 = .allocate(capacity: rows * inputs)
-        }
-        let converted = inputBF16.baseAddress!
+        let converted = inputBF16.reserve(rows * inputs)
         convertToBF16(x, converted, count: rows * inputs)
         weightBF16.withUnsafeBufferPointer { w in
             product.run(rows: rows, x: converted, weight: w.baseAddress!, bias: bias.map { UnsafePointer($0.value.pointer) }, y: y)
@@ -119,19 +116,13 @@ public final class Linear {
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         guard let x = input else { preconditionFailure("Linear.backward before forward") }
         if precision == .bf16, rows > 0 { return backwardBF16(dy) }
-        let (inputs, outputs, rows, dw, db) = (inputs, outputs, rows, weight.grad.pointer, bias?.grad.pointer)
-        if db != nil && ones.count < rows {
-            ones.reserve(rows)
-            ones.pointer.update(repeating: 1, count: rows)
-        }
-        let ones = self.ones.pointer
+        let (inputs, outputs, rows, dw) = (inputs, outputs, rows, weight.grad.pointer)
+        let ones = onesColumn()
         // Each thread owns a band of output features: its rows of dW and its entries of db.
         Parallel.forChunks(outputs, grain: 8) { band in
             gemm(transposeA: true, m: band.count, n: inputs, k: rows, dy + band.lowerBound, lda: outputs, x, ldb: inputs,
                  beta: 1, dw + band.lowerBound * inputs, ldc: inputs)
-            if let db {
-                gemv(transpose: true, m: rows, n: band.count, dy + band.lowerBound, lda: outputs, ones, beta: 1, db + band.lowerBound)
-            }
+            accumulateBiasGradient(dy, band: band, ones: ones)
         }
         inputGradient.reserve(rows * inputs)
         if computesInputGradient {

@@ -120,6 +120,25 @@ private struct UncheckedPointers: @unchecked Sendable {
     init(_ values: [UnsafeMutablePointer<cdnnl_matmul>]) { self.values = values }
 }
 
+/// Staging space for bfloat16 copies of activations, grown like `Buffer` and never shrunk.
+final class BF16Buffer {
+    private(set) var pointer = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
+    private var capacity = 1
+
+    deinit { pointer.deallocate() }
+
+    /// Room for at least `count` values; contents are not kept when it grows.
+    @discardableResult
+    func reserve(_ count: Int) -> UnsafeMutablePointer<UInt16> {
+        if count > capacity {
+            pointer.deallocate()
+            pointer = .allocate(capacity: count)
+            capacity = count
+        }
+        return pointer
+    }
+}
+
 /// bfloat16 bits of `count` floats, converted in parallel.
 func convertToBF16(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt16>, count: Int) {
     Parallel.forChunks(count, grain: 65536) { range in
