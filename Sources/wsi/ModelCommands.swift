@@ -32,7 +32,7 @@ struct EmbedCommand: DeclaredCommand {
                           help: "folders of PNG/JPEG patches, tile stage folders or shards (repeatable)"),
             ParameterSpec("out", .string, required: true, manifest: false, placeholder: "PATH", help: ".csv or .safetensors file"),
             ParameterSpec("batch", .int(1...4096), default: .int(64), manifest: false, help: "encoder batch size"),
-            InferencePrecision.parameter,
+            EncoderInference.precision,
             StageCommandLine.quiet,
         ])
     func run(_ arguments: inout Arguments) throws -> Int32 {
@@ -41,7 +41,7 @@ struct EmbedCommand: DeclaredCommand {
             throw UsageError("--out must name a .csv or .safetensors file")
         }
         let model = try loadModel(values)
-        model.precision = InferencePrecision.resolve(values)
+        model.precision = EncoderInference.precision(values)
         var extractor = FeatureExtractor(model: model)
         extractor.batchSize = values.int("batch") ?? extractor.batchSize
         extractor.showProgress = !values.bool("quiet")

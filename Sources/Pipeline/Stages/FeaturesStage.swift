@@ -9,7 +9,7 @@ struct FeaturesStage: Stage {
     static let kind = "features"
     static let scope = StageScope.perSlide
     static let summary = "encoder features of every kept tile, as an HDF5 bag in the CLAM/TRIDENT layout"
-    static let parameters = [ParameterSpec("batch", .int(1...4096), default: .int(64), help: "encoder batch size"), InferencePrecision.parameter]
+    static let parameters = EncoderInference.parameters
     static let inputs = [
         InputSpec("tiles", perSlide: true, help: "the tile stage's folder"),
         InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file"),
@@ -28,7 +28,7 @@ struct FeaturesStage: Stage {
 
     init(_ p: StageParameters) throws {
         batch = p.int("batch") ?? 64
-        precision = InferencePrecision.resolve(p)
+        precision = EncoderInference.precision(p)
     }
 
     func run(_ context: StageContext) throws -> String {
@@ -37,12 +37,7 @@ struct FeaturesStage: Stage {
         let slide = try context.requireSlide()
         let origins = try folder.origins()
         let dataset = try folder.patches(slidePath: slide)
-        let load = {
-            let model = try SDMAEModel.load(path: checkpoint)
-            model.precision = precision
-            return model
-        }
-        return try cache.with(files: [checkpoint], load: load) { model in
+        return try cache.with(files: [checkpoint], load: { try EncoderInference.load(checkpoint, precision: precision) }) { model in
             var extractor = FeatureExtractor(model: model)
             extractor.batchSize = batch
             extractor.showProgress = context.showProgress

@@ -8,7 +8,7 @@ struct PredictStage: Stage {
     static let kind = "predict"
     static let scope = StageScope.perSlide
     static let summary = "per-tile class probabilities (CSV + HDF5)"
-    static let parameters = [ParameterSpec("batch", .int(1...4096), default: .int(64), help: "encoder batch size"), InferencePrecision.parameter]
+    static let parameters = EncoderInference.parameters
     static let inputs = [
         InputSpec("tiles", perSlide: true, help: "the tile stage's folder"),
         InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file"),
@@ -26,16 +26,15 @@ struct PredictStage: Stage {
 
     init(_ p: StageParameters) throws {
         batch = p.int("batch") ?? 64
-        precision = InferencePrecision.resolve(p)
+        precision = EncoderInference.precision(p)
     }
 
     func run(_ context: StageContext) throws -> String {
         let checkpoint = file(try context.input("checkpoint")[0], named: RunFiles.finalModel)
         let classifier = file(try context.input("classifier")[0], named: TrainClassifierStage.classifierName)
         let load = {
-            let model = try SDMAEModel.load(path: checkpoint)
-            model.precision = precision
-            return try SlidePredictor(model: model, probe: try LinearProbe.read(path: classifier), classifierPath: classifier)
+            try SlidePredictor(model: try EncoderInference.load(checkpoint, precision: precision), probe: try LinearProbe.read(path: classifier),
+                               classifierPath: classifier)
         }
         return try cache.with(files: [checkpoint, classifier], load: load) { predictor in
             predictor.batchSize = batch

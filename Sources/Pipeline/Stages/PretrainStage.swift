@@ -1,4 +1,3 @@
-import Console
 import Foundation
 import NN
 import SDMAE
@@ -79,11 +78,8 @@ struct PretrainStage: Stage {
         options.keepsCheckpoints = p.bool("keep_checkpoints")
         options.seed = UInt64(p.int("seed") ?? 0)
         options.loaderWorkers = p.int("workers") ?? options.loaderWorkers
-        if p.string("precision") == "bf16" {
-            let (precision, notice) = Precision.resolve(.bf16)
-            if let notice { printError(notice) }
-            options.precision = precision
-        }
+        // fp32 stays unrecorded (nil), as in runs made before the option existed.
+        if p.string("precision") == "bf16" { options.precision = chosenPrecision("bf16") }
         self.config = config
         self.options = options
     }
