@@ -101,6 +101,8 @@ public final class HDF5Writer {
 
 /// Reads what `HDF5Writer` writes (and CLAM's coordinate files).
 public final class HDF5Reader {
+    /// 2^31 values (8 GiB of floats): far above a slide's bag (100,000 tiles × 1,536 features).
+    public static let maximumElements = 1 << 31
     private let path: String
     private let file: hid_t
 
@@ -169,8 +171,14 @@ public final class HDF5Reader {
         }
         var dims: [hsize_t] = [0, 0]
         H5Sget_simple_extent_dims(space, &dims, nil)
+        // A file may declare any extent (HDF5 allocates chunks lazily): refuse what cannot be a bag,
+        // a coordinate list or a score table before allocating for it.
+        let (count, overflow) = Int(clamping: dims[0]).multipliedReportingOverflow(by: Int(clamping: dims[1]))
+        guard !overflow, count <= Self.maximumElements else {
+            throw StorageError.malformed(path: path, reason: "dataset \(name) is \(dims[0])×\(dims[1]), more than the \(Self.maximumElements) values read at once")
+        }
         let rows = Int(dims[0]), columns = Int(dims[1])
-        var values = [T](repeating: zero, count: rows * columns)
+        var values = [T](repeating: zero, count: count)
         if !values.isEmpty {
             let status = values.withUnsafeMutableBytes {
                 H5Dread(dataset, type, chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), $0.baseAddress)

@@ -196,6 +196,10 @@ final class MILCohortTests: XCTestCase {
         XCTAssertThrowsError(try FeatureBag.read(slide: "nan", path: folder + "/nan.h5")) {
             XCTAssertTrue("\($0)".contains("feature 1 of tile 0 is not a number"), "\($0)")
         }
+        // A file declaring an extent no bag has (HDF5 allocates lazily, so it is 2 KB on disk).
+        XCTAssertThrowsError(try FeatureBag.read(slide: "huge", path: TestData.path("hostile/huge-extent.h5"))) {
+            XCTAssertTrue("\($0)".contains("1099511627776×1099511627776, more than the 2147483648 values read at once"), "\($0)")
+        }
         XCTAssertEqual(ROC.auc(scores: [0.1, 0.4, 0.35, 0.8], positive: [false, false, true, true]), 0.75)
         XCTAssertEqual(ROC.auc(scores: [1, 1], positive: [true, false]), 0.5)
     }
