@@ -41,7 +41,7 @@ public struct AnnotationSet: Sendable {
             let b = annotation.bounds
             if b.minX < -slack || b.minY < -slack || b.maxX > Double(width) + slack || b.maxY > Double(height) + slack {
                 throw AnnotationError.feature(path: path, index: annotation.index, reason: String(
-                    format: "reaches (%.0f, %.0f)–(%.0f, %.0f), outside the slide's %d × %d level-0 pixels; was it drawn on another image?",
+                    format: "reaches (%.6g, %.6g)–(%.6g, %.6g), outside the slide's %d × %d level-0 pixels; was it drawn on another image?",
                     b.minX, b.minY, b.maxX, b.maxY, width, height))
             }
         }
