@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations → SlideIO → Tissue → Tiling → NN → SDMAE →
+// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations/Distributed → SlideIO → Tissue → Tiling → NN → SDMAE →
 // Predict → MIL → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
@@ -22,10 +22,12 @@ let package = Package(
         // oneDNN's Debian package ships no pkg-config file; its headers and library are on the default paths.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "Console"),
         .target(name: "Annotations"),
         .target(name: "Concurrency"),
+        .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Storage", dependencies: ["CHDF5"]),
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG", "CTIFF", "Storage"]),
         .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging", "Concurrency"]),
@@ -33,16 +35,16 @@ let package = Package(
         .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Annotations", "Imaging", "Storage", "Console", "Concurrency"]),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "NN", dependencies: ["COpenBLAS", "CDNNL", "CKernels"]),
-        .target(name: "SDMAE", dependencies: ["NN", "Tiling", "Imaging", "Storage", "Console"]),
+        .target(name: "SDMAE", dependencies: ["NN", "Distributed", "Tiling", "Imaging", "Storage", "Console"]),
         .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage"]),
         .target(name: "MIL", dependencies: ["NN", "Predict", "Storage", "Console"]),
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
-        .target(name: "Pipeline", dependencies: ["CYAML", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
+        .target(name: "Pipeline", dependencies: ["CYAML", "Distributed", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
                                                  "MIL", "Heatmap", "NN", "Imaging", "Storage", "Console", "Concurrency"]),
-        .executableTarget(name: "wsi", dependencies: ["Annotations", "SlideIO", "Tiling", "Console", "NN", "SDMAE", "MIL", "Heatmap", "Imaging", "Pipeline",
+        .executableTarget(name: "wsi", dependencies: ["Annotations", "Distributed", "SlideIO", "Tiling", "Console", "NN", "SDMAE", "MIL", "Heatmap", "Imaging", "Pipeline",
                                                      "Storage"]),
 
-        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Tissue", "Annotations", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
+        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Distributed", "Tissue", "Annotations", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
                                                         "Predict", "MIL", "Heatmap", "Pipeline", "Concurrency"]),
     ]
 )

@@ -1,5 +1,7 @@
+#define _GNU_SOURCE
 #include "ckernels.h"
 #include <math.h>
+#include <sched.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -214,4 +216,11 @@ int ck_supports_bf16(void) {
 #else
     return 0;
 #endif
+}
+
+int ck_allowed_cores(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 0;
+    return CPU_COUNT(&set);
 }

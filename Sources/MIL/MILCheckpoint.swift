@@ -19,11 +19,14 @@ public enum MILCheckpointError: Error, CustomStringConvertible, Equatable {
 extension AttentionMIL {
     /// Writes the parameters under CLAM's names with the config as JSON in the `config` metadata.
     public func write(to path: String, metadata: [String: String] = [:]) throws {
+        try AtomicFile.write(try encoded(metadata: metadata), to: path)
+    }
+
+    /// The checkpoint file's bytes.
+    public func encoded(metadata: [String: String] = [:]) throws -> Data {
         let config = String(decoding: try JSONFile.encode(self.config, pretty: false), as: UTF8.self)
         let tensors = parameters.map { (name: $0.name, shape: $0.shape, values: $0.value.array) }
-        try AtomicFile.produce(path) { temporary in
-            try Safetensors.write(tensors, metadata: metadata.merging(["config": config]) { $1 }, to: temporary)
-        }
+        return try Safetensors.encode(tensors, metadata: metadata.merging(["config": config]) { $1 })
     }
 
     /// Loads a checkpoint written by `write`, or a CLAM state dict converted to safetensors whose

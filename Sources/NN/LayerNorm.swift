@@ -52,18 +52,22 @@ public final class LayerNorm {
         return y
     }
 
+    static let reductionBlocks = 16
+
     @discardableResult
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         guard let x = input else { preconditionFailure("LayerNorm.backward before forward") }
         inputGradient.reserve(rows * width)
-        // Each thread sums its rows' dγ, dβ into its own slice; the slices are added at the end.
-        partials.reserve(2 * Parallel.threads * width)
+        // dγ, dβ are summed per block of rows, then the blocks in order: a fixed number of blocks,
+        // not one per thread, so the sums (and a run's every bit) do not depend on the core count.
+        let blocks = min(rows, Self.reductionBlocks)
+        partials.reserve(2 * blocks * width)
         partials.zero()
-        let (w, width, partials, dxBase) = (weight.value.pointer, width, partials.pointer, inputGradient.pointer)
+        let (w, width, rows, partials, dxBase) = (weight.value.pointer, width, rows, partials.pointer, inputGradient.pointer)
         let (mean, inverseStd) = (mean.pointer, inverseStd.pointer)
-        Parallel.forChunksIndexed(rows) { chunk, range in
-            let dw = partials + 2 * chunk * width, db = dw + width
-            for r in range {
+        Parallel.forChunks(blocks) { chunk in for block in chunk {
+            let dw = partials + 2 * block * width, db = dw + width
+            for r in (rows * block / blocks)..<(rows * (block + 1) / blocks) {
                 let row = x + r * width, g = dy + r * width, dx = dxBase + r * width
                 let m = mean[r], s = inverseStd[r]
                 var meanG: Float = 0, meanGX: Float = 0
@@ -82,12 +86,12 @@ public final class LayerNorm {
                     dx[i] = (g[i] * w[i] - meanG - xhat * meanGX) * s
                 }
             }
-        }
+        } }
         let dw = weight.grad.pointer, db = bias.grad.pointer
-        for chunk in 0..<Parallel.threads {
+        for block in 0..<blocks {
             for i in 0..<width {
-                dw[i] += partials[2 * chunk * width + i]
-                db[i] += partials[(2 * chunk + 1) * width + i]
+                dw[i] += partials[2 * block * width + i]
+                db[i] += partials[(2 * block + 1) * width + i]
             }
         }
         return inputGradient.pointer

@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Dispatch
 import Foundation
@@ -6,7 +7,14 @@ import Foundation
 /// work (rows of a GEMM, attention heads, normalisation rows) across threads. Many small GEMMs
 /// (one per attention head) made OpenBLAS's own threads spend more time yielding than computing.
 public enum Parallel {
-    public static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// `WSI_THREADS` when set; otherwise the cores this process may run on, which a launcher
+    /// narrows when it binds ranks to cores (mpirun gives each of two ranks one core).
+    public static let threads = ProcessInfo.processInfo.environment["WSI_THREADS"].flatMap(Int.init).map { max(1, $0) } ?? allowedCores()
+
+    private static func allowedCores() -> Int {
+        let allowed = Int(ck_allowed_cores())
+        return allowed > 0 ? allowed : max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }
 
     /// OpenBLAS's thread count is process-wide; set once, before the first GEMM.
     static let singleThreadedBLAS: Void = openblas_set_num_threads(1)

@@ -1,6 +1,7 @@
 import Concurrency
 import Console
 import Dispatch
+import Distributed
 import Foundation
 import SlideIO
 import Storage
@@ -16,6 +17,8 @@ public struct RunOptions: Sendable {
     public var showProgress = true
     /// The command line adds its one stage to the run description; a manifest defines it whole.
     public var mergesDescription = false
+    /// Ranks that join this run's `runsOnEveryRank` stages as followers (this process leads).
+    public var group = ProcessGroup.single
 
     public init(slides: String?, output: String) {
         self.slides = slides
@@ -97,6 +100,7 @@ public final class PipelineRunner: @unchecked Sendable {
     }
 
     public func run() throws -> RunSummary {
+        defer { releaseFollowers() }
         if options.shard.count == 1 { try writeDescription() }
 
         final class SummaryBox: @unchecked Sendable {
@@ -252,8 +256,9 @@ public final class PipelineRunner: @unchecked Sendable {
         do {
             try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)
             try ledger.markRunning(slide: key(slide), stage: entry.id, parametersHash: parametersHash, inputKey: inputKey)
-            let context = StageContext(slide: slide, slides: slides, output: partial, inputs: inputs,
+            var context = StageContext(slide: slide, slides: slides, output: partial, inputs: inputs,
                                        showProgress: showProgress ?? options.showProgress)
+            if entry.type.runsOnEveryRank { try dispatchToFollowers(entry, context: &context) }
             let note = try entry.stage.run(context)
             let listing = OutputListing.describe(partial)
             try? FileManager.default.removeItem(atPath: final)
@@ -358,4 +363,22 @@ func fnv1a(_ text: String) -> UInt64 {
         hash = hash &* 0x100_0000_01B3
     }
     return hash
+}
+
+/// The shard a scheduler gave this process: a SLURM array task takes its place among the
+/// array's tasks (IDs need not start at 1; SLURM_ARRAY_TASK_MIN says where they start).
+public enum SchedulerShard {
+    public static func fromArray(_ environment: [String: String]) throws -> (index: Int, count: Int)? {
+        guard let idText = environment["SLURM_ARRAY_TASK_ID"] else { return nil }
+        guard let id = Int(idText), let count = environment["SLURM_ARRAY_TASK_COUNT"].flatMap(Int.init), count >= 1 else {
+            throw StageError.invalid("SLURM_ARRAY_TASK_ID=\(idText) without a usable SLURM_ARRAY_TASK_COUNT: give --shard K/N")
+        }
+        let first = environment["SLURM_ARRAY_TASK_MIN"].flatMap(Int.init) ?? 0
+        let step = environment["SLURM_ARRAY_TASK_STEP"].flatMap(Int.init) ?? 1
+        let index = (id - first) / max(step, 1)
+        guard (0..<count).contains(index) else {
+            throw StageError.invalid("SLURM array task \(id) is not among \(count) tasks from \(first) by \(step): give --shard K/N")
+        }
+        return (index + 1, count)
+    }
 }

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 
 /// Whether a stage runs once per slide or once for the whole batch.
@@ -49,6 +50,9 @@ public struct StageContext: Sendable {
     /// folder to a per-slide stage and every slide's folder to a global one.
     public var inputs: [String: [String]]
     public var showProgress: Bool
+    /// The ranks of a data-parallel job running this item together (`runsOnEveryRank` stages);
+    /// one process otherwise.
+    public var group = ProcessGroup.single
 
     public func input(_ name: String) throws -> [String] {
         guard let paths = inputs[name], !paths.isEmpty else { throw StageError.missingInput(name) }
@@ -116,12 +120,16 @@ public protocol Stage: Sendable {
     /// Stages that keep their own progress (pretraining checkpoints) may continue in a partial
     /// folder left by a killed run; the others start clean.
     static var resumesPartialOutput: Bool { get }
+    /// Under `mpirun`/`srun` every rank runs this stage's items together (data-parallel
+    /// training); the leader alone runs the other stages and writes every output.
+    static var runsOnEveryRank: Bool { get }
     /// This stage's part of the report, for the batch (`slide == nil`) or for one slide.
     static func report(_ location: StageOutputLocation) -> ReportPart
 }
 
 extension Stage {
     public static var resumesPartialOutput: Bool { false }
+    public static var runsOnEveryRank: Bool { false }
     public static func report(_ location: StageOutputLocation) -> ReportPart { ReportPart() }
 }
 

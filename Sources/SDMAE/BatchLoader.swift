@@ -21,7 +21,8 @@ public func mixSeed(_ values: UInt64...) -> UInt64 {
 ///
 /// Batch `step` is a pure function of (seed, step): the epoch's permutation comes from
 /// (seed, epoch) and each sample's augmentation from (seed, step, slot). A resumed run therefore
-/// sees exactly the batches the killed run would have seen.
+/// sees exactly the batches the killed run would have seen, and ranks of a data-parallel job
+/// together see the batches of a one-process run, whatever their number.
 public final class BatchLoader: @unchecked Sendable {
     public let dataset: PatchDataset
     public let batchSize: Int
@@ -29,6 +30,9 @@ public final class BatchLoader: @unchecked Sendable {
     public let augmentation: Augmentation
     public let seed: UInt64
     public let workers: Int
+    /// The slots of each batch this process loads: all of them, or one rank's share of a
+    /// data-parallel job's global batch (augmented as the same slots of a one-process run).
+    public let share: Range<Int>
     public var stepsPerEpoch: Int { dataset.count / batchSize }
 
     private let condition = NSCondition()
@@ -40,9 +44,11 @@ public final class BatchLoader: @unchecked Sendable {
     /// Touched only by the producer thread.
     private var permutationCache: (epoch: Int, order: [Int])?
 
-    public init(dataset: PatchDataset, batchSize: Int, augmentation: Augmentation, seed: UInt64, workers: Int, depth: Int = 3) {
+    public init(dataset: PatchDataset, batchSize: Int, share: Range<Int>? = nil, augmentation: Augmentation, seed: UInt64, workers: Int,
+                depth: Int = 3) {
         self.dataset = dataset
         self.batchSize = batchSize
+        self.share = share ?? 0..<batchSize
         imageSize = augmentation.size
         self.augmentation = augmentation
         self.seed = seed
@@ -115,10 +121,11 @@ public final class BatchLoader: @unchecked Sendable {
     public func make(_ step: Int) throws -> ImageBatch {
         let epoch = step / stepsPerEpoch, position = step % stepsPerEpoch
         let order = permutation(epoch: epoch)
-        let indices = Array(order[(position * batchSize)..<((position + 1) * batchSize)])
-        let (seed, augmentation) = (seed, augmentation)
+        let first = position * batchSize
+        let indices = Array(order[(first + share.lowerBound)..<(first + share.upperBound)])
+        let (seed, augmentation, offset) = (seed, augmentation, share.lowerBound)
         let images = try dataset.planarImages(indices, size: imageSize, workers: workers) { image, slot, out in
-            var generator = SeededGenerator(seed: mixSeed(seed, 2, UInt64(step), UInt64(slot)))
+            var generator = SeededGenerator(seed: mixSeed(seed, 2, UInt64(step), UInt64(offset + slot)))
             augmentation.apply(image, using: &generator, into: out)
         }
         return ImageBatch(images: images, indices: indices)

@@ -26,6 +26,11 @@ public struct TokenMask: Equatable, Sendable {
 
     /// MAE's masking: argsort of uniform noise, the first `visibleCount` kept (then sorted, as the
     /// order inside a set is irrelevant to attention and sorted indices read better).
+    /// The masks of images `range` of the batch.
+    public func images(_ range: Range<Int>) -> TokenMask {
+        TokenMask(visible: Array(visible[range]), masked: Array(masked[range]))
+    }
+
     public static func random(batch: Int, tokens: Int, masked: Int, using generator: inout SeededGenerator) -> TokenMask {
         var visible: [[Int]] = [], hidden: [[Int]] = []
         for _ in 0..<batch {
@@ -365,15 +370,27 @@ public final class SDMAEModel {
         patchEmbed.backward(dx)
     }
 
-    /// Updates the teacher centre after an optimiser step.
+    /// Updates the teacher centre after an optimiser step, from this batch alone.
     public func updateCenter() {
-        let k = config.prototypes, m = Float(config.centerMomentum)
+        updateCenter(sums: centreSums(), images: batch)
+    }
+
+    /// What the centre tracks (teacher probabilities or logits), summed over this batch's images [K].
+    public func centreSums() -> [Float] {
+        let k = config.prototypes
         let source = config.centerMode == .probabilities ? teacherProbabilities : teacherPooled
-        for j in 0..<k {
-            var mean: Float = 0
-            for b in 0..<batch { mean += source[b * k + j] }
-            center[j] = m * center[j] + (1 - m) * mean / Float(batch)
+        return (0..<k).map { j in
+            var sum: Float = 0
+            for b in 0..<batch { sum += source[b * k + j] }
+            return sum
         }
+    }
+
+    /// Moves the centre towards the mean of `images` images whose `centreSums` are `sums`
+    /// (a data-parallel job adds every rank's sums first).
+    public func updateCenter(sums: [Float], images: Int) {
+        let m = Float(config.centerMomentum)
+        for j in 0..<config.prototypes { center[j] = m * center[j] + (1 - m) * sums[j] / Float(images) }
     }
 
     // MARK: Outputs exposed for checks and pictures

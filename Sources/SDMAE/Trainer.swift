@@ -1,4 +1,5 @@
 import Console
+import Distributed
 import Foundation
 import Tiling
 import NN
@@ -30,6 +31,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case nonFinite(step: Int, what: String, checkpoint: String?)
     case notEnoughData(patches: Int, batch: Int)
     case incompatibleResume(path: String, reason: String)
+    case unsupportedWithRanks(String)
 
     public var description: String {
         switch self {
@@ -38,6 +40,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
                 + (checkpoint.map { ". The last good checkpoint is \($0)" } ?? " before any checkpoint was written")
         case let .notEnoughData(patches, batch): return "\(patches) patches cannot fill one batch of \(batch)"
         case let .incompatibleResume(path, reason): return "\(path): cannot resume: \(reason)"
+        case let .unsupportedWithRanks(message): return message
         }
     }
 }
@@ -52,36 +55,61 @@ public struct StepRecord: Sendable {
     public var imagesPerSecond: Double
     public var collapse: CollapseWatch.Kind
 
-    public static let header = "step,epoch,lr,loss,l_rec,l_sd,teacher_entropy,prototype_entropy,grad_norm,img_per_s,collapse\n"
+    /// Seconds this step waited in collectives (a data-parallel job's averaging; 0 for one process).
+    public var synchronisation: Double
+
+    public static let header = "step,epoch,lr,loss,l_rec,l_sd,teacher_entropy,prototype_entropy,grad_norm,img_per_s,collapse,sync_ms\n"
 
     var csvLine: String {
         String(format: "%d,%d,%.6e,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.2f,", step, epoch, learningRate, losses.total,
                losses.reconstruction, losses.distillation, losses.teacherEntropy, losses.prototypeEntropy, gradientNorm, imagesPerSecond)
-            + collapse.rawValue + "\n"
+            + collapse.rawValue + String(format: ",%.2f\n", synchronisation * 1000)
     }
 }
 
 /// Pretrains SD-MAE on a patch dataset, with checkpoints that let a killed run resume exactly.
+///
+/// In a data-parallel job every rank runs a Trainer on its share of each global batch
+/// (`options.batchSize` is the global batch); gradients, losses and the centre's statistics are
+/// averaged over the ranks, so the job takes the steps a one-process run with the same global
+/// batch would take. The leader alone writes metrics and checkpoints.
 public final class Trainer {
     public let model: SDMAEModel
     public let options: TrainingOptions
     public let runDirectory: String
+    public let group: ProcessGroup
     let loader: BatchLoader
     let optimiser: AdamW
     let schedule: WarmupCosineSchedule
+    /// This rank's images of each global batch.
+    let share: Range<Int>
+    /// Every gradient, packed for the ranks' averaging.
+    private let gradients: Buffer
     public var showProgress = true
 
     public var totalSteps: Int { options.epochs * loader.stepsPerEpoch }
+    public var patches: Int { loader.dataset.count }
 
-    public init(config: SDMAEConfig, options: TrainingOptions, dataset: PatchDataset, runDirectory: String) throws {
+    public init(config: SDMAEConfig, options: TrainingOptions, dataset: PatchDataset, runDirectory: String,
+                group: ProcessGroup = .single) throws {
         guard dataset.count >= options.batchSize else { throw TrainingError.notEnoughData(patches: dataset.count, batch: options.batchSize) }
+        guard options.batchSize % group.size == 0 else {
+            throw TrainingError.unsupportedWithRanks("the batch of \(options.batchSize) does not split evenly over \(group.size) ranks")
+        }
+        if group.size > 1, config.distillationWeight > 0, config.teacherTargets == .sinkhorn {
+            throw TrainingError.unsupportedWithRanks("Sinkhorn teacher targets balance over the whole batch, which no rank holds; "
+                                                     + "run them as one process or use centred targets")
+        }
         model = SDMAEModel(config: config, seed: options.seed)
         model.precision = options.precision ?? .fp32
         self.options = options
         self.runDirectory = runDirectory
+        self.group = group
+        let local = options.batchSize / group.size
+        share = (group.rank * local)..<((group.rank + 1) * local)
         var augmentation = Augmentation(size: config.imageSize)
         augmentation.colourJitter = options.colourJitter
-        loader = BatchLoader(dataset: dataset, batchSize: options.batchSize, augmentation: augmentation, seed: options.seed,
+        loader = BatchLoader(dataset: dataset, batchSize: options.batchSize, share: share, augmentation: augmentation, seed: options.seed,
                              workers: options.loaderWorkers)
         let peak = options.baseLearningRate * Double(options.batchSize) / 256
         optimiser = AdamW(parameters: model.parameters, learningRate: Float(peak), beta1: Float(options.beta1),
@@ -89,53 +117,59 @@ public final class Trainer {
         let steps = options.epochs * (dataset.count / options.batchSize)
         schedule = WarmupCosineSchedule(peak: peak, minimum: options.minimumLearningRate,
                                         warmupSteps: Int(options.warmupEpochs * Double(dataset.count / options.batchSize)), totalSteps: steps)
+        gradients = Buffer(count: group.size > 1 ? model.parameters.reduce(0) { $0 + $1.count } : 0)
     }
 
     /// Trains to the end (or from the last checkpoint when `resume`); returns the final model path.
     @discardableResult
     public func run(resume: Bool, stopAfter: Int? = nil) throws -> String {
-        try FileManager.default.createDirectory(atPath: runDirectory + "/" + RunFiles.checkpoints, withIntermediateDirectories: true)
-        var step = 0
-        var lastCheckpoint: String?
-        if resume, let pointer = try readPointer() {
-            step = try restore(pointer)
-            lastCheckpoint = runDirectory + "/" + pointer.model
-        } else {
-            try AtomicFile.write(Data(StepRecord.header.utf8), to: runDirectory + "/" + RunFiles.metrics)
-        }
+        try checkSameData()
+        var step = try group.agree(Result { group.isLeader ? try start(resume: resume) : 0 }, what: "reading the last checkpoint")
+        step = try synchroniseState(from: step)
+        var lastCheckpoint = step > 0 ? try readPointer().map { runDirectory + "/" + $0.model } : nil
         let end = min(totalSteps, stopAfter ?? totalSteps)
         guard step < end else { return try finish(step: step) }
 
-        let metrics = try MetricsLog(path: runDirectory + "/" + RunFiles.metrics, keepingStepsBefore: step)
+        let metrics = group.isLeader ? try MetricsLog(path: runDirectory + "/" + RunFiles.metrics, keepingStepsBefore: step) : nil
         loader.start(first: step, end: end)
         defer { loader.stop() }
-        let progress = Progress("pretrain", total: end - step, enabled: showProgress)
+        let progress = Progress("pretrain", total: end - step, enabled: showProgress && group.isLeader)
         let config = model.config
         let collapse = CollapseWatch(prototypes: config.prototypes, after: schedule.warmupSteps, active: config.distillationWeight > 0)
         var warned = Set<CollapseWatch.Kind>()  // said once per kind, then shown in the status and metrics.csv
         while step < end {
             let started = Date()
-            let batch = try loader.batch(step)
+            var synchronisation = 0.0
+            let batch = Result { try loader.batch(step) }
             var generator = SeededGenerator(seed: mixSeed(options.seed, 3, UInt64(step)))
+            // The whole batch's masks, drawn as one process draws them; this rank keeps its images'.
             let mask = TokenMask.random(batch: options.batchSize, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
+                .images(share)
             optimiser.learningRate = Float(schedule.learningRate(at: step))
-            let losses = batch.images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: options.batchSize, mask: mask) }
+            var losses = StepLosses(reconstruction: 0, distillation: 0, total: 0, teacherEntropy: 0, prototypeEntropy: 0)
+            if case let .success(batch) = batch {
+                losses = batch.images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: share.count, mask: mask) }
+            }
+            let centreSums: [Float]
+            (losses, centreSums) = try averageOverRanks(losses, batch: batch, waited: &synchronisation)
             guard losses.total.isFinite else {
                 throw TrainingError.nonFinite(step: step, what: "the loss", checkpoint: lastCheckpoint)
             }
             optimiser.zeroGradients()
             model.backward()
+            try averageGradients(step: step, waited: &synchronisation)
             let norm = optimiser.gradientNorm()
             guard norm.isFinite else { throw TrainingError.nonFinite(step: step, what: "the gradient norm", checkpoint: lastCheckpoint) }
             optimiser.update()
             model.refreshLowPrecisionWeights()
-            model.updateCenter()
+            model.updateCenter(sums: centreSums, images: options.batchSize)
             step += 1
             let rate = Double(options.batchSize) / Date().timeIntervalSince(started)
             let warning = collapse.check(losses, step: step)
-            try metrics.append(StepRecord(step: step, epoch: (step - 1) / loader.stepsPerEpoch, learningRate: Double(optimiser.learningRate),
-                                          losses: losses, gradientNorm: norm, imagesPerSecond: rate, collapse: warning?.kind ?? .none))
-            if let warning, !warned.contains(warning.kind) {
+            try metrics?.append(StepRecord(step: step, epoch: (step - 1) / loader.stepsPerEpoch, learningRate: Double(optimiser.learningRate),
+                                           losses: losses, gradientNorm: norm, imagesPerSecond: rate, collapse: warning?.kind ?? .none,
+                                           synchronisation: synchronisation))
+            if let warning, !warned.contains(warning.kind), group.isLeader {
                 warned.insert(warning.kind)
                 progress.note("step \(step): \(warning.message)")
             }
@@ -143,18 +177,117 @@ public final class Trainer {
                                             losses.total, losses.reconstruction, losses.distillation, losses.teacherEntropy,
                                             exp(losses.prototypeEntropy), rate, warning == nil ? "" : " COLLAPSE?"))
             if step % options.checkpointEvery == 0 || step == end {
-                lastCheckpoint = try writeCheckpoint(step: step)
+                let written = Result { group.isLeader ? try writeCheckpoint(step: step) : nil }
+                lastCheckpoint = try group.agree(written, what: "writing the checkpoint of step \(step)") ?? lastCheckpoint
             }
         }
         progress.finish()
         return try finish(step: step)
     }
 
+    /// The leader's first step: the last checkpoint's when resuming, else 0 with a fresh metrics file.
+    private func start(resume: Bool) throws -> Int {
+        try FileManager.default.createDirectory(atPath: runDirectory + "/" + RunFiles.checkpoints, withIntermediateDirectories: true)
+        if resume, let pointer = try readPointer() { return try restore(pointer) }
+        try AtomicFile.write(Data(StepRecord.header.utf8), to: runDirectory + "/" + RunFiles.metrics)
+        return 0
+    }
+
     private func finish(step: Int) throws -> String {
         let path = runDirectory + "/" + RunFiles.finalModel
-        if step == totalSteps { try model.writeWeights(to: path, step: step) }
+        if step == totalSteps, group.isLeader { try model.writeWeights(to: path, step: step) }
         return path
     }
+
+    // MARK: Data parallelism (no-ops for one process)
+
+    /// Refuses ranks that see different patches: each would then train on a different "global" batch.
+    private func checkSameData() throws {
+        guard group.size > 1 else { return }
+        let dataset = loader.dataset
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for i in 0..<dataset.count { for byte in dataset.name(i).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 } }
+        let mine = "\(dataset.count) patches, names hash \(String(hash, radix: 16))"
+        let leaders = String(decoding: try group.broadcast(Data(mine.utf8), what: "comparing the ranks' patch lists"), as: UTF8.self)
+        let same: Result<Void, Error> = mine == leaders ? .success(()) : .failure(TrainingError.unsupportedWithRanks(
+            "rank \(group.rank) sees \(mine), rank 0 \(leaders): every rank must read the same patch folders"))
+        try group.agree(same, what: "comparing the ranks' patch lists")
+    }
+
+    /// Gives every rank the leader's step, weights, optimiser state and centre (after a resume).
+    private func synchroniseState(from step: Int) throws -> Int {
+        guard group.size > 1 else { return step }
+        let leaders = Int(String(decoding: try group.broadcast(Data(String(step).utf8), what: "sharing the first step"), as: UTF8.self)) ?? 0
+        guard leaders > 0 else { return leaders }
+        for (index, parameter) in model.parameters.enumerated() {
+            try group.broadcast(parameter.value.pointer, count: parameter.count, what: "sharing the checkpoint's weights")
+            try group.broadcast(optimiser.firstMoments[index].pointer, count: parameter.count, what: "sharing the optimiser state")
+            try group.broadcast(optimiser.secondMoments[index].pointer, count: parameter.count, what: "sharing the optimiser state")
+        }
+        try model.center.withUnsafeMutableBufferPointer { centre in
+            try group.broadcast(centre.baseAddress!, count: centre.count, what: "sharing the teacher centre")
+        }
+        optimiser.restore(step: leaders)
+        model.refreshLowPrecisionWeights()
+        return leaders
+    }
+
+    /// The global batch's losses and centre statistics. Every rank reports whether it could read
+    /// its batch, so a rank's unreadable patch stops all of them at the same step.
+    private func averageOverRanks(_ losses: StepLosses, batch: Result<ImageBatch, Error>, waited: inout Double) throws -> (StepLosses, [Float]) {
+        guard group.size > 1 else {
+            _ = try batch.get()
+            return (losses, model.centreSums())
+        }
+        let k = model.config.prototypes
+        let failed = (try? batch.get()) == nil
+        let centre = failed ? [Float](repeating: 0, count: k) : model.centreSums()
+        let distribution = failed ? [Float](repeating: 0, count: share.count * k) : model.teacherDistribution
+        var totals = [failed ? 1 : 0, losses.reconstruction, losses.distillation, losses.teacherEntropy]
+        totals += (0..<k).map { j in (0..<share.count).reduce(0.0) { $0 + Double(distribution[$1 * k + j]) } }
+        totals += centre.map(Double.init)
+        try timed(&waited) { try group.sum(&totals, what: "averaging the losses") }
+        _ = try batch.get()
+        if totals[0] > 0 { throw DistributedError.peerFailed(what: "reading its share of the batch") }
+        let ranks = Double(group.size), p = model.config.distillationWeight
+        var global = losses
+        global.reconstruction = totals[1] / ranks
+        global.distillation = totals[2] / ranks
+        global.total = (1 - p) * global.reconstruction + p * global.distillation
+        global.teacherEntropy = totals[3] / ranks
+        global.prototypeEntropy = totals[4..<(4 + k)].reduce(0.0) { entropy, sum in
+            let mean = sum / Double(options.batchSize)
+            return mean > 0 ? entropy - mean * log(mean) : entropy
+        }
+        return (global, totals[(4 + k)...].map(Float.init))
+    }
+
+    /// Replaces every rank's gradients by their mean over the ranks: packed into one buffer and
+    /// summed in a few large messages.
+    private func averageGradients(step: Int, waited: inout Double) throws {
+        guard group.size > 1 else { return }
+        var offset = 0
+        for parameter in model.parameters {
+            (gradients.pointer + offset).update(from: parameter.grad.pointer, count: parameter.count)
+            offset += parameter.count
+        }
+        try timed(&waited) { try group.sum(gradients.pointer, count: offset, what: "averaging the gradients of step \(step)") }
+        let scale = 1 / Float(group.size)
+        offset = 0
+        for parameter in model.parameters {
+            let packed = gradients.pointer + offset, grad = parameter.grad.pointer
+            for i in 0..<parameter.count { grad[i] = packed[i] * scale }
+            offset += parameter.count
+        }
+    }
+
+    private func timed<Value>(_ seconds: inout Double, _ body: () throws -> Value) rethrows -> Value {
+        let started = Date()
+        defer { seconds += Date().timeIntervalSince(started) }
+        return try body()
+    }
+
+    // MARK: Checkpoints
 
     /// Writes both files of a checkpoint, then the pointer; keeps the previous checkpoint until
     /// the new one is complete.

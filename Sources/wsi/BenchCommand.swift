@@ -1,3 +1,4 @@
+import Distributed
 import Annotations
 import Foundation
 import NN
@@ -62,7 +63,7 @@ struct BenchCommand: Command {
         """
     }
 
-    func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         if arguments.first == "train" || arguments.first == "embed" {
             return try ModelBench.run(&arguments)
         }
@@ -145,8 +146,9 @@ enum ModelBench {
             }
             if step > 0 { rates.append(Double(batch) / Date().timeIntervalSince(start)) }
         }
-        print(String(format: "%@ %@ %@ batch %d mask %.2f: median %.1f img/s (min %.1f, max %.1f) over %d steps",
-                     what[0], presetName, precision.rawValue, batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps))
+        print(String(format: "%@ %@ %@ batch %d mask %.2f: median %.1f img/s (min %.1f, max %.1f) over %d steps; %d parameters",
+                     what[0], presetName, precision.rawValue, batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps,
+                     model.parameters.reduce(0) { $0 + $1.count }))
         return 0
     }
 }

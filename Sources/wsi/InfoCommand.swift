@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import Pipeline
 import SlideIO
@@ -13,7 +14,7 @@ struct InfoCommand: Command {
       --properties   also list every vendor property
     """
 
-    func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let json = try arguments.flag("--json")
         let listProperties = try arguments.flag("--properties")
         let paths = try arguments.positionals()

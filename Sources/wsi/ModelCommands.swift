@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import NN
 import Pipeline
@@ -35,7 +36,7 @@ struct EmbedCommand: DeclaredCommand {
             EncoderInference.precision,
             StageCommandLine.quiet,
         ])
-    func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let values = try Self.spec.parseOptions(&arguments)
         guard let out = values.string("out"), out.hasSuffix(".csv") || out.hasSuffix(".safetensors") else {
             throw UsageError("--out must name a .csv or .safetensors file")
@@ -63,7 +64,7 @@ struct ReconstructCommand: DeclaredCommand {
             ParameterSpec("count", .int(1...64), default: .int(6), manifest: false, help: "patches shown"),
             ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(0), manifest: false, help: "which patches and masks"),
         ])
-    func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let values = try Self.spec.parseOptions(&arguments)
         guard let out = values.string("out") else { throw UsageError("--out PNG is required") }
         let model = try loadModel(values)

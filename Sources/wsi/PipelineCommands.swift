@@ -1,3 +1,4 @@
+import Distributed
 import Console
 import Foundation
 import Pipeline
@@ -11,8 +12,10 @@ struct RunCommand: DeclaredCommand {
         Then runs every stage; per-slide stages go slide by slide (J at a time), global stages once.
         OUT/ledger.sqlite records each slide × stage; re-running the same command skips what is done
         and up to date, retries failures and redoes what changed. --shard K/N takes a disjoint,
-        deterministic share of the slides (for N scheduler array tasks writing into one OUT);
-        global stages then wait for a final unsharded run. Exit status 1 if any item failed.
+        deterministic share of the slides (for N scheduler array tasks writing into one OUT; a
+        SLURM array task takes its share without it); global stages then wait for a final
+        unsharded run. Under mpirun/srun, pretraining runs data-parallel on every rank and
+        rank 0 runs the rest. Exit status 1 if any item failed.
         Stage kinds and their parameters: 'wsi stages'.
         """,
         options: [
@@ -21,7 +24,7 @@ struct RunCommand: DeclaredCommand {
             ParameterSpec("shard", .string, manifest: false, placeholder: "K/N", help: "run shard K of N"),
             StageCommandLine.jobs, StageCommandLine.quiet,
         ])
-    func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let (values, inputs) = try Self.spec.parse(&arguments)
         guard inputs.count == 1 else { throw UsageError("expected one MANIFEST") }
         var shard = (index: 1, count: 1)
@@ -39,7 +42,7 @@ struct RunCommand: DeclaredCommand {
         options.shard = shard
         options.jobs = values.int("jobs") ?? 1
         options.showProgress = !values.bool("quiet")
-        return try runPipeline(manifest, options: options)
+        return try runPipeline(manifest, options: options, group: group, shardGiven: values.string("shard") != nil)
     }
 }
 
@@ -48,7 +51,7 @@ struct StatusCommand: Command {
     let summary = "table of slides × stages from a run's ledger"
     let usage = "Usage: wsi status OUT_DIR"
 
-    func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let inputs = try arguments.positionals()
         guard inputs.count == 1 else { throw UsageError("expected one OUT_DIR") }
         let ledgerPath = inputs[0] + "/" + RunDescription.ledgerName
@@ -85,7 +88,7 @@ struct ReportCommand: Command {
     let summary = "static index.html of a run: QC, heatmaps, labels, timings, loss curves"
     let usage = "Usage: wsi report OUT_DIR"
 
-    func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let inputs = try arguments.positionals()
         guard inputs.count == 1 else { throw UsageError("expected one OUT_DIR") }
         print("report → \(try Report.write(outputRoot: inputs[0]))")
@@ -98,7 +101,7 @@ struct StagesCommand: Command {
     let summary = "every stage a manifest or the command line can run, with parameters, inputs and outputs"
     let usage = "Usage: wsi stages [--markdown]\n\n--markdown prints the README's stage reference."
 
-    func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let markdown = try arguments.flag("--markdown")
         guard try arguments.positionals().isEmpty else { throw UsageError("no arguments expected") }
         print(markdown ? StageCommandLine.markdownReference() : StageCommandLine.textReference(), terminator: "")

@@ -1,3 +1,4 @@
+import Distributed
 import Console
 import Foundation
 import Pipeline
@@ -11,18 +12,39 @@ struct StageCommand: Command {
     var summary: String { type.summary }
     var usage: String { StageCommandLine.spec(type).usage }
 
-    func run(_ arguments: inout Arguments) throws -> Int32 {
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let (manifest, options) = try StageCommandLine.parse(type, &arguments)
-        return try runPipeline(manifest, options: options)
+        return try runPipeline(manifest, options: options, group: group)
     }
 }
 
 /// Runs and prints what happened; exit status 1 when any item failed.
-func runPipeline(_ manifest: Manifest, options: RunOptions) throws -> Int32 {
+///
+/// Under a launcher (mpirun, srun) with several ranks: a run with a `runsOnEveryRank` stage is
+/// led by rank 0, the other ranks joining those stages; a run of other stages gives each rank a
+/// shard of the slides. A scheduler array task (SLURM_ARRAY_TASK_ID) takes its shard unless
+/// `--shard` chose one.
+func runPipeline(_ manifest: Manifest, options: RunOptions, group: ProcessGroup, shardGiven: Bool = false) throws -> Int32 {
+    var options = options
+    let arrayShard = shardGiven ? nil : try SchedulerShard.fromArray(ProcessInfo.processInfo.environment)
+    let everyRank = manifest.stages.contains { $0.type.runsOnEveryRank }
+    if group.size > 1, arrayShard != nil || shardGiven {
+        throw UsageError("\(group.size) MPI ranks inside one array task or with --shard: use one or the other")
+    }
+    if let arrayShard { options.shard = arrayShard }
+    if group.size > 1 {
+        if everyRank {
+            if !group.isLeader { return try PipelineFollower(manifest: manifest, group: group).serve() ? 0 : 1 }
+            options.group = group
+        } else {
+            options.shard = (group.rank + 1, group.size)
+        }
+    }
     let runner = try PipelineRunner(manifest: manifest, options: options)
     let shard = options.shard
     printError("\(manifest.name): \(runner.slides.count) slides\(shard.count > 1 ? " in shard \(shard.index)/\(shard.count)" : ""), "
-               + "stages \(manifest.stages.map(\.id).joined(separator: " → ")) → \(options.output)")
+               + "stages \(manifest.stages.map(\.id).joined(separator: " → ")) → \(options.output)"
+               + (options.group.size > 1 ? " (\(options.group.size) ranks)" : ""))
     let summary = try runner.run()
     print("\(summary.completed) done, \(summary.upToDate) already up to date, \(summary.failed.count) failed, \(summary.blocked) skipped"
           + (summary.deferred.isEmpty ? "" : ", deferred to an unsharded run: \(summary.deferred.joined(separator: ", "))"))

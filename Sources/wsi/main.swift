@@ -1,3 +1,4 @@
+import Distributed
 import Console
 import Foundation
 import Pipeline
@@ -9,7 +10,7 @@ protocol Command {
     var summary: String { get }
     var usage: String { get }
     /// Returns the process exit status.
-    func run(_ arguments: inout Arguments) throws -> Int32
+    func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32
 }
 
 /// A command declared by a `CommandSpec`: its name, summary and usage come from it.
@@ -53,15 +54,24 @@ if arguments.wantsHelp {
     print(command.usage)
     exit(0)
 }
-do {
-    exit(try command.run(&arguments))
-} catch let error as UsageError {
-    printError("wsi \(command.name): \(error)\n\nRun 'wsi \(command.name) --help' for its options.")
-    exit(2)
-} catch let error as ManifestError {
-    printError("wsi \(command.name): \(error)")
-    exit(2)
-} catch {
-    printError("wsi \(command.name): \(describeError(error))")
+// A process started by mpirun or srun is one rank of a data-parallel job; any other is alone.
+let group: ProcessGroup
+do { group = try ProcessGroup.join() } catch {
+    printError("wsi: cannot join the MPI job: \(describeError(error))")
     exit(1)
 }
+let status: Int32
+do {
+    status = try command.run(&arguments, group: group)
+} catch let error as UsageError {
+    printError("wsi \(command.name): \(error)\n\nRun 'wsi \(command.name) --help' for its options.")
+    status = 2
+} catch let error as ManifestError {
+    printError("wsi \(command.name): \(error)")
+    status = 2
+} catch {
+    printError("wsi \(command.name): \(describeError(error))")
+    status = 1
+}
+group.finish()
+exit(status)

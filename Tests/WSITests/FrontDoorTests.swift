@@ -182,15 +182,19 @@ final class LayoutTests: XCTestCase {
             var imports = Set<String>()
             for file in files where file.hasSuffix(".swift") {
                 let text = try String(contentsOfFile: folder + "/" + file, encoding: .utf8)
-                for line in text.split(separator: "\n") where line.hasPrefix("import ") {
-                    imports.insert(String(line.dropFirst(7)).trimmingCharacters(in: .whitespaces))
+                for line in text.split(separator: "\n") {
+                    // `import X`, or with an access level: `internal import X`.
+                    let words = line.split(separator: " ")
+                    guard let at = words.firstIndex(of: "import"), at <= 1, at + 1 < words.count,
+                          at == 0 || ["public", "package", "internal", "fileprivate", "private"].contains(words[0]) else { continue }
+                    imports.insert(String(words[at + 1]))
                 }
             }
             if files.contains(where: { $0.hasSuffix(".swift") }) {
                 XCTAssertEqual(imports.subtracting(system), dependencies, "\(target): Package.swift dependencies differ from its imports")
             }
         }
-        let order = ["Concurrency", "Console", "Annotations", "Storage", "Imaging", "SlideIO", "Tissue", "Tiling", "NN", "SDMAE", "Predict", "MIL", "Heatmap", "Pipeline", "wsi"]
+        let order = ["Concurrency", "Distributed", "Console", "Annotations", "Storage", "Imaging", "SlideIO", "Tissue", "Tiling", "NN", "SDMAE", "Predict", "MIL", "Heatmap", "Pipeline", "wsi"]
         for (index, target) in order.enumerated() {
             let above = Set(order[(index + 1)...])
             XCTAssertTrue((declared[target] ?? []).isDisjoint(with: above), "\(target) depends on a module above it")

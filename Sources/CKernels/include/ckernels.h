@@ -26,6 +26,9 @@ void ck_to_bf16(const float *x, uint16_t *y, size_t n);
 /* Whether the CPU computes bfloat16 products natively (AVX-512 BF16). */
 int ck_supports_bf16(void);
 
+/* The cores this process may run on (its affinity mask, which MPI launchers narrow when they bind ranks). */
+int ck_allowed_cores(void);
+
 /* Instruction sets, for tests: 0 baseline, 1 AVX2+FMA, 2 AVX-512. */
 int ck_supports(int level);
 /* Use `level` from now on (when supported; returns whether it is). */

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 import NN
 import SDMAE
@@ -15,7 +16,8 @@ struct PretrainStage: Stage {
                       help: "a named set of the options marked 'by recipe'; an option given explicitly wins"),
         ParameterSpec("preset", .choice(SDMAEConfig.presetNames), default: .string("tiny"), help: "model size"),
         ParameterSpec("epochs", .int(1...100_000), default: .int(training.epochs), help: "passes over the patches"),
-        ParameterSpec("batch", .int(1...4096), default: .int(training.batchSize), help: "batch size"),
+        ParameterSpec("batch", .int(1...4096), default: .int(training.batchSize),
+                      help: "batch size; under mpirun/srun the global batch, split evenly over the ranks"),
         ParameterSpec("lr", .double(0...10), help: "base learning rate (applied: lr · batch / 256); " + PretrainRecipe.describe("lr")),
         ParameterSpec("min_lr", .double(0...10), default: .double(training.minimumLearningRate), help: "floor of the cosine schedule"),
         ParameterSpec("warmup_epochs", .double(0...10_000), default: .double(training.warmupEpochs), help: "linear warm-up"),
@@ -48,6 +50,7 @@ struct PretrainStage: Stage {
         OutputSpec(RunFiles.latest, "the newest complete checkpoint"),
     ]
     static let resumesPartialOutput = true
+    static let runsOnEveryRank = true
 
     let config: SDMAEConfig
     let options: TrainingOptions
@@ -85,12 +88,16 @@ struct PretrainStage: Stage {
     }
 
     func run(_ context: StageContext) throws -> String {
-        let dataset = try PatchDataset(paths: try context.input("patches"))
-        let trainer = try Trainer(config: config, options: options, dataset: dataset, runDirectory: context.output)
+        // Every rank checks in, so one that cannot read the patches stops them all here.
+        let trainer = try context.group.agree(Result {
+            let dataset = try PatchDataset(paths: try context.input("patches"))
+            return try Trainer(config: config, options: options, dataset: dataset, runDirectory: context.output, group: context.group)
+        }, what: "preparing pretraining")
         trainer.showProgress = context.showProgress
         // A partial folder left by a killed run holds its checkpoints: continue from them.
         _ = try trainer.run(resume: true)
-        return "\(trainer.totalSteps) steps of \(options.batchSize) on \(dataset.count) patches"
+        return "\(trainer.totalSteps) steps of \(options.batchSize) on \(trainer.patches) patches"
+            + (context.group.size > 1 ? " over \(context.group.size) ranks" : "")
     }
 
     static func report(_ location: StageOutputLocation) -> ReportPart {

@@ -1,4 +1,5 @@
 import Console
+import Distributed
 import Foundation
 import Heatmap
 import MIL
@@ -49,6 +50,7 @@ struct TrainMILStage: Stage {
         OutputSpec(confusionName, "confusion matrix of the held-out predictions, all folds pooled"),
     ]
     static let resumesPartialOutput = true
+    static let runsOnEveryRank = true
 
     let labelsPath: String
     let classes: [String]
@@ -88,39 +90,63 @@ struct TrainMILStage: Stage {
         var result: MILFoldResult
     }
 
+    /// A fold trained on some rank, on its way to the leader, which writes it.
+    private struct FoldOutcome: Codable {
+        var index = 0
+        var model = Data()
+        var record = Data()
+        var error: String?
+    }
+
     func run(_ context: StageContext) throws -> String {
-        let table = try SlideLabels(path: labelsPath, classes: classes)
-        let cohort = try MILCohort(bags: try FeatureBag.discover(try context.input("features")), labels: table)
-        for warning in cohort.warnings { printError("train-mil: " + warning) }
-        let splits = try MILSplits.make(labels: cohort.labels, patients: cohort.patients, splits: cohort.splits, folds: cohort.folds,
-                                        classes: cohort.classes.count, k: folds, seed: settings.seed)
-        // Fold files of an interrupted run with other folds would otherwise join predict-mil's ensemble.
-        let names = Set(splits.map(\.name))
-        for stale in ((try? FileManager.default.contentsOfDirectory(atPath: context.output)) ?? [])
-        where (stale.hasSuffix(".safetensors") || stale.hasSuffix(".json")) && !names.contains(URL(fileURLWithPath: stale).deletingPathExtension().lastPathComponent) {
-            try? FileManager.default.removeItem(atPath: context.output + "/" + stale)
+        let group = context.group
+        // Every rank reads the table and the bags and checks in: one that cannot stops them all.
+        let (cohort, splits) = try group.agree(Result {
+            let table = try SlideLabels(path: labelsPath, classes: classes)
+            let cohort = try MILCohort(bags: try FeatureBag.discover(try context.input("features")), labels: table)
+            let splits = try MILSplits.make(labels: cohort.labels, patients: cohort.patients, splits: cohort.splits, folds: cohort.folds,
+                                            classes: cohort.classes.count, k: folds, seed: settings.seed)
+            return (cohort, splits)
+        }, what: "reading the labels and the feature bags")
+        var results: [Int: MILFoldResult] = [:]
+        if group.isLeader {
+            for warning in cohort.warnings { printError("train-mil: " + warning) }
+            // Fold files of an interrupted run with other folds would otherwise join predict-mil's ensemble.
+            let names = Set(splits.map(\.name))
+            for stale in ((try? FileManager.default.contentsOfDirectory(atPath: context.output)) ?? [])
+            where (stale.hasSuffix(".safetensors") || stale.hasSuffix(".json")) && !names.contains(URL(fileURLWithPath: stale).deletingPathExtension().lastPathComponent) {
+                try? FileManager.default.removeItem(atPath: context.output + "/" + stale)
+            }
+            results = finishedFolds(splits, cohort: cohort, in: context.output)
         }
+        let finished = try JSONDecoder().decode(Set<Int>.self, from: try group.broadcast(try JSONEncoder().encode(Set(results.keys)),
+                                                                                           what: "listing the finished folds"))
+        let pending = splits.indices.filter { !finished.contains($0) }
+
         var trainer = MILTrainer(cohort: cohort, settings: settings)
         trainer.showProgress = context.showProgress
-        var results: [MILFoldResult] = []
-        for (index, split) in splits.enumerated() {
-            let modelPath = context.output + "/\(split.name).safetensors", recordPath = context.output + "/\(split.name).json"
-            let trainSlides = split.train.map { cohort.slides[$0] }
-            if FileManager.default.fileExists(atPath: modelPath), let data = FileManager.default.contents(atPath: recordPath),
-               let record = try? JSONDecoder().decode(FoldRecord.self, from: data),
-               record.settings == settings, record.trainSlides == trainSlides {
-                results.append(record.result)  // finished before an interruption
-                continue
+        // Folds are dealt round the ranks; after each round every rank's fold reaches the leader.
+        for round in stride(from: 0, to: pending.count, by: group.size) {
+            var mine = FoldOutcome()
+            if round + group.rank < pending.count {
+                let index = pending[round + group.rank]
+                do { mine = try trainFold(index, splits[index], trainer: trainer, cohort: cohort) } catch {
+                    mine = FoldOutcome(index: index, error: describeError(error))
+                }
             }
-            for (i, c) in cohort.classes.enumerated() where !split.test.isEmpty && !split.test.contains(where: { cohort.labels[$0] == i }) {
-                printError("train-mil: \(split.name) has no '\(c)' slide to test; its AUC for that class is undefined")
+            for owner in 0..<group.size where round + owner < pending.count {
+                let message = try group.broadcast(try JSONEncoder().encode(mine), from: owner, what: "collecting the folds of rank \(owner)")
+                let fold = try JSONDecoder().decode(FoldOutcome.self, from: message)
+                let split = splits[fold.index]
+                if let error = fold.error { throw StageError.failed("\(split.name)\(group.size > 1 ? " (rank \(owner))" : ""): \(error)") }
+                guard group.isLeader else { continue }
+                try AtomicFile.write(fold.model, to: context.output + "/\(split.name).safetensors")
+                try AtomicFile.write(fold.record, to: context.output + "/\(split.name).json")
+                results[fold.index] = try JSONDecoder().decode(FoldRecord.self, from: fold.record).result
             }
-            let (model, result) = try trainer.train(split, index: index)
-            try model.write(to: modelPath, metadata: ["fold": split.name, "labels": labelsPath])
-            try AtomicFile.write(try JSONFile.encode(FoldRecord(settings: settings, trainSlides: trainSlides, result: result)), to: recordPath)
-            results.append(result)
         }
-        let summary = MILSummary(classes: cohort.classes, folds: results)
+        guard group.isLeader else { return "" }
+        let summary = MILSummary(classes: cohort.classes, folds: splits.indices.compactMap { results[$0] })
         try AtomicFile.write(try JSONFile.encode(summary), to: context.output + "/" + Self.metricsName)
         try AtomicFile.write(Data(summary.predictionsCSV().utf8), to: context.output + "/" + Self.predictionsName)
         try AtomicFile.write(Data(summary.historyCSV().utf8), to: context.output + "/" + Self.historyName)
@@ -128,6 +154,31 @@ struct TrainMILStage: Stage {
             try ConfusionPicture.render(pooled, title: "HELD OUT, ALL FOLDS").write(to: context.output + "/" + Self.confusionName)
         }
         return "\(cohort.slides.count) slides, \(splits.count) fold(s): " + summary.headline
+    }
+
+    /// Folds an interrupted run finished with these settings and training slides.
+    private func finishedFolds(_ splits: [MILSplit], cohort: MILCohort, in folder: String) -> [Int: MILFoldResult] {
+        var finished: [Int: MILFoldResult] = [:]
+        for (index, split) in splits.enumerated() {
+            let trainSlides = split.train.map { cohort.slides[$0] }
+            if FileManager.default.fileExists(atPath: folder + "/\(split.name).safetensors"),
+               let data = FileManager.default.contents(atPath: folder + "/\(split.name).json"),
+               let record = try? JSONDecoder().decode(FoldRecord.self, from: data),
+               record.settings == settings, record.trainSlides == trainSlides {
+                finished[index] = record.result
+            }
+        }
+        return finished
+    }
+
+    private func trainFold(_ index: Int, _ split: MILSplit, trainer: MILTrainer, cohort: MILCohort) throws -> FoldOutcome {
+        for (i, c) in cohort.classes.enumerated() where !split.test.isEmpty && !split.test.contains(where: { cohort.labels[$0] == i }) {
+            printError("train-mil: \(split.name) has no '\(c)' slide to test; its AUC for that class is undefined")
+        }
+        let (model, result) = try trainer.train(split, index: index)
+        let record = FoldRecord(settings: settings, trainSlides: split.train.map { cohort.slides[$0] }, result: result)
+        return FoldOutcome(index: index, model: try model.encoded(metadata: ["fold": split.name, "labels": labelsPath]),
+                           record: try JSONFile.encode(record))
     }
 
     static func report(_ location: StageOutputLocation) -> ReportPart {

@@ -1,0 +1,66 @@
+import Console
+import Distributed
+import Foundation
+import Storage
+
+/// What the leader of a data-parallel job tells the other ranks: run this stage item with this
+/// context, or the run is over (`stage` nil).
+struct FollowerJob: Codable {
+    var stage: String?
+    var slides: [String] = []
+    var output = ""
+    var inputs: [String: [String]] = [:]
+}
+
+extension PipelineRunner {
+    /// Sends a `runsOnEveryRank` item to the followers, which run it alongside this process.
+    func dispatchToFollowers(_ entry: StageEntry, context: inout StageContext) throws {
+        let group = options.group
+        guard group.size > 1 else { return }
+        let job = FollowerJob(stage: entry.id, slides: context.slides, output: context.output, inputs: context.inputs)
+        _ = try group.broadcast(try JSONEncoder().encode(job), what: "starting \(entry.id) on every rank")
+        context.group = group
+    }
+
+    /// Ends the followers' wait: the run is over.
+    func releaseFollowers() {
+        guard options.group.size > 1, let message = try? JSONEncoder().encode(FollowerJob(stage: nil)) else { return }
+        _ = try? options.group.broadcast(message, what: "ending the run")
+    }
+}
+
+/// A rank other than the leader: waits for the leader's `runsOnEveryRank` items and runs its
+/// share of each. It writes nothing (the leader keeps the ledger and the outputs) and says
+/// only what went wrong on this rank.
+public struct PipelineFollower {
+    public let manifest: Manifest
+    public let group: ProcessGroup
+
+    public init(manifest: Manifest, group: ProcessGroup) {
+        self.manifest = manifest
+        self.group = group
+    }
+
+    /// Returns when the leader's run ends; false if an item failed on this rank.
+    public func serve() throws -> Bool {
+        var succeeded = true
+        while true {
+            let message = try group.broadcast(Data(), what: "waiting for the leader's next stage", patient: true)
+            let job = try JSONDecoder().decode(FollowerJob.self, from: message)
+            guard let id = job.stage else { return succeeded }
+            guard let entry = manifest.stages.first(where: { $0.id == id }) else {
+                group.abort("the leader runs stage '\(id)', which this rank's manifest does not have: start every rank with the same command")
+            }
+            var context = StageContext(slide: nil, slides: job.slides, output: job.output, inputs: job.inputs, showProgress: false)
+            context.group = group
+            do {
+                _ = try entry.stage.run(context)
+            } catch DistributedError.peerFailed {
+                succeeded = false  // the rank that failed says why
+            } catch {
+                succeeded = false
+                printError("\(id): rank \(group.rank): \(describeError(error))")
+            }
+        }
+    }
+}
