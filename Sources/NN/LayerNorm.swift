@@ -35,18 +35,32 @@ public final class LayerNorm {
         let (w, b, y, width, epsilon) = (weight.value.pointer, bias.value.pointer, output.pointer, width, epsilon)
         let (mean, inverseStd) = (mean.pointer, inverseStd.pointer)
         Parallel.forChunks(rows, grain: 16) { range in
-            for r in range {
-                let row = x + r * width
-                var sum: Float = 0
-                for i in 0..<width { sum += row[i] }
+            // Eight rows at a time, one per SIMD lane: each lane sums its row in the scalar
+            // order (the same bits), while eight independent sums hide the adds' latency.
+            var r = range.lowerBound
+            while r < range.upperBound {
+                let lanes = min(8, range.upperBound - r)
+                let base = x + r * width
+                // A short tail repeats its last row in the spare lanes.
+                func row(_ lane: Int) -> UnsafePointer<Float> { base + min(lane, lanes - 1) * width }
+                let (p0, p1, p2, p3, p4, p5, p6, p7) = (row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7))
+                @inline(__always) func column(_ i: Int) -> SIMD8<Float> {
+                    SIMD8(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i])
+                }
+                var sum = SIMD8<Float>()
+                for i in 0..<width { sum += column(i) }
                 let m = sum / Float(width)
-                var variance: Float = 0
-                for i in 0..<width { let d = row[i] - m; variance += d * d }
+                var variance = SIMD8<Float>()
+                for i in 0..<width { let d = column(i) - m; variance += d * d }
                 let s = 1 / (variance / Float(width) + epsilon).squareRoot()
-                mean[r] = m
-                inverseStd[r] = s
-                let out = y + r * width
-                for i in 0..<width { out[i] = (row[i] - m) * s * w[i] + b[i] }
+                for lane in 0..<lanes {
+                    let row = base + lane * width, out = y + (r + lane) * width
+                    let (m, s) = (m[lane], s[lane])
+                    mean[r + lane] = m
+                    inverseStd[r + lane] = s
+                    for i in 0..<width { out[i] = (row[i] - m) * s * w[i] + b[i] }
+                }
+                r += lanes
             }
         }
         return y

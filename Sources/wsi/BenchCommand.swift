@@ -33,13 +33,15 @@ struct BenchCommand: Command {
     var usage: String {
         """
         Usage: wsi bench tile SLIDE... [--runs 5] [options of 'wsi tile']
-               wsi bench train|embed [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
+               wsi bench train|embed|matmul [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
                wsi bench mil [--bags 1000] [--tiles 2000] [--width 192] [--epochs 3] [--cache-mb 0]
                wsi bench tiff [--width 13329] [--height 10701] [--downsample 1] [--compression deflate]
 
         train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
         random images (compute does not depend on content) after one warm-up step, and report the
-        median images per second over the steps.
+        median images per second over the steps; embed also gives the rate of its matrix products
+        in GFLOP/s. matmul times the encoder's linear layers alone at its shapes (batch × tokens
+        rows) in the chosen precision: the ceiling the layers' products can reach on this machine.
 
         tile cuts each slide --runs times (patches read, resampled and colour-checked; --format none
         unless given) and reports medians over runs: whole-slide seconds, the thumbnail + mask
@@ -64,7 +66,7 @@ struct BenchCommand: Command {
     }
 
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
-        if arguments.first == "train" || arguments.first == "embed" {
+        if arguments.first == "train" || arguments.first == "embed" || arguments.first == "matmul" {
             return try ModelBench.run(&arguments)
         }
         if arguments.first == "mil" {
@@ -122,10 +124,11 @@ enum ModelBench {
         config.maskRatio = values.double("mask_ratio") ?? 0.75
         let batch = values.int("batch") ?? 64
         let steps = values.int("steps") ?? 6
-        guard what.count == 1 else { throw UsageError("expected 'train' or 'embed'") }
-        let model = SDMAEModel(config: config, seed: 0)
+        guard what.count == 1 else { throw UsageError("expected 'train', 'embed' or 'matmul'") }
         let (precision, notice) = Precision.resolve(values.string("precision").flatMap(Precision.init) ?? .fp32)
         if let notice { print(notice) }
+        if what[0] == "matmul" { return matmul(config, rows: batch * config.tokens, precision: precision, steps: steps) }
+        let model = SDMAEModel(config: config, seed: 0)
         model.precision = precision
         var generator = SeededGenerator(seed: 1)
         let images = (0..<(batch * 3 * config.imageSize * config.imageSize)).map { _ in generator.uniform() }
@@ -149,6 +152,41 @@ enum ModelBench {
         print(String(format: "%@ %@ %@ batch %d mask %.2f: median %.1f img/s (min %.1f, max %.1f) over %d steps; %d parameters",
                      what[0], presetName, precision.rawValue, batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps,
                      model.parameters.reduce(0) { $0 + $1.count }))
+        if what[0] == "embed" {
+            print(String(format: "matrix products: %.2f GFLOP per image, %.1f GFLOP/s", encoderFLOPs(config) / 1e9,
+                         encoderFLOPs(config) * BenchCommand.median(rates) / 1e9))
+        }
+        return 0
+    }
+
+    /// Floating-point operations of the encoder's matrix products on one whole image: patch
+    /// embedding, and per block qkv, q·kᵀ, attention·v, projection and the two MLP layers.
+    static func encoderFLOPs(_ config: SDMAEConfig) -> Double {
+        let n = Double(config.tokens), d = Double(config.width)
+        return 2 * n * Double(config.patchValues) * d + Double(config.depth) * (2 * n * 12 * d * d + 4 * n * n * d)
+    }
+
+    /// Each of the encoder's linear-layer shapes, forward only, timed alone.
+    static func matmul(_ config: SDMAEConfig, rows: Int, precision: Precision, steps: Int) -> Int32 {
+        let d = config.width
+        var generator = SeededGenerator(seed: 1)
+        for (name, inputs, outputs) in [("qkv", d, 3 * d), ("proj", d, d), ("fc1", d, 4 * d), ("fc2", 4 * d, d)] {
+            let layer = Linear(name, inputs: inputs, outputs: outputs)
+            layer.weight.initialiseXavierUniform(using: &generator)
+            layer.precision = precision
+            layer.refreshLowPrecisionWeights()
+            let x = (0..<(rows * inputs)).map { _ in generator.uniform() }
+            var seconds: [Double] = []
+            x.withUnsafeBufferPointer { x in
+                for step in 0...steps {
+                    let start = Date()
+                    layer.forward(x.baseAddress!, rows: rows)
+                    if step > 0 { seconds.append(Date().timeIntervalSince(start)) }
+                }
+            }
+            print(String(format: "%@ %@ %d x %d -> %d: %.1f GFLOP/s", name, precision.rawValue, rows, inputs, outputs,
+                         2 * Double(rows * inputs * outputs) / BenchCommand.median(seconds) / 1e9))
+        }
         return 0
     }
 }

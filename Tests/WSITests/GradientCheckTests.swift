@@ -70,6 +70,28 @@ final class GradientCheckTests: XCTestCase {
         check("LayerNorm dβ", values: layer.bias.value.pointer, count: 6, analytic: layer.bias.grad.array, probe: probe)
     }
 
+    /// Rows are normalised eight at a time in SIMD lanes; each must equal the plain row-by-row
+    /// formula bit for bit (13 rows: a full group and a short tail).
+    func testLayerNormRowsInLanesEqualOneRowAtATime() {
+        let rows = 13, width = 24
+        let norm = LayerNorm("n", width: width)
+        for i in 0..<width { norm.weight.value[i] = generator.uniform() + 0.5; norm.bias.value[i] = generator.uniform() - 0.5 }
+        let x = (0..<(rows * width)).map { _ in generator.uniform() * 4 - 2 }
+        let y = x.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: norm.forward($0.baseAddress!, rows: rows), count: rows * width)) }
+        for r in 0..<rows {
+            let row = Array(x[(r * width)..<((r + 1) * width)])
+            var sum: Float = 0
+            for v in row { sum += v }
+            let m = sum / Float(width)
+            var variance: Float = 0
+            for v in row { variance += (v - m) * (v - m) }
+            let s = 1 / (variance / Float(width) + norm.epsilon).squareRoot()
+            for i in 0..<width {
+                XCTAssertEqual(y[r * width + i].bitPattern, ((row[i] - m) * s * norm.weight.value[i] + norm.bias.value[i]).bitPattern, "row \(r)")
+            }
+        }
+    }
+
     func testGELU() {
         let layer = GELU()
         let x = randomBuffer(20, scale: 2)
