@@ -90,7 +90,20 @@ static inline float sum_of(const float *x, size_t n) {
     return s;
 }
 
+/* float → bfloat16 bits, rounding to nearest even (NaN kept quiet): what AVX-512 BF16's
+   vcvtneps2bf16 computes, written so the compiler vectorises the loops that call it. */
+static inline uint16_t bf16_bits(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;
+    int nan = (bits & 0x7FFFFFFFu) > 0x7F800000u;
+    return (uint16_t)(nan ? ((bits >> 16) | 0x40u) : rounded);
+}
+
 #define KERNELS(SUFFIX, ATTRIBUTE)                                                                  \
+    ATTRIBUTE static void gelu_forward_bf16_##SUFFIX(const float *x, uint16_t *y, float *cdf, size_t n) { \
+        for (size_t i = 0; i < n; i++) { float c = normal_cdf(x[i]); cdf[i] = c; y[i] = bf16_bits(x[i] * c); } \
+    }                                                                                                \
     ATTRIBUTE static void gelu_forward_##SUFFIX(const float *x, float *y, float *cdf, size_t n) {   \
         if (cdf) {                                                                                   \
             for (size_t i = 0; i < n; i++) { float c = normal_cdf(x[i]); cdf[i] = c; y[i] = x[i] * c; } \
@@ -183,6 +196,7 @@ int ck_level(void) { return level(); }
 #endif
 
 void ck_gelu_forward(const float *x, float *y, float *cdf, size_t n) { DISPATCH(gelu_forward, x, y, cdf, n) }
+void ck_gelu_forward_bf16(const float *x, uint16_t *y, float *cdf, size_t n) { DISPATCH(gelu_forward_bf16, x, y, cdf, n) }
 void ck_gelu_backward(const float *x, const float *cdf, const float *dy, float *dx, size_t n) { DISPATCH(gelu_backward, x, cdf, dy, dx, n) }
 void ck_softmax_rows(float *x, size_t rows, size_t cols) { DISPATCH(softmax_rows, x, rows, cols) }
 void ck_gated_forward(const float *u, const float *v, float *t, float *g, float *a, size_t n) { DISPATCH(gated_forward, u, v, t, g, a, n) }
@@ -190,17 +204,9 @@ void ck_gated_backward(const float *t, const float *g, const float *da, float *d
 void ck_relu_forward(const float *x, float *y, size_t n) { DISPATCH(relu_forward, x, y, n) }
 void ck_relu_backward(const float *y, const float *dy, float *dx, size_t n) { DISPATCH(relu_backward, y, dy, dx, n) }
 
-/* float → bfloat16 bits, rounding to nearest even (NaN kept quiet): what AVX-512 BF16's
-   vcvtneps2bf16 computes, written so the compiler vectorises it. */
 #define TO_BF16(SUFFIX, ATTRIBUTE)                                                                  \
     ATTRIBUTE static void to_bf16_##SUFFIX(const float *x, uint16_t *y, size_t n) {                 \
-        for (size_t i = 0; i < n; i++) {                                                             \
-            uint32_t bits;                                                                           \
-            memcpy(&bits, &x[i], 4);                                                                 \
-            uint32_t rounded = (bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16;                         \
-            int nan = (bits & 0x7FFFFFFFu) > 0x7F800000u;                                            \
-            y[i] = (uint16_t)(nan ? ((bits >> 16) | 0x40u) : rounded);                               \
-        }                                                                                            \
+        for (size_t i = 0; i < n; i++) y[i] = bf16_bits(x[i]);                                       \
     }
 TO_BF16(baseline, )
 #if defined(__x86_64__)

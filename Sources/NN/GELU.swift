@@ -26,6 +26,18 @@ public final class GELU {
         return y
     }
 
+    /// The forward with y written as bfloat16 into `y16` (a bf16 product's input buffer):
+    /// backward needs only x and Φ(x), so no fp32 copy of y is made.
+    public func forward(_ x: UnsafePointer<Float>, count: Int, bf16 y16: UnsafeMutablePointer<UInt16>) {
+        self.count = count
+        input = x
+        cdf.reserve(count)
+        let phi = cdf.pointer
+        Parallel.forChunks(count, grain: 8192) { range in
+            ck_gelu_forward_bf16(x + range.lowerBound, y16 + range.lowerBound, phi + range.lowerBound, range.count)
+        }
+    }
+
     @discardableResult
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         guard let x = input else { preconditionFailure("GELU.backward before forward") }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Per-row normalisation with learned scale and shift (biased variance, as PyTorch).
@@ -25,8 +26,10 @@ public final class LayerNorm {
 
     public var parameters: [Parameter] { [weight, bias] }
 
+    /// `bf16`, when given, also receives the output as bfloat16 (a bf16 product's input),
+    /// each row rounded while it is still in cache.
     @discardableResult
-    public func forward(_ x: UnsafePointer<Float>, rows: Int) -> UnsafeMutablePointer<Float> {
+    public func forward(_ x: UnsafePointer<Float>, rows: Int, bf16: UnsafeMutablePointer<UInt16>? = nil) -> UnsafeMutablePointer<Float> {
         self.rows = rows
         input = x
         output.reserve(rows * width)
@@ -59,6 +62,7 @@ public final class LayerNorm {
                     mean[r + lane] = m
                     inverseStd[r + lane] = s
                     for i in 0..<width { out[i] = (row[i] - m) * s * w[i] + b[i] }
+                    if let bf16 { ck_to_bf16(out, bf16 + (r + lane) * width, width) }
                 }
                 r += lanes
             }

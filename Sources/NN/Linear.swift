@@ -81,12 +81,29 @@ public final class Linear {
         return inputGradient.pointer
     }
 
-    private func forwardBF16(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>) {
-        let converted = inputBF16.reserve(rows * inputs)
-        convertToBF16(x, converted, count: rows * inputs)
+    private func forwardBF16(_ x: UnsafePointer<Float>, rows: Int) {
+        convertToBF16(x, inputBF16.reserve(rows * inputs), count: rows * inputs)
+        forwardFilled(rows: rows)
+    }
+
+    /// In bf16, the buffer a producer (LayerNorm, GELU) may write this layer's input into as
+    /// bfloat16, sparing the conversion pass; then call `forwardFilled`. Nil in fp32.
+    public func bf16Input(rows: Int) -> UnsafeMutablePointer<UInt16>? {
+        guard precision == .bf16, rows > 0 else { return nil }
+        return inputBF16.reserve(rows * inputs)
+    }
+
+    /// The forward on the input written into `bf16Input(rows:)`.
+    @discardableResult
+    public func forwardFilled(rows: Int) -> UnsafeMutablePointer<Float> {
+        self.rows = rows
+        input = nil
+        output.reserve(rows * outputs)
         weightBF16.withUnsafeBufferPointer { w in
-            product.run(rows: rows, x: converted, weight: w.baseAddress!, bias: bias.map { UnsafePointer($0.value.pointer) }, y: y)
+            product.run(rows: rows, x: inputBF16.pointer, weight: w.baseAddress!, bias: bias.map { UnsafePointer($0.value.pointer) },
+                        y: output.pointer)
         }
+        return output.pointer
     }
 
     /// `x` must stay unchanged until `backward` (it is cached by reference, as in llm.c).
@@ -97,8 +114,9 @@ public final class Linear {
         output.reserve(rows * outputs)
         let y = output.pointer
         if precision == .bf16, rows > 0 {
-            forwardBF16(x, rows: rows, into: y)
-            return y
+            forwardBF16(x, rows: rows)
+            input = x
+            return output.pointer
         }
         let (inputs, outputs, w, b) = (inputs, outputs, weight.value.pointer, bias?.value.pointer)
         Parallel.forChunks(rows, grain: 8) { range in
@@ -114,8 +132,8 @@ public final class Linear {
     /// Accumulates dW and db; returns dx (or the untouched buffer when `computesInputGradient` is off).
     @discardableResult
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
-        guard let x = input else { preconditionFailure("Linear.backward before forward") }
         if precision == .bf16, rows > 0 { return backwardBF16(dy) }
+        guard let x = input else { preconditionFailure("Linear.backward before forward") }
         let (inputs, outputs, rows, dw) = (inputs, outputs, rows, weight.grad.pointer)
         let ones = onesColumn()
         // Each thread owns a band of output features: its rows of dW and its entries of db.

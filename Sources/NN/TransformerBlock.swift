@@ -37,14 +37,29 @@ public final class TransformerBlock {
         let count = rows * width
         residual.reserve(count)
         output.reserve(count)
-        let a = projection.forward(attention.forward(qkv.forward(norm1.forward(x, rows: rows), rows: rows), batch: batch, tokens: tokens), rows: rows)
+        let q = normalisedProduct(norm1, qkv, x)                                // [rows, 3·width]
+        let a = projection.forward(attention.forward(q, batch: batch, tokens: tokens), rows: rows)  // [rows, width]
         let x1 = residual.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { x1[i] = x[i] + a[i] } }
-        let hidden = fc1.forward(norm2.forward(x1, rows: rows), rows: rows)
-        let m = fc2.forward(gelu.forward(hidden, count: rows * fc1.outputs), rows: rows)
+        let hidden = normalisedProduct(norm2, fc1, x1)                          // [rows, 4·width]
+        let m = activatedProduct(hidden)                                        // [rows, width]
         let y = output.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { y[i] = x1[i] + m[i] } }
         return y
+    }
+
+    /// linear(norm(x)); in bf16 the norm writes the product's bfloat16 input itself.
+    private func normalisedProduct(_ norm: LayerNorm, _ linear: Linear, _ x: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        guard let staged = linear.bf16Input(rows: rows) else { return linear.forward(norm.forward(x, rows: rows), rows: rows) }
+        norm.forward(x, rows: rows, bf16: staged)
+        return linear.forwardFilled(rows: rows)
+    }
+
+    /// fc2(gelu(hidden)); in bf16 GELU writes fc2's bfloat16 input itself.
+    private func activatedProduct(_ hidden: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        guard let staged = fc2.bf16Input(rows: rows) else { return fc2.forward(gelu.forward(hidden, count: rows * fc1.outputs), rows: rows) }
+        gelu.forward(hidden, count: rows * fc1.outputs, bf16: staged)
+        return fc2.forwardFilled(rows: rows)
     }
 
     @discardableResult

@@ -3,7 +3,7 @@
 Tests/Data/sdmae-tiny/SPEC-sdmae.md), timed in fp32 and with bf16 autocast on the CPU, printed next
 to `wsi bench` run in the same command so the ratios are measured side by side.
 
-Usage: python torch_sdmae_bench.py WSI_BINARY [--preset tiny] [--batch 64] [--steps 8]
+Usage: python torch_sdmae_bench.py WSI_BINARY [--preset tiny] [--batch 64] [--steps 8] [--rounds 3]
 Needs torch (pip install torch into a virtual environment outside the repository).
 """
 import argparse
@@ -127,6 +127,7 @@ def main():
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.manual_seed(0)
     model = SDMAE(*PRESETS[args.preset])
@@ -150,15 +151,29 @@ def main():
                 model.features(images)
         return step
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, batch {args.batch}")
-    for what in ("embed", "train"):
-        for precision in ("fp32", "bf16"):
-            rate = timed((infer if what == "embed" else train)(precision == "bf16"), args.batch, args.steps)
-            print(f"pytorch {what} {precision}: median {rate:.1f} img/s")
-        for precision in ("fp32", "bf16"):
-            out = subprocess.run([args.wsi, "bench", what, "--preset", args.preset, "--batch", str(args.batch), "--steps", str(args.steps),
-                                  "--precision", precision], capture_output=True, text=True, check=True)
-            print("wsi     " + out.stdout.strip().splitlines()[-1])
+    def wsi(what, precision):
+        out = subprocess.run([args.wsi, "bench", what, "--preset", args.preset, "--batch", str(args.batch), "--steps", str(args.steps),
+                              "--precision", precision], capture_output=True, text=True, check=True)
+        return float(out.stdout.split("median ")[1].split(" img/s")[0])
+
+    # The machine's speed drifts over minutes (shared host): every round times all eight
+    # configurations back to back, and the report takes medians over rounds, so each ratio
+    # compares runs made minutes, not a quarter of an hour, apart.
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, batch {args.batch}, {args.rounds} rounds")
+    rates = {}
+    for round in range(args.rounds):
+        for what in ("embed", "train"):
+            for precision in ("fp32", "bf16"):
+                torch_rate = timed((infer if what == "embed" else train)(precision == "bf16"), args.batch, args.steps)
+                wsi_rate = wsi(what, precision)
+                rates.setdefault((what, precision), []).append((torch_rate, wsi_rate))
+                print(f"round {round + 1}: {what} {precision}: pytorch {torch_rate:.1f}, wsi {wsi_rate:.1f} img/s", flush=True)
+    print("medians over rounds (img/s):")
+    for (what, precision), pairs in rates.items():
+        torch_rate = statistics.median(p[0] for p in pairs)
+        wsi_rate = statistics.median(p[1] for p in pairs)
+        ratio = statistics.median(p[1] / p[0] for p in pairs)
+        print(f"  {what} {precision}: pytorch {torch_rate:.1f}, wsi {wsi_rate:.1f}, ratio {ratio:.2f} (median of per-round ratios)")
 
 
 if __name__ == "__main__":
