@@ -15,6 +15,10 @@ public enum TeacherTargets: String, Codable, Sendable, CaseIterable {
     /// Sinkhorn-Knopp over the batch (SwAV, DINOv2): every prototype gets an equal share of the
     /// batch, so the teacher cannot give every image the same answer; P is a fixed target.
     case sinkhorn
+    /// SwAV's swapped prediction between the heads: each head's softmax(z/τs) predicts the
+    /// other head's Sinkhorn codes (τt), codes held fixed; both heads learn, and balanced codes
+    /// leave no single answer for every image.
+    case swapped
 }
 
 /// What the teacher centre tracks.

@@ -102,6 +102,9 @@ public final class SDMAEModel {
     private let teacherPooled = Buffer(count: 0)
     private let teacherProbabilities = Buffer(count: 0)
     private let studentLogProbabilities = Buffer(count: 0)
+    /// Swapped prediction only: the student's Sinkhorn codes and the teacher's log-predictions.
+    private let studentCodes = Buffer(count: 0)
+    private let teacherLogProbabilities = Buffer(count: 0)
     private var mask = TokenMask(visible: [], masked: [])
     private var batch = 0
 
@@ -245,8 +248,14 @@ public final class SDMAEModel {
         studentLogProbabilities.reserve(batch * k)
         var distillation = 0.0, entropy = 0.0
         let tauT = Float(config.teacherTemperature), tauS = Float(config.studentTemperature)
-        if config.teacherTargets == .sinkhorn {
+        let swapped = config.teacherTargets == .swapped
+        if config.teacherTargets != .centred {
             sinkhornTargets(teacherPooled.pointer, temperature: tauT, into: teacherProbabilities.pointer)
+        }
+        if swapped {
+            studentCodes.reserve(batch * k)
+            teacherLogProbabilities.reserve(batch * k)
+            sinkhornTargets(studentPooled.pointer, temperature: tauT, into: studentCodes.pointer)
         }
         for b in 0..<batch {
             let pt = teacherProbabilities.pointer + b * k, lq = studentLogProbabilities.pointer + b * k
@@ -261,6 +270,12 @@ public final class SDMAEModel {
                 if pt[j] > 0 { entropy -= Double(pt[j]) * log(Double(pt[j])) }
             }
         }
+        if swapped {
+            distillation = Self.swappedPredictionLoss(studentLogProbabilities: studentLogProbabilities.pointer, teacherLogits: teacherPooled.pointer,
+                                                      teacherCodes: teacherProbabilities.pointer, studentCodes: studentCodes.pointer,
+                                                      teacherLogProbabilities: teacherLogProbabilities.pointer, batch: batch, k: k, tauS: tauS)
+                * Double(batch)  // divided by the batch below, as the centred loss
+        }
         var usage = 0.0
         for j in 0..<k {
             var mean = 0.0
@@ -269,6 +284,33 @@ public final class SDMAEModel {
             if mean > 0 { usage -= mean * log(mean) }
         }
         return (distillation / Double(batch), entropy / Double(batch), usage)
+    }
+
+    /// The swapped prediction loss, codes held fixed: ½ mean over images of
+    /// CE(teacher codes, softmax(z_s/τs)) + CE(student codes, softmax(z_t/τs)). Expects the
+    /// student's log-predictions already in place; writes the teacher's.
+    static func swappedPredictionLoss(studentLogProbabilities lq: UnsafePointer<Float>, teacherLogits zt: UnsafePointer<Float>,
+                                      teacherCodes qt: UnsafePointer<Float>, studentCodes qs: UnsafePointer<Float>,
+                                      teacherLogProbabilities lt: UnsafeMutablePointer<Float>, batch: Int, k: Int, tauS: Float) -> Double {
+        var loss = 0.0
+        for b in 0..<batch {
+            let row = b * k
+            for j in 0..<k { lt[row + j] = zt[row + j] / tauS }
+            logSoftmaxInPlace(lt + row, count: k)
+            for j in 0..<k { loss -= Double(qt[row + j]) * Double(lq[row + j]) + Double(qs[row + j]) * Double(lt[row + j]) }
+        }
+        return loss / Double(2 * batch)
+    }
+
+    /// d(weight · loss)/dz for each head: weight (softmax(z/τs) − the other head's codes) / (2 B τs).
+    static func swappedPredictionGradients(studentLogProbabilities lq: UnsafePointer<Float>, teacherLogProbabilities lt: UnsafePointer<Float>,
+                                           teacherCodes qt: UnsafePointer<Float>, studentCodes qs: UnsafePointer<Float>, weight: Float,
+                                           batch: Int, k: Int, tauS: Float, student: UnsafeMutablePointer<Float>, teacher: UnsafeMutablePointer<Float>) {
+        let scale = weight / (2 * Float(batch) * tauS)
+        for i in 0..<(batch * k) {
+            student[i] = scale * (expf(lq[i]) - qt[i])
+            teacher[i] = scale * (expf(lt[i]) - qs[i])
+        }
     }
 
     /// Balanced targets [B, K]: exp(z/τ) scaled alternately so every prototype holds 1/K of the
@@ -325,6 +367,12 @@ public final class SDMAEModel {
         let tauT = Float(config.teacherTemperature), tauS = Float(config.studentTemperature)
         studentLogitGradient.reserve(batch * k)
         teacherLogitGradient.reserve(batch * k)
+        if config.teacherTargets == .swapped {
+            Self.swappedPredictionGradients(studentLogProbabilities: studentLogProbabilities.pointer, teacherLogProbabilities: teacherLogProbabilities.pointer,
+                                            teacherCodes: teacherProbabilities.pointer, studentCodes: studentCodes.pointer, weight: p,
+                                            batch: batch, k: k, tauS: tauS, student: studentLogitGradient.pointer, teacher: teacherLogitGradient.pointer)
+            return
+        }
         for b in 0..<batch {
             let pt = teacherProbabilities.pointer + b * k, lq = studentLogProbabilities.pointer + b * k
             var expectation: Float = 0

@@ -96,9 +96,9 @@ public final class Trainer {
         guard options.batchSize % group.size == 0 else {
             throw TrainingError.unsupportedWithRanks("the batch of \(options.batchSize) does not split evenly over \(group.size) ranks")
         }
-        if group.size > 1, config.distillationWeight > 0, config.teacherTargets == .sinkhorn {
-            throw TrainingError.unsupportedWithRanks("Sinkhorn teacher targets balance over the whole batch, which no rank holds; "
-                                                     + "run them as one process or use centred targets")
+        if group.size > 1, config.distillationWeight > 0, config.teacherTargets != .centred {
+            throw TrainingError.unsupportedWithRanks("\(config.teacherTargets.rawValue) teacher targets balance over the whole batch, "
+                                                     + "which no rank holds; run them as one process or use centred targets")
         }
         model = SDMAEModel(config: config, seed: options.seed)
         model.precision = options.precision ?? .fp32

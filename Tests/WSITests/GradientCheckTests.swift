@@ -204,6 +204,62 @@ final class GradientCheckTests: XCTestCase {
                       "no gradient reaches the teacher head through fixed targets")
     }
 
+    /// Swapped prediction with the codes held fixed: the logit gradients against central
+    /// differences of the loss; and in a whole model both heads learn (the teacher's gradient is
+    /// not zero, unlike fixed Sinkhorn targets).
+    func testSwappedPredictionGradients() {
+        let batch = 3, k = 5, tauS: Float = 0.5
+        let codes = { (0..<(batch * k)).map { _ in self.generator.uniform() + 0.1 } }
+        var (qt, qs) = (codes(), codes())
+        for b in 0..<batch {
+            for q in [0, 1] {
+                let sum = (0..<k).map { (q == 0 ? qt : qs)[b * k + $0] }.reduce(0, +)
+                for j in 0..<k { if q == 0 { qt[b * k + j] /= sum } else { qs[b * k + j] /= sum } }
+            }
+        }
+        var zs = (0..<(batch * k)).map { _ in generator.normal() }, zt = (0..<(batch * k)).map { _ in generator.normal() }
+        func loss() -> Double {
+            var lq = zs.map { $0 / tauS }, lt = [Float](repeating: 0, count: batch * k)
+            for b in 0..<batch { lq.withUnsafeMutableBufferPointer { logSoftmaxInPlace($0.baseAddress! + b * k, count: k) } }
+            return SDMAEModel.swappedPredictionLoss(studentLogProbabilities: lq, teacherLogits: zt, teacherCodes: qt, studentCodes: qs,
+                                                    teacherLogProbabilities: &lt, batch: batch, k: k, tauS: tauS)
+        }
+        var lq = zs.map { $0 / tauS }, lt = [Float](repeating: 0, count: batch * k)
+        for b in 0..<batch { lq.withUnsafeMutableBufferPointer { logSoftmaxInPlace($0.baseAddress! + b * k, count: k) } }
+        _ = SDMAEModel.swappedPredictionLoss(studentLogProbabilities: lq, teacherLogits: zt, teacherCodes: qt, studentCodes: qs,
+                                             teacherLogProbabilities: &lt, batch: batch, k: k, tauS: tauS)
+        var dzs = [Float](repeating: 0, count: batch * k), dzt = dzs
+        SDMAEModel.swappedPredictionGradients(studentLogProbabilities: lq, teacherLogProbabilities: lt, teacherCodes: qt, studentCodes: qs,
+                                              weight: 1, batch: batch, k: k, tauS: tauS, student: &dzs, teacher: &dzt)
+        let h: Float = 1e-2
+        for i in 0..<(batch * k) {
+            for (name, analytic) in [("z_s", dzs[i]), ("z_t", dzt[i])] {
+                let saved = name == "z_s" ? zs[i] : zt[i]
+                if name == "z_s" { zs[i] = saved + h } else { zt[i] = saved + h }
+                let up = loss()
+                if name == "z_s" { zs[i] = saved - h } else { zt[i] = saved - h }
+                let down = loss()
+                if name == "z_s" { zs[i] = saved } else { zt[i] = saved }
+                XCTAssertEqual(Double(analytic), (up - down) / Double(2 * h), accuracy: 2e-4, "d\(name)[\(i)]")
+            }
+        }
+
+        var config = SDMAEConfig(imageSize: 16, patchSize: 4, width: 8, depth: 1, heads: 2, decoderWidth: 8, decoderDepth: 1,
+                                 decoderHeads: 2, headHidden: 12, bottleneck: 8, prototypes: 6)
+        config.maskRatio = 0.5
+        config.teacherTargets = .swapped
+        let model = SDMAEModel(config: config, seed: 4)
+        let images = (0..<(batch * 3 * 16 * 16)).map { _ in generator.uniform() }
+        let mask = TokenMask.random(batch: batch, tokens: 16, masked: 8, using: &generator)
+        let losses = images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }
+        XCTAssertTrue(losses.distillation.isFinite && losses.distillation > 0)
+        for p in model.parameters { p.grad.zero() }
+        model.backward()
+        for head in ["student_head.", "teacher_head."] {
+            XCTAssertTrue(model.parameters.filter { $0.name.hasPrefix(head) }.contains { $0.grad.array.contains { $0 != 0 } }, "\(head) learns")
+        }
+    }
+
     func testAdamWMatchesClosedFormFirstStep() {
         let p = Parameter("w", shape: [2, 2])
         let bias = Parameter("b", shape: [2])

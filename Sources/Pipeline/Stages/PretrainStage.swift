@@ -27,7 +27,8 @@ struct PretrainStage: Stage {
         ParameterSpec("tau_t", .double(1e-4...100), default: .double(model.teacherTemperature), help: "teacher temperature"),
         ParameterSpec("stop_gradient", .bool, default: .bool(model.teacherStopGradient), help: "detach the teacher (default: L_sd trains it too)"),
         ParameterSpec("teacher_targets", .choice(TeacherTargets.allCases.map(\.rawValue)),
-                      help: "teacher distribution: centred softmax (the authors) or Sinkhorn-balanced over the batch (SwAV, DINOv2); "
+                      help: "teacher distribution: centred softmax (the authors), Sinkhorn-balanced over the batch as a fixed target "
+                          + "(SwAV, DINOv2), or swapped: each head predicts the other's Sinkhorn codes (SwAV); "
                           + PretrainRecipe.describe("teacher_targets")),
         ParameterSpec("center_mode", .choice(CenterMode.allCases.map(\.rawValue)), default: .string(model.centerMode.rawValue),
                       help: "what the teacher centre tracks: probabilities (the authors) or logits (DINO)"),
