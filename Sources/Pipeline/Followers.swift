@@ -22,11 +22,6 @@ extension PipelineRunner {
         context.group = group
     }
 
-    /// Ends the followers' wait: the run is over.
-    func releaseFollowers() {
-        guard options.group.size > 1, let message = try? JSONEncoder().encode(FollowerJob(stage: nil)) else { return }
-        _ = try? options.group.broadcast(message, what: "ending the run")
-    }
 }
 
 /// A rank other than the leader: waits for the leader's `runsOnEveryRank` items and runs its
@@ -39,6 +34,13 @@ public struct PipelineFollower {
     public init(manifest: Manifest, group: ProcessGroup) {
         self.manifest = manifest
         self.group = group
+    }
+
+    /// Called once by the leader when its run ends, however it ends (a runner that could not
+    /// start included): the followers stop waiting and the job can finish.
+    public static func release(_ group: ProcessGroup) {
+        guard group.size > 1, group.isLeader, let message = try? JSONEncoder().encode(FollowerJob(stage: nil)) else { return }
+        _ = try? group.broadcast(message, what: "ending the run")
     }
 
     /// Returns when the leader's run ends; false if an item failed on this rank.

@@ -100,7 +100,6 @@ public final class PipelineRunner: @unchecked Sendable {
     }
 
     public func run() throws -> RunSummary {
-        defer { releaseFollowers() }
         if options.shard.count == 1 { try writeDescription() }
 
         final class SummaryBox: @unchecked Sendable {

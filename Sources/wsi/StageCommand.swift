@@ -32,14 +32,14 @@ func runPipeline(_ manifest: Manifest, options: RunOptions, group: ProcessGroup,
         throw UsageError("\(group.size) MPI ranks inside one array task or with --shard: use one or the other")
     }
     if let arrayShard { options.shard = arrayShard }
-    if group.size > 1 {
-        if everyRank {
-            if !group.isLeader { return try PipelineFollower(manifest: manifest, group: group).serve() ? 0 : 1 }
-            options.group = group
-        } else {
-            options.shard = (group.rank + 1, group.size)
-        }
+    if group.size > 1, everyRank {
+        if !group.isLeader { return try PipelineFollower(manifest: manifest, group: group).serve() ? 0 : 1 }
+        options.group = group
+    } else if group.size > 1 {
+        options.shard = (group.rank + 1, group.size)
     }
+    // However the run ends, even before it starts, the followers must stop waiting.
+    defer { PipelineFollower.release(options.group) }
     let runner = try PipelineRunner(manifest: manifest, options: options)
     let shard = options.shard
     printError("\(manifest.name): \(runner.slides.count) slides\(shard.count > 1 ? " in shard \(shard.index)/\(shard.count)" : ""), "

@@ -194,6 +194,24 @@ final class DataParallelTests: XCTestCase {
         }
     }
 
+    /// A run with pretraining whose leader cannot even start (no slides) still lets the waiting
+    /// followers go: the job ends with the leader's message instead of hanging.
+    func testLeaderThatCannotStartReleasesTheFollowers() throws {
+        let dir = TestData.scratchDirectory()
+        try FileManager.default.createDirectory(atPath: dir + "/empty", withIntermediateDirectories: true)
+        let job = try launch(2, ["run", FrontDoorTests.repository + "/pipelines/full.yaml", "--slides", dir + "/empty", "--out", dir + "/out"],
+                             log: dir + "/job.log")
+        let started = Date()
+        while job.isRunning, Date().timeIntervalSince(started) < 60 { usleep(100_000) }
+        let hung = job.isRunning
+        if hung { job.terminate() }
+        job.waitUntilExit()
+        let log = try String(contentsOfFile: dir + "/job.log", encoding: .utf8)
+        XCTAssertFalse(hung, "the followers were left waiting: " + log)
+        XCTAssertNotEqual(job.terminationStatus, 0)
+        XCTAssertTrue(log.contains("no slides found in"), log)
+    }
+
     func testBatchThatDoesNotSplitOverTheRanksIsRefused() throws {
         let dir = TestData.scratchDirectory()
         let result = try runToEnd(2, ["pretrain", "--patches", Self.patches, "--preset", "tiny96", "--batch", "15", "--epochs", "1", "--quiet",
