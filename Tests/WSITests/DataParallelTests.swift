@@ -42,17 +42,7 @@ final class DataParallelTests: XCTestCase {
 
     func plain(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         guard let wsi = PipelineTests.wsiBinary() else { throw XCTSkip("the wsi executable was not built beside the tests") }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: wsi)
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return try PipelineTests.capture(wsi, arguments, environment: environment)
     }
 
     func model(_ run: String) throws -> [String: NamedTensor] {
@@ -172,12 +162,8 @@ final class DataParallelTests: XCTestCase {
     /// picks its kernels by matrix size, and a thread's share of the small MIL layers changes
     /// with the thread count, so the last bits of MIL weights do).
     func testMILFoldsTrainOnDifferentRanks() throws {
-        let pools = try MILCohortTests.loadPools()
-        var generator = SeededGenerator(seed: 2)
-        let bags = MILCohortTests.makeBags(pools, count: 18, half: 0, prefix: "case", generator: &generator)
         let dir = TestData.scratchDirectory()
-        try FileManager.default.createDirectory(atPath: dir + "/h5_files", withIntermediateDirectories: true)
-        try MILCohortTests.writeCohort(bags.map { ($0, .train) }, to: dir + "/h5_files")
+        let bags = try MILStageTests.writeCLAMCohort(in: dir)
         var labels = "slide_id,label\n"
         for bag in bags { labels += "\(bag.slide),\(bag.positive ? "tumour" : "normal")\n" }
         try labels.write(toFile: dir + "/labels.csv", atomically: true, encoding: .utf8)

@@ -66,12 +66,8 @@ final class MILStageTests: XCTestCase {
     /// Cross-validation on feature files written as CLAM writes them, patients kept together,
     /// then the fold models voting on every slide.
     func testCrossValidationOnCLAMFeatureFiles() throws {
-        let pools = try MILCohortTests.loadPools()
-        var generator = SeededGenerator(seed: 2)
-        let bags = MILCohortTests.makeBags(pools, count: 18, half: 0, prefix: "case", generator: &generator)
         let dir = TestData.scratchDirectory()
-        try FileManager.default.createDirectory(atPath: dir + "/h5_files", withIntermediateDirectories: true)
-        try MILCohortTests.writeCohort(bags.map { ($0, .train) }, to: dir + "/h5_files")
+        let bags = try Self.writeCLAMCohort(in: dir)
         // Two slides per patient; the table names slides with their extension, as some tools do.
         var labels = "slide_id,case_id,label\n"
         for (i, bag) in bags.enumerated() { labels += "\(bag.slide).svs,patient-\(i / 2),\(bag.positive ? "tumour" : "normal")\n" }
@@ -100,6 +96,16 @@ final class MILStageTests: XCTestCase {
         let verdict = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/predict-mil/case-0/predictions.json"))) as? [String: Any]
         XCTAssertEqual((verdict?["models"] as? [String])?.count, 3, "the three fold models vote")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/predict-mil/case-0/top-tiles.png"), "no slide, no strip")
+    }
+
+    /// 18 real-feature bags (lung, 3–5 % carcinoma in positives) as CLAM's `h5_files/<slide>.h5`.
+    static func writeCLAMCohort(in dir: String) throws -> [MILCohortTests.MadeBag] {
+        let pools = try MILCohortTests.loadPools()
+        var generator = SeededGenerator(seed: 2)
+        let bags = MILCohortTests.makeBags(pools, count: 18, half: 0, prefix: "case", generator: &generator)
+        try FileManager.default.createDirectory(atPath: dir + "/h5_files", withIntermediateDirectories: true)
+        try MILCohortTests.writeCohort(bags.map { ($0, .train) }, to: dir + "/h5_files")
+        return bags
     }
 
     /// Every shipped manifest is valid and names files that exist in a fresh clone.

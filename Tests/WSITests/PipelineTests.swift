@@ -128,10 +128,11 @@ final class PipelineTests: XCTestCase {
     }
 
     /// Runs `binary` and returns its exit status with stdout and stderr together.
-    static func capture(_ binary: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    static func capture(_ binary: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
