@@ -29,8 +29,7 @@ EOF
 
 "$wsi" "${common[@]}" --out "$out/one" >/dev/null 2>&1
 read -r one_rate one_sync one_steps < <(summarise "$out/one/pretrain/metrics.csv")
-OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism:-none} \
-    mpirun --allow-run-as-root --bind-to core -np "$ranks" "$wsi" "${common[@]}" --out "$out/many" >/dev/null 2>&1
+mpirun --allow-run-as-root --bind-to core -np "$ranks" "$wsi" "${common[@]}" --out "$out/many" >/dev/null 2>&1
 read -r many_rate many_sync many_steps < <(summarise "$out/many/pretrain/metrics.csv")
 
 printf '1 rank x %d threads: %.1f img/s (median of %d steps)\n' "$(nproc)" "$one_rate" "$one_steps"
