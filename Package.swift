@@ -41,7 +41,7 @@ let package = Package(
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
         .target(name: "Pipeline", dependencies: ["CYAML", "Distributed", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
                                                  "MIL", "Heatmap", "NN", "Imaging", "Storage", "Console", "Concurrency"]),
-        .executableTarget(name: "wsi", dependencies: ["Annotations", "Distributed", "SlideIO", "Tiling", "Console", "NN", "SDMAE", "MIL", "Heatmap", "Imaging", "Pipeline",
+        .executableTarget(name: "wsi", dependencies: ["Annotations", "Distributed", "SlideIO", "Tiling", "Console", "NN", "SDMAE", "Predict", "MIL", "Heatmap", "Imaging", "Pipeline",
                                                      "Storage"]),
 
         .testTarget(name: "WSITests", dependencies: ["SlideIO", "Distributed", "Tissue", "Annotations", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",

@@ -29,12 +29,13 @@ struct BenchCommand: Command {
         ])
 
     let name = "bench"
-    let summary = "measure throughput (release build): bench tile | train | embed | mil | tiff"
+    let summary = "measure throughput (release build): bench tile | train | embed | matmul | mil | mil-cohort | tiff"
     var usage: String {
         """
         Usage: wsi bench tile SLIDE... [--runs 5] [options of 'wsi tile']
                wsi bench train|embed|matmul [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
                wsi bench mil [--bags 1000] [--tiles 2000] [--width 192] [--epochs 3] [--cache-mb 0]
+               wsi bench mil-cohort --features FILE --patches DIR [--preset tiny96] [--seeds 3]
                wsi bench tiff [--width 13329] [--height 10701] [--downsample 1] [--compression deflate]
 
         train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
@@ -57,6 +58,13 @@ struct BenchCommand: Command {
         Options of bench mil:
         \(CommandSpec.optionLines(MILBench.spec.options))
 
+        mil-cohort trains attention MIL on bags of labelled patches (the test suite's cohort) with
+        the stored features, a random encoder and a colour histogram of the same patches, and prints
+        held-out bag AUC, balanced accuracy and attention's instance AUC for each.
+
+        Options of bench mil-cohort:
+        \(CommandSpec.optionLines(MILCohortBench.spec.options))
+
         tiff writes a full-resolution RGBA heatmap (or, with jpeg, colours over white) of a random
         score grid on a slide of the given size as a pyramidal TIFF, and reports time and memory.
 
@@ -71,6 +79,9 @@ struct BenchCommand: Command {
         }
         if arguments.first == "mil" {
             return try MILBench.run(&arguments)
+        }
+        if arguments.first == "mil-cohort" {
+            return try MILCohortBench.run(&arguments)
         }
         if arguments.first == "tiff" {
             return try TIFFBench.run(&arguments)

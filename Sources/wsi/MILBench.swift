@@ -1,5 +1,8 @@
 import Foundation
 import MIL
+import Predict
+import SDMAE
+import Tiling
 import NN
 import Pipeline
 import Storage
@@ -59,6 +62,66 @@ enum MILBench {
                      Double(bags * tiles) / BenchCommand.median(seconds), seconds.min() ?? 0, seconds.max() ?? 0, seconds.count))
         print(String(format: "peak resident memory: %.1f MiB (one bag: %.1f MiB)", Double(usage.ru_maxrss) / 1024,
                      Double(tiles * width * 4) / 1_048_576))
+        return 0
+    }
+}
+
+/// `wsi bench mil-cohort`: the MIL cohort of the test suite (bags of labelled patches, 3–5 %
+/// carcinoma in positives, test bags from held-out files) on the stored encoder features and, for
+/// the same patches, a randomly initialised encoder of the same preset and a colour histogram:
+/// what the learned features add over what any network or colour alone gives.
+enum MILCohortBench {
+    static let spec = CommandSpec(
+        name: "bench mil-cohort", summary: "attention MIL on learned features against baselines", synopsis: "--features FILE --patches DIR",
+        options: [
+            ParameterSpec("features", .path, required: true, manifest: false, placeholder: "FILE",
+                          help: "features.safetensors with 'names' and 'classes' metadata (Tests/Data/mil-lc25000)"),
+            ParameterSpec("patches", .path, required: true, manifest: false, placeholder: "DIR",
+                          help: "the labelled patches those names are in, as DIR/<class>/<name> (../shared/data/labelled-lc25000)"),
+            ParameterSpec("preset", .choice(SDMAEConfig.presetNames), default: .string("tiny96"), manifest: false,
+                          help: "the random encoder's configuration (the stored features' own)"),
+            ParameterSpec("seeds", .int(1...20), default: .int(3), manifest: false, help: "cohorts drawn per organ and feature set"),
+        ])
+
+    static func run(_ arguments: inout Arguments) throws -> Int32 {
+        let (values, what) = try spec.parse(&arguments)
+        guard what == ["mil-cohort"] else { throw UsageError("expected 'bench mil-cohort'") }
+        guard let featuresPath = values.string("features"), let root = values.string("patches") else { throw UsageError("--features and --patches are required") }
+        let (tensors, metadata) = try Safetensors.read(path: featuresPath)
+        guard let stored = tensors["features"], stored.shape.count == 2,
+              let names = metadata["names"].flatMap({ try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }),
+              let classes = metadata["classes"].flatMap({ try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }),
+              names.count == stored.shape[0], classes.count == names.count else {
+            throw UsageError("\(featuresPath): needs a 2-D 'features' tensor and 'names' and 'classes' metadata of as many patches")
+        }
+        let dataset = PatchDataset(sources: zip(classes, names).map { .file(root + "/" + $0 + "/" + $1) })
+        guard let config = SDMAEConfig.preset(named: values.string("preset") ?? "tiny96") else { throw UsageError("unknown preset") }
+        var random = FeatureExtractor(model: SDMAEModel(config: config, seed: 0))
+        random.showProgress = false
+        let randomFeatures = try random.run(dataset)
+        var histograms: [Float] = []
+        for i in 0..<dataset.count { histograms += ColourHistogram.features(try dataset.image(i)) }
+
+        func pools(_ flat: [Float], width: Int) -> PatchCohort.Pools {
+            PatchCohort.Pools(features: (0..<names.count).map { Array(flat[($0 * width)..<(($0 + 1) * width)]) }, classes: classes)
+        }
+        let sets = [("stored features", pools(stored.floats, width: stored.shape[1])),
+                    ("random \(config.imageSize)-px encoder", pools(randomFeatures, width: config.width)),
+                    ("colour histogram", pools(histograms, width: ColourHistogram.width))]
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-cohort-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let seeds = values.int("seeds") ?? 3
+        print("organ  features                  bag AUC   balanced acc.   attention AUC   (medians over \(seeds) cohorts)")
+        for organ in ["lung", "colon"] {
+            for (name, pool) in sets {
+                let outcomes = try (0..<seeds).map { seed in
+                    try PatchCohort.run(pool, organ: organ, folder: scratch + "/\(organ)-\(seed)-\(name.filter(\.isLetter))", seed: 11 + UInt64(seed))
+                }
+                print(organ.padding(toLength: 7, withPad: " ", startingAt: 0) + name.padding(toLength: 24, withPad: " ", startingAt: 0)
+                      + String(format: "%9.3f   %13.3f   %13.3f", BenchCommand.median(outcomes.map(\.bagAUC)),
+                               BenchCommand.median(outcomes.map(\.balancedAccuracy)), BenchCommand.median(outcomes.map(\.instanceAUC))))
+            }
+        }
         return 0
     }
 }

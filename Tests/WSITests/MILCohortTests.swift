@@ -10,10 +10,8 @@ import XCTest
 /// Train and test bags draw from disjoint halves of the patch files (LC25000 has no source ids, so
 /// augmented near-duplicates may still straddle the halves; see its SOURCE.md).
 final class MILCohortTests: XCTestCase {
-    struct Pools {
-        var features: [[Float]]
-        var classes: [String]
-    }
+    typealias Pools = PatchCohort.Pools
+    typealias MadeBag = PatchCohort.Bag
 
     static func loadPools() throws -> Pools {
         let path = TestData.path("mil-lc25000/features.safetensors")
@@ -24,96 +22,23 @@ final class MILCohortTests: XCTestCase {
         return Pools(features: (0..<features.shape[0]).map { Array(features.floats[($0 * width)..<(($0 + 1) * width)]) }, classes: classes)
     }
 
-    struct MadeBag {
-        var slide: String
-        var positive: Bool
-        var features: [[Float]]
-        var tumour: [Bool]
-    }
-
-    /// `half` 0 draws from the first half of each class's patches, 1 from the second.
     static func makeBags(_ pools: Pools, organ: String = "lung", count: Int, half: Int, prefix: String, generator: inout SeededGenerator) -> [MadeBag] {
-        func pool(_ name: String) -> [Int] {
-            let all = pools.classes.indices.filter { pools.classes[$0] == name }
-            return half == 0 ? Array(all.prefix(all.count / 2)) : Array(all.suffix(all.count - all.count / 2))
-        }
-        let organ = organ == "colon" ? (benign: pool("colon_n"), tumour: pool("colon_aca"))
-                                     : (benign: pool("lung_n"), tumour: pool("lung_aca") + pool("lung_scc"))
-        return (0..<count).map { b in
-            let positive = b % 2 == 1
-            let size = 50 + Int(generator.next() % 101)
-            let tumourCount = positive ? max(2, size * (3 + Int(generator.next() % 3)) / 100) : 0
-            var rows = (0..<(size - tumourCount)).map { _ in (organ.benign[Int(generator.next() % UInt64(organ.benign.count))], false) }
-            rows += (0..<tumourCount).map { _ in (organ.tumour[Int(generator.next() % UInt64(organ.tumour.count))], true) }
-            rows.shuffle(using: &generator)
-            return MadeBag(slide: "\(prefix)-\(b)", positive: positive, features: rows.map { pools.features[$0.0] }, tumour: rows.map(\.1))
-        }
+        PatchCohort.makeBags(pools, organ: organ, count: count, half: half, prefix: prefix, generator: &generator)
     }
 
-    /// Writes bags as CLAM writes them (`<slide>.h5` with features and coords) and a labels table.
     static func writeCohort(_ bags: [(MadeBag, SlideLabels.Split)], to folder: String) throws {
-        var labels = "slide_id,label,split\n"
-        for (bag, split) in bags {
-            let width = bag.features[0].count
-            let writer = try HDF5Writer(path: folder + "/\(bag.slide).h5")
-            try writer.write("features", Matrix(rows: bag.features.count, columns: width, values: bag.features.flatMap { $0 }),
-                             attributes: ["encoder": .string("test"), "name": .string(bag.slide)])
-            try writer.write("coords", Matrix(rows: bag.features.count, columns: 2, values: bag.features.indices.flatMap { [Int64($0 * 256), 0] }),
-                             attributes: ["patch_size": .int(256), "patch_level": .int(0)])
-            try writer.close()
-            labels += "\(bag.slide),\(bag.positive ? "tumour" : "normal"),\(split.rawValue)\n"
-        }
-        try labels.write(toFile: folder + "/labels.csv", atomically: true, encoding: .utf8)
+        try PatchCohort.write(bags, to: folder)
     }
 
-    struct CohortResult {
-        var bagAUC: Double
-        var balancedAccuracy: Double
-        var instanceAUC: Double
-    }
-
-    /// 48 training bags (36 train, 12 validation) and 32 test bags from the other half of the files.
-    func runCohort(organ: String) throws -> CohortResult {
-        let pools = try Self.loadPools()
-        var generator = SeededGenerator(seed: 11)
-        let train = Self.makeBags(pools, organ: organ, count: 48, half: 0, prefix: "train", generator: &generator)
-        let test = Self.makeBags(pools, organ: organ, count: 32, half: 1, prefix: "test", generator: &generator)
-        let folder = TestData.scratchDirectory("cohort-" + organ)
-        try Self.writeCohort(train.enumerated().map { ($1, $0 < 36 ? .train : .val) } + test.map { ($0, .test) }, to: folder)
-
-        let labels = try SlideLabels(path: folder + "/labels.csv")
-        XCTAssertEqual(labels.classes, ["normal", "tumour"])
-        let cohort = try MILCohort(bags: try FeatureBag.discover([folder]), labels: labels)
-        XCTAssertTrue(cohort.warnings.isEmpty, "\(cohort.warnings)")
-        let splits = try MILSplits.make(labels: cohort.labels, patients: cohort.patients, splits: cohort.splits, folds: cohort.folds,
-                                        classes: 2, k: 5, seed: 0)
-        XCTAssertEqual(splits.count, 1)
-        var settings = MILTrainingSettings()
-        settings.hidden = 128
-        settings.attentionWidth = 64
-        settings.epochs = 100
-        settings.minimumEpochs = 40
-        settings.patience = 30
-        var trainer = MILTrainer(cohort: cohort, settings: settings)
-        trainer.showProgress = false
-        let (model, result) = try trainer.train(splits[0], index: 0)
-        let evaluation = try XCTUnwrap(result.test)
-        XCTAssertEqual(evaluation.predictions.count, 32)
-
-        // Does attention rank each positive bag's carcinoma patches above its benign ones?
-        var instanceAUCs: [Double] = []
-        for bag in test where bag.positive {
-            let output = model.predict(bag.features.flatMap { $0 })
-            instanceAUCs.append(try XCTUnwrap(ROC.auc(scores: output.rawAttention, positive: bag.tumour)))
-        }
-        let outcome = CohortResult(bagAUC: try XCTUnwrap(evaluation.auc), balancedAccuracy: evaluation.report.balancedAccuracy,
-                                   instanceAUC: instanceAUCs.reduce(0, +) / Double(instanceAUCs.count))
+    func runCohort(organ: String) throws -> PatchCohort.Outcome {
+        let outcome = try PatchCohort.run(try Self.loadPools(), organ: organ, folder: TestData.scratchDirectory("cohort-" + organ))
         print(String(format: "MIL cohort (%@): held-out bag AUC %.3f, balanced accuracy %.3f, attention instance AUC %.3f, %d epochs (best %d)",
-                     organ, outcome.bagAUC, outcome.balancedAccuracy, outcome.instanceAUC, result.epochs, result.bestEpoch))
+                     organ, outcome.bagAUC, outcome.balancedAccuracy, outcome.instanceAUC, outcome.epochs, outcome.bestEpoch))
         return outcome
     }
 
-    /// Lung: these features tell carcinoma from benign lung patch by patch (linear AUC 0.99).
+    /// Lung: the MIL machinery end to end on real tissue. Not evidence for the features: a
+    /// colour histogram and a random encoder solve this cohort as well (`wsi bench mil-cohort`).
     func testSeparatesHeldOutLungBagsAndAttendsToCarcinoma() throws {
         let result = try runCohort(organ: "lung")
         XCTAssertGreaterThanOrEqual(result.bagAUC, 0.95, "held-out bag AUC")
@@ -122,7 +47,8 @@ final class MILCohortTests: XCTestCase {
 
     /// Colon: the same encoder separates colon carcinoma from benign colon patches far less well
     /// (linear AUC 0.90 on single patches), so a bag's few carcinoma patches are hard to call and
-    /// the bag AUC stays low (0.66 measured); attention still ranks carcinoma above benign tissue.
+    /// the bag AUC stays low (0.66 measured; a colour histogram reaches 0.83); attention still ranks
+    /// carcinoma above benign tissue (0.80 over three cohorts; histogram 0.71, random encoder 0.59).
     func testColonAttentionFindsCarcinomaWithWeakerFeatures() throws {
         let result = try runCohort(organ: "colon")
         XCTAssertGreaterThanOrEqual(result.instanceAUC, 0.75, "instance-level AUC of attention")
