@@ -102,7 +102,11 @@ static inline uint16_t bf16_bits(float value) {
 
 #define KERNELS(SUFFIX, ATTRIBUTE)                                                                  \
     ATTRIBUTE static void gelu_forward_bf16_##SUFFIX(const float *x, uint16_t *y, float *cdf, size_t n) { \
-        for (size_t i = 0; i < n; i++) { float c = normal_cdf(x[i]); cdf[i] = c; y[i] = bf16_bits(x[i] * c); } \
+        if (cdf) {                                                                                   \
+            for (size_t i = 0; i < n; i++) { float c = normal_cdf(x[i]); cdf[i] = c; y[i] = bf16_bits(x[i] * c); } \
+        } else {                                                                                     \
+            for (size_t i = 0; i < n; i++) y[i] = bf16_bits(x[i] * normal_cdf(x[i]));                \
+        }                                                                                            \
     }                                                                                                \
     ATTRIBUTE static void gelu_forward_##SUFFIX(const float *x, float *y, float *cdf, size_t n) {   \
         if (cdf) {                                                                                   \

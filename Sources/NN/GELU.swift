@@ -10,37 +10,44 @@ public final class GELU {
     private let cdf = Buffer(count: 0)
     private var input: UnsafePointer<Float>?
     private var count = 0
+    private var keptForBackward = false
 
     public init() {}
 
+    /// `keepsForBackward` false (inference) skips storing Φ(x): a full-size write saved.
     @discardableResult
-    public func forward(_ x: UnsafePointer<Float>, count: Int) -> UnsafeMutablePointer<Float> {
+    public func forward(_ x: UnsafePointer<Float>, count: Int, keepsForBackward: Bool = true) -> UnsafeMutablePointer<Float> {
         self.count = count
         input = x
         output.reserve(count)
-        cdf.reserve(count)
-        let (y, phi) = (output.pointer, cdf.pointer)
+        let y = output.pointer, phi = keepCDF(keepsForBackward)
         Parallel.forChunks(count, grain: 8192) { range in
-            ck_gelu_forward(x + range.lowerBound, y + range.lowerBound, phi + range.lowerBound, range.count)
+            ck_gelu_forward(x + range.lowerBound, y + range.lowerBound, phi.map { $0 + range.lowerBound }, range.count)
         }
         return y
     }
 
     /// The forward with y written as bfloat16 into `y16` (a bf16 product's input buffer):
     /// backward needs only x and Φ(x), so no fp32 copy of y is made.
-    public func forward(_ x: UnsafePointer<Float>, count: Int, bf16 y16: UnsafeMutablePointer<UInt16>) {
+    public func forward(_ x: UnsafePointer<Float>, count: Int, bf16 y16: UnsafeMutablePointer<UInt16>, keepsForBackward: Bool = true) {
         self.count = count
         input = x
-        cdf.reserve(count)
-        let phi = cdf.pointer
+        let phi = keepCDF(keepsForBackward)
         Parallel.forChunks(count, grain: 8192) { range in
-            ck_gelu_forward_bf16(x + range.lowerBound, y16 + range.lowerBound, phi + range.lowerBound, range.count)
+            ck_gelu_forward_bf16(x + range.lowerBound, y16 + range.lowerBound, phi.map { $0 + range.lowerBound }, range.count)
         }
+    }
+
+    private func keepCDF(_ keeps: Bool) -> UnsafeMutablePointer<Float>? {
+        keptForBackward = keeps
+        guard keeps else { return nil }
+        cdf.reserve(count)
+        return cdf.pointer
     }
 
     @discardableResult
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
-        guard let x = input else { preconditionFailure("GELU.backward before forward") }
+        guard let x = input, keptForBackward else { preconditionFailure("GELU.backward without a forward that kept Φ(x)") }
         inputGradient.reserve(count)
         let (dx, phi) = (inputGradient.pointer, cdf.pointer)
         Parallel.forChunks(count, grain: 8192) { range in

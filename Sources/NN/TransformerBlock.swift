@@ -31,8 +31,9 @@ public final class TransformerBlock {
         norm1.parameters + qkv.parameters + projection.parameters + norm2.parameters + fc1.parameters + fc2.parameters
     }
 
+    /// `keepsForBackward` false (inference) lets layers skip what only backward reads.
     @discardableResult
-    public func forward(_ x: UnsafePointer<Float>, batch: Int, tokens: Int) -> UnsafeMutablePointer<Float> {
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, tokens: Int, keepsForBackward: Bool = true) -> UnsafeMutablePointer<Float> {
         rows = batch * tokens
         let count = rows * width
         residual.reserve(count)
@@ -42,7 +43,7 @@ public final class TransformerBlock {
         let x1 = residual.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { x1[i] = x[i] + a[i] } }
         let hidden = normalisedProduct(norm2, fc1, x1)                          // [rows, 4·width]
-        let m = activatedProduct(hidden)                                        // [rows, width]
+        let m = activatedProduct(hidden, keepsForBackward: keepsForBackward)    // [rows, width]
         let y = output.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { y[i] = x1[i] + m[i] } }
         return y
@@ -56,9 +57,12 @@ public final class TransformerBlock {
     }
 
     /// fc2(gelu(hidden)); in bf16 GELU writes fc2's bfloat16 input itself.
-    private func activatedProduct(_ hidden: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
-        guard let staged = fc2.bf16Input(rows: rows) else { return fc2.forward(gelu.forward(hidden, count: rows * fc1.outputs), rows: rows) }
-        gelu.forward(hidden, count: rows * fc1.outputs, bf16: staged)
+    private func activatedProduct(_ hidden: UnsafePointer<Float>, keepsForBackward: Bool) -> UnsafeMutablePointer<Float> {
+        let count = rows * fc1.outputs
+        guard let staged = fc2.bf16Input(rows: rows) else {
+            return fc2.forward(gelu.forward(hidden, count: count, keepsForBackward: keepsForBackward), rows: rows)
+        }
+        gelu.forward(hidden, count: count, bf16: staged, keepsForBackward: keepsForBackward)
         return fc2.forwardFilled(rows: rows)
     }
 

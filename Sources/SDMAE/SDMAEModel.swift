@@ -174,7 +174,7 @@ public final class SDMAEModel {
 
     /// The encoder on the listed tokens of each image (every image lists as many):
     /// patch embedding plus positions, the blocks, the final norm → [B·n, d].
-    func encode(_ images: UnsafePointer<Float>, batch: Int, tokens: [[Int]]) -> UnsafePointer<Float> {
+    func encode(_ images: UnsafePointer<Float>, batch: Int, tokens: [[Int]], keepsForBackward: Bool = true) -> UnsafePointer<Float> {
         let n = tokens[0].count, d = config.width
         patches.reserve(batch * n * config.patchValues)
         Patches.channelFirst(images, config: config, batch: batch, tokens: tokens, into: patches.pointer)
@@ -187,7 +187,7 @@ public final class SDMAEModel {
             }
         }
         var x = UnsafePointer(encoderInput.pointer)                             // [B·n, d]
-        for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: n)) }
+        for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: n, keepsForBackward: keepsForBackward)) }
         return UnsafePointer(norm.forward(x, rows: batch * n))                  // [B·n, d]
     }
 
@@ -471,7 +471,7 @@ public final class SDMAEModel {
 
     private func encodeAllTokens(_ images: UnsafePointer<Float>, batch: Int, into out: UnsafeMutablePointer<Float>) {
         let L = config.tokens
-        let latent = encode(images, batch: batch, tokens: [[Int]](repeating: Array(0..<L), count: batch))  // [B·L, d]
+        let latent = encode(images, batch: batch, tokens: [[Int]](repeating: Array(0..<L), count: batch), keepsForBackward: false)  // [B·L, d]
         meanPool(latent, groups: batch, rows: L, width: config.width, into: out)                            // [B, d]
     }
 }

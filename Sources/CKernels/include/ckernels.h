@@ -8,7 +8,7 @@
 
 /* y = x·Φ(x); cdf receives Φ(x) for the backward pass (may be NULL at inference). */
 void ck_gelu_forward(const float *x, float *y, float *cdf, size_t n);
-/* The same, y rounded to bfloat16 bits (the input of a bf16 product). */
+/* The same, y rounded to bfloat16 bits (the input of a bf16 product); cdf may be NULL too. */
 void ck_gelu_forward_bf16(const float *x, uint16_t *y, float *cdf, size_t n);
 /* dx = dy·(Φ(x) + x·φ(x)). */
 void ck_gelu_backward(const float *x, const float *cdf, const float *dy, float *dx, size_t n);
