@@ -88,14 +88,15 @@ public final class Linear {
 
     /// In bf16, the buffer a producer (LayerNorm, GELU) may write this layer's input into as
     /// bfloat16, sparing the conversion pass; then call `forwardFilled`. Nil in fp32.
-    public func bf16Input(rows: Int) -> UnsafeMutablePointer<UInt16>? {
+    func bf16Input(rows: Int) -> UnsafeMutablePointer<UInt16>? {
         guard precision == .bf16, rows > 0 else { return nil }
         return inputBF16.reserve(rows * inputs)
     }
 
     /// The forward on the input written into `bf16Input(rows:)`.
     @discardableResult
-    public func forwardFilled(rows: Int) -> UnsafeMutablePointer<Float> {
+    func forwardFilled(rows: Int) -> UnsafeMutablePointer<Float> {
+        precondition(precision == .bf16, "Linear.forwardFilled needs bf16 weights")
         self.rows = rows
         input = nil
         output.reserve(rows * outputs)
