@@ -8,18 +8,26 @@ public struct ClassifierTrainingResult: Sendable {
     public var linear: ClassificationReport
     public var knn: ClassificationReport
     public var trainingSamples: Int
+    /// The same linear probe, split and patches on a randomly initialised encoder and on the
+    /// colour histogram: what the checkpoint's features must beat.
+    public var randomEncoder: ClassificationReport
+    public var colourHistogram: ClassificationReport
 
-    /// Both reports as the JSON saved beside the classifier.
+    /// The reports as the JSON saved beside the classifier.
     public func reportJSON() throws -> Data {
-        return try JSONFile.encode(ClassifierMetrics(trainingSamples: trainingSamples, linearProbe: linear, knn20Cosine: knn))
+        return try JSONFile.encode(ClassifierMetrics(trainingSamples: trainingSamples, linearProbe: linear, knn20Cosine: knn,
+                                                     randomEncoderProbe: randomEncoder, colourHistogramProbe: colourHistogram))
     }
 }
 
-/// The held-out evaluation saved beside a classifier (`metrics.json`), as written and as read.
+/// The held-out evaluation saved beside a classifier (`metrics.json`), as written and as read
+/// (the baselines are absent from files written before they were measured).
 public struct ClassifierMetrics: Codable, Sendable {
     public var trainingSamples: Int
     public var linearProbe: ClassificationReport
     public var knn20Cosine: ClassificationReport
+    public var randomEncoderProbe: ClassificationReport?
+    public var colourHistogramProbe: ClassificationReport?
 }
 
 public enum ClassifierTraining {
@@ -33,24 +41,35 @@ public enum ClassifierTraining {
         let (dataset, labels, groups) = crops
             ? try EvaluationCrops.expand(patches, groups: pictureGroups, size: model.config.imageSize)
             : (patches.dataset, patches.labels, pictureGroups)
-        var extractor = FeatureExtractor(model: model)
-        extractor.showProgress = showProgress
-        let features = try extractor.run(dataset)
-        let width = model.config.width
+        func encoded(by model: SDMAEModel) throws -> [Float] {
+            var extractor = FeatureExtractor(model: model)
+            extractor.showProgress = showProgress
+            return try extractor.run(dataset)
+        }
         // Whole sources are held out: about `validationFraction` of each class's groups.
         let folds = GroupedFolds.assign(groups: groups, labels: labels, folds: max(2, Int((1 / validationFraction).rounded())), seed: seed)
         let test = labels.indices.filter { folds[$0] == 0 }, train = labels.indices.filter { folds[$0] != 0 }
-        func rows(_ indices: [Int]) -> [Float] { indices.flatMap { features[($0 * width)..<(($0 + 1) * width)] } }
-        let trainFeatures = rows(train), testFeatures = rows(test)
         let trainLabels = train.map { labels[$0] }, testLabels = test.map { labels[$0] }
-        let probe = LinearProbe.train(features: trainFeatures, labels: trainLabels, classes: patches.classes, width: width, settings: settings)
         let c = patches.classes.count
-        let p = probe.probabilities(testFeatures)
-        let predicted = (0..<test.count).map { i in (0..<c).max { p[i * c + $0] < p[i * c + $1] } ?? 0 }
+
+        /// The probe trained on the training rows of `features` and its held-out report.
+        func probeOn(_ features: [Float], width: Int) -> (LinearProbe, ClassificationReport, train: [Float], test: [Float]) {
+            func rows(_ indices: [Int]) -> [Float] { indices.flatMap { features[($0 * width)..<(($0 + 1) * width)] } }
+            let trainFeatures = rows(train), testFeatures = rows(test)
+            let probe = LinearProbe.train(features: trainFeatures, labels: trainLabels, classes: patches.classes, width: width, settings: settings)
+            let p = probe.probabilities(testFeatures)
+            let predicted = (0..<test.count).map { i in (0..<c).max { p[i * c + $0] < p[i * c + $1] } ?? 0 }
+            return (probe, ClassificationReport(truth: testLabels, predicted: predicted, classes: patches.classes), trainFeatures, testFeatures)
+        }
+        let width = model.config.width
+        let (probe, linear, trainFeatures, testFeatures) = probeOn(try encoded(by: model), width: width)
         let knn = Evaluation.knn(trainFeatures: trainFeatures, trainLabels: trainLabels, testFeatures: testFeatures, width: width,
                                  classes: c, k: 20)
-        return ClassifierTrainingResult(probe: probe, linear: ClassificationReport(truth: testLabels, predicted: predicted, classes: patches.classes),
-                                        knn: ClassificationReport(truth: testLabels, predicted: knn, classes: patches.classes),
-                                        trainingSamples: train.count)
+        let randomEncoder = probeOn(try encoded(by: SDMAEModel(config: model.config, seed: seed)), width: width).1
+        var histograms: [Float] = []
+        for i in 0..<dataset.count { histograms += ColourHistogram.features(try dataset.image(i)) }
+        let colourHistogram = probeOn(histograms, width: ColourHistogram.width).1
+        return ClassifierTrainingResult(probe: probe, linear: linear, knn: ClassificationReport(truth: testLabels, predicted: knn, classes: patches.classes),
+                                        trainingSamples: train.count, randomEncoder: randomEncoder, colourHistogram: colourHistogram)
     }
 }

@@ -30,7 +30,8 @@ struct TrainClassifierStage: Stage {
     static let metricsName = "metrics.json"
     static let outputs = [
         OutputSpec(classifierName, "standardisation and softmax weights, class names in the metadata"),
-        OutputSpec(metricsName, "held-out accuracy, balanced accuracy, precision, recall, confusion; linear probe and kNN (k=20)"),
+        OutputSpec(metricsName, "held-out accuracy, balanced accuracy, precision, recall, confusion; linear probe and kNN (k=20), "
+                   + "and the probe on a random encoder and on the colour histogram (baselines)"),
     ]
 
     let labelled: String?
@@ -70,7 +71,8 @@ struct TrainClassifierStage: Stage {
         try result.probe.write(to: context.output + "/" + Self.classifierName, metadata: ["encoder_width": String(model.config.width)])
         try AtomicFile.write(try result.reportJSON(), to: context.output + "/" + Self.metricsName)
         return "\(patches.dataset.count) patches in \(patches.classes.count) classes; held out: linear probe balanced accuracy "
-            + String(format: "%.3f, kNN %.3f", result.linear.balancedAccuracy, result.knn.balancedAccuracy)
+            + String(format: "%.3f, kNN %.3f (the probe on a random encoder %.3f, on the colour histogram %.3f)", result.linear.balancedAccuracy,
+                     result.knn.balancedAccuracy, result.randomEncoder.balancedAccuracy, result.colourHistogram.balancedAccuracy)
     }
 
     static func report(_ location: StageOutputLocation) -> ReportPart {
@@ -80,7 +82,9 @@ struct TrainClassifierStage: Stage {
         var html = "<h2>Classifier: \(escapeHTML(location.stageID))</h2><p>\(metrics.trainingSamples) training patches, "
             + "\(metrics.linearProbe.samples) held out.</p><table><tr><th>evaluation</th><th>accuracy</th><th>balanced accuracy</th>"
             + metrics.linearProbe.classes.map { "<th>\(escapeHTML($0)) precision / recall</th>" }.joined() + "</tr>"
-        for (name, report) in [("linear probe", metrics.linearProbe), ("kNN (k=20, cosine)", metrics.knn20Cosine)] {
+        let baselines = [("linear probe, random encoder (baseline)", metrics.randomEncoderProbe),
+                         ("linear probe, colour histogram (baseline)", metrics.colourHistogramProbe)].compactMap { name, report in report.map { (name, $0) } }
+        for (name, report) in [("linear probe", metrics.linearProbe), ("kNN (k=20, cosine)", metrics.knn20Cosine)] + baselines {
             html += "<tr><td>\(name)</td>" + String(format: "<td>%.3f</td><td>%.3f</td>", report.accuracy, report.balancedAccuracy)
             html += zip(report.precision, report.recall).map { String(format: "<td>%.3f / %.3f</td>", $0, $1) }.joined() + "</tr>"
         }
