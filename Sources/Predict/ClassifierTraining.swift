@@ -31,8 +31,9 @@ public struct ClassifierMetrics: Codable, Sendable {
 }
 
 public enum ClassifierTraining {
-    /// Frozen encoder features, a held-out split by source (`groups`), the linear probe on the rest, and a
-    /// kNN (k = 20, cosine) evaluation on the same split.
+    /// Frozen encoder features, a held-out split by source (`groups`), the linear probe on the rest, a
+    /// kNN (k = 20, cosine) evaluation on the same split, and the same probe on a randomly
+    /// initialised encoder and on the colour histogram as baselines.
     /// `crops`: pictures larger than the model input are cut into input-sized crops at their own
     /// resolution (the scale tiles are cut at) rather than shrunk whole.
     public static func run(model: SDMAEModel, patches: LabelledPatches, groups pictureGroups: [String], crops: Bool,
