@@ -72,6 +72,14 @@ public enum PatchCohort {
         try AtomicFile.write(Data(labels.utf8), to: folder + "/labels.csv")
     }
 
+    /// A folder `write` made, read back as `train-mil` reads it, with the split its table names.
+    public static func read(_ folder: String) throws -> (MILCohort, MILSplit) {
+        let cohort = try MILCohort(bags: try FeatureBag.discover([folder]), labels: try SlideLabels(path: folder + "/labels.csv"))
+        let split = try MILSplits.make(labels: cohort.labels, patients: cohort.patients, splits: cohort.splits, folds: cohort.folds,
+                                       classes: 2, k: 5, seed: 0)[0]
+        return (cohort, split)
+    }
+
     /// 48 training bags (36 train, 12 validation) and 32 test bags, through the same files,
     /// labels table, split and trainer as `train-mil` (CLAM-SB, L 128, Da 64).
     public static func run(_ pools: Pools, organ: String, folder: String, seed: UInt64 = 11) throws -> Outcome {
@@ -81,9 +89,7 @@ public enum PatchCohort {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try write(train.enumerated().map { ($1, $0 < 36 ? .train : .val) } + test.map { ($0, .test) }, to: folder)
 
-        let cohort = try MILCohort(bags: try FeatureBag.discover([folder]), labels: try SlideLabels(path: folder + "/labels.csv"))
-        let split = try MILSplits.make(labels: cohort.labels, patients: cohort.patients, splits: cohort.splits, folds: cohort.folds,
-                                       classes: 2, k: 5, seed: 0)[0]
+        let (cohort, split) = try read(folder)
         var settings = MILTrainingSettings()
         settings.hidden = 128
         settings.attentionWidth = 64

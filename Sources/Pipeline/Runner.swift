@@ -354,16 +354,6 @@ enum OutputListing {
     }
 }
 
-/// FNV-1a, 64-bit: stable across runs and machines (Swift's Hasher is seeded per process).
-func fnv1a(_ text: String) -> UInt64 {
-    var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-    for byte in text.utf8 {
-        hash ^= UInt64(byte)
-        hash = hash &* 0x100_0000_01B3
-    }
-    return hash
-}
-
 /// The shard a scheduler gave this process: a SLURM array task takes its place among the
 /// array's tasks (IDs need not start at 1; SLURM_ARRAY_TASK_MIN says where they start).
 public enum SchedulerShard {

@@ -67,9 +67,7 @@ public enum ClassifierTraining {
         let knn = Evaluation.knn(trainFeatures: trainFeatures, trainLabels: trainLabels, testFeatures: testFeatures, width: width,
                                  classes: c, k: 20)
         let randomEncoder = probeOn(try encoded(by: SDMAEModel(config: model.config, seed: seed)), width: width).1
-        var histograms: [Float] = []
-        for i in 0..<dataset.count { histograms += ColourHistogram.features(try dataset.image(i)) }
-        let colourHistogram = probeOn(histograms, width: ColourHistogram.width).1
+        let colourHistogram = probeOn(try ColourHistogram.features(of: dataset), width: ColourHistogram.width).1
         return ClassifierTrainingResult(probe: probe, linear: linear, knn: ClassificationReport(truth: testLabels, predicted: knn, classes: patches.classes),
                                         trainingSamples: train.count, randomEncoder: randomEncoder, colourHistogram: colourHistogram)
     }

@@ -154,6 +154,14 @@ public enum ColourHistogram {
         }
         return histogram
     }
+
+    /// Every patch's histogram, [count, width].
+    public static func features(of dataset: PatchDataset) throws -> [Float] {
+        var histograms: [Float] = []
+        histograms.reserveCapacity(dataset.count * width)
+        for i in 0..<dataset.count { histograms += features(try dataset.image(i)) }
+        return histograms
+    }
 }
 
 /// One feature set's cross-validated results.
@@ -227,8 +235,7 @@ public struct GroupedEvaluation: Sendable {
         var random = FeatureExtractor(model: SDMAEModel(config: model.config, seed: seed))
         random.showProgress = showProgress
         let untrained = try random.run(dataset)
-        var histograms: [Float] = []
-        for i in 0..<dataset.count { histograms += ColourHistogram.features(try dataset.image(i)) }
+        let histograms = try ColourHistogram.features(of: dataset)
 
         let results = [("checkpoint", trained, model.config.width), ("random init", untrained, model.config.width),
                        ("colour histogram", histograms, ColourHistogram.width)].map { name, features, width in

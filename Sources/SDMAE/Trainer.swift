@@ -205,8 +205,7 @@ public final class Trainer {
     private func checkSameData() throws {
         guard group.size > 1 else { return }
         let dataset = loader.dataset
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for i in 0..<dataset.count { for byte in dataset.name(i).utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 } }
+        let hash = fnv1a((0..<dataset.count).map(dataset.name).joined(separator: "\n"))
         let mine = "\(dataset.count) patches, names hash \(String(hash, radix: 16))"
         let leaders = String(decoding: try group.broadcast(Data(mine.utf8), what: "comparing the ranks' patch lists"), as: UTF8.self)
         let same: Result<Void, Error> = mine == leaders ? .success(()) : .failure(TrainingError.unsupportedWithRanks(

@@ -99,8 +99,7 @@ enum MILCohortBench {
         var random = FeatureExtractor(model: SDMAEModel(config: config, seed: 0))
         random.showProgress = false
         let randomFeatures = try random.run(dataset)
-        var histograms: [Float] = []
-        for i in 0..<dataset.count { histograms += ColourHistogram.features(try dataset.image(i)) }
+        let histograms = try ColourHistogram.features(of: dataset)
 
         func pools(_ flat: [Float], width: Int) -> PatchCohort.Pools {
             PatchCohort.Pools(features: (0..<names.count).map { Array(flat[($0 * width)..<(($0 + 1) * width)]) }, classes: classes)

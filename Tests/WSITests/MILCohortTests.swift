@@ -10,24 +10,13 @@ import XCTest
 /// Train and test bags draw from disjoint halves of the patch files (LC25000 has no source ids, so
 /// augmented near-duplicates may still straddle the halves; see its SOURCE.md).
 final class MILCohortTests: XCTestCase {
-    typealias Pools = PatchCohort.Pools
-    typealias MadeBag = PatchCohort.Bag
-
-    static func loadPools() throws -> Pools {
+    static func loadPools() throws -> PatchCohort.Pools {
         let path = TestData.path("mil-lc25000/features.safetensors")
         let (tensors, metadata) = try Safetensors.read(path: path)
         let features = try XCTUnwrap(tensors["features"])
         let classes = try JSONDecoder().decode([String].self, from: Data(try XCTUnwrap(metadata["classes"]).utf8))
         let width = features.shape[1]
-        return Pools(features: (0..<features.shape[0]).map { Array(features.floats[($0 * width)..<(($0 + 1) * width)]) }, classes: classes)
-    }
-
-    static func makeBags(_ pools: Pools, organ: String = "lung", count: Int, half: Int, prefix: String, generator: inout SeededGenerator) -> [MadeBag] {
-        PatchCohort.makeBags(pools, organ: organ, count: count, half: half, prefix: prefix, generator: &generator)
-    }
-
-    static func writeCohort(_ bags: [(MadeBag, SlideLabels.Split)], to folder: String) throws {
-        try PatchCohort.write(bags, to: folder)
+        return PatchCohort.Pools(features: (0..<features.shape[0]).map { Array(features.floats[($0 * width)..<(($0 + 1) * width)]) }, classes: classes)
     }
 
     func runCohort(organ: String) throws -> PatchCohort.Outcome {
@@ -57,12 +46,10 @@ final class MILCohortTests: XCTestCase {
     func testTrainingIsDeterministicFromSeed() throws {
         let pools = try Self.loadPools()
         var generator = SeededGenerator(seed: 5)
-        let bags = Self.makeBags(pools, count: 12, half: 0, prefix: "s", generator: &generator)
+        let bags = PatchCohort.makeBags(pools, count: 12, half: 0, prefix: "s", generator: &generator)
         let folder = TestData.scratchDirectory()
-        try Self.writeCohort(bags.enumerated().map { ($1, $0 < 8 ? .train : .val) }, to: folder)
-        let cohort = try MILCohort(bags: try FeatureBag.discover([folder]), labels: try SlideLabels(path: folder + "/labels.csv"))
-        let split = try MILSplits.make(labels: cohort.labels, patients: cohort.patients, splits: cohort.splits, folds: cohort.folds,
-                                       classes: 2, k: 5, seed: 0)[0]
+        try PatchCohort.write(bags.enumerated().map { ($1, $0 < 8 ? .train : .val) }, to: folder)
+        let (cohort, split) = try PatchCohort.read(folder)
         var settings = MILTrainingSettings()
         settings.hidden = 16
         settings.attentionWidth = 8

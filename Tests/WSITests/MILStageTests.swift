@@ -99,12 +99,12 @@ final class MILStageTests: XCTestCase {
     }
 
     /// 18 real-feature bags (lung, 3–5 % carcinoma in positives) as CLAM's `h5_files/<slide>.h5`.
-    static func writeCLAMCohort(in dir: String) throws -> [MILCohortTests.MadeBag] {
+    static func writeCLAMCohort(in dir: String) throws -> [PatchCohort.Bag] {
         let pools = try MILCohortTests.loadPools()
         var generator = SeededGenerator(seed: 2)
-        let bags = MILCohortTests.makeBags(pools, count: 18, half: 0, prefix: "case", generator: &generator)
+        let bags = PatchCohort.makeBags(pools, count: 18, half: 0, prefix: "case", generator: &generator)
         try FileManager.default.createDirectory(atPath: dir + "/h5_files", withIntermediateDirectories: true)
-        try MILCohortTests.writeCohort(bags.map { ($0, .train) }, to: dir + "/h5_files")
+        try PatchCohort.write(bags.map { ($0, .train) }, to: dir + "/h5_files")
         return bags
     }
 
