@@ -7,9 +7,11 @@ import Foundation
 /// work (rows of a GEMM, attention heads, normalisation rows) across threads. Many small GEMMs
 /// (one per attention head) made OpenBLAS's own threads spend more time yielding than computing.
 public enum Parallel {
-    /// `WSI_THREADS` when set; otherwise the cores this process may run on, which a launcher
-    /// narrows when it binds ranks to cores (mpirun gives each of two ranks one core).
-    public static let threads = ProcessInfo.processInfo.environment["WSI_THREADS"].flatMap(Int.init).map { max(1, $0) } ?? allowedCores()
+    /// `WSI_THREADS` when set (1...1024: per-thread scratch such as attention's grows with it);
+    /// otherwise the cores this process may run on, which a launcher narrows when it binds ranks
+    /// to cores (mpirun gives each of two ranks one core).
+    public static let threads = ProcessInfo.processInfo.environment["WSI_THREADS"].flatMap(Int.init).map { min(max(1, $0), 1024) }
+        ?? allowedCores()
 
     private static func allowedCores() -> Int {
         let allowed = Int(ck_allowed_cores())
