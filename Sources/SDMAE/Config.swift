@@ -53,6 +53,9 @@ public struct SDMAEConfig: Codable, Equatable, Sendable {
     public var centerMode = CenterMode.probabilities
     public var targetNormalisation = TargetNormalisation.perPatchChannel
     public var teacherTargets = TeacherTargets.centred
+    /// λ of MSN's mean-entropy maximisation: L_sd gains −λ·H(mean over the batch of the student's
+    /// distribution), so an answer shared by every image costs more than a spread of prototypes.
+    public var meanEntropyWeight = 0.0
 
     public init(imageSize: Int, patchSize: Int, width: Int, depth: Int, heads: Int, decoderWidth: Int, decoderDepth: Int,
                 decoderHeads: Int, headHidden: Int, bottleneck: Int, prototypes: Int) {
@@ -114,6 +117,7 @@ public struct SDMAEConfig: Codable, Equatable, Sendable {
         if width % 4 != 0 || decoderWidth % 4 != 0 { return "widths must be multiples of 4 for the sin-cos position table" }
         if !maskRatio.isFinite || !(0..<1).contains(maskRatio) || visibleTokens < 1 { return "mask ratio \(maskRatio) leaves no visible token" }
         if !(0...1).contains(distillationWeight) { return "p must be in 0...1" }
+        if !(meanEntropyWeight.isFinite && meanEntropyWeight >= 0) { return "the mean-entropy weight must be a number ≥ 0" }
         return nil
     }
 }
@@ -139,5 +143,6 @@ extension SDMAEConfig {
         centerMode = try c.decodeIfPresent(CenterMode.self, forKey: .centerMode) ?? centerMode
         targetNormalisation = try c.decodeIfPresent(TargetNormalisation.self, forKey: .targetNormalisation) ?? targetNormalisation
         teacherTargets = try c.decodeIfPresent(TeacherTargets.self, forKey: .teacherTargets) ?? teacherTargets
+        meanEntropyWeight = try c.decodeIfPresent(Double.self, forKey: .meanEntropyWeight) ?? meanEntropyWeight
     }
 }

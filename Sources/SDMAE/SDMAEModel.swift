@@ -276,6 +276,10 @@ public final class SDMAEModel {
                                                       teacherLogProbabilities: teacherLogProbabilities.pointer, batch: batch, k: k, tauS: tauS)
                 * Double(batch)  // divided by the batch below, as the centred loss
         }
+        if config.meanEntropyWeight > 0 {
+            distillation -= config.meanEntropyWeight * Double(batch)
+                * Self.meanEntropy(logProbabilities: studentLogProbabilities.pointer, batch: batch, k: k)
+        }
         var usage = 0.0
         for j in 0..<k {
             var mean = 0.0
@@ -284,6 +288,36 @@ public final class SDMAEModel {
             if mean > 0 { usage -= mean * log(mean) }
         }
         return (distillation / Double(batch), entropy / Double(batch), usage)
+    }
+
+    /// H(mean over the batch of exp(log-probabilities)), the entropy MSN maximises.
+    static func meanEntropy(logProbabilities lq: UnsafePointer<Float>, batch: Int, k: Int) -> Double {
+        var entropy = 0.0
+        for j in 0..<k {
+            var mean = 0.0
+            for b in 0..<batch { mean += Double(expf(lq[b * k + j])) }
+            mean /= Double(batch)
+            if mean > 0 { entropy -= mean * log(mean) }
+        }
+        return entropy
+    }
+
+    /// Adds d(−weight · H(q̄))/dz for q = softmax(z/τ), q̄ its batch mean:
+    /// −weight/τ · q ⊙ (g − Σ q g) with g = −(log q̄ + 1)/B (the constant cancels).
+    static func addMeanEntropyGradients(logProbabilities lq: UnsafePointer<Float>, weight: Float, batch: Int, k: Int, tau: Float,
+                                        into gradient: UnsafeMutablePointer<Float>) {
+        var logMean = [Float](repeating: 0, count: k)
+        for j in 0..<k {
+            var mean: Float = 0
+            for b in 0..<batch { mean += expf(lq[b * k + j]) }
+            logMean[j] = logf(max(mean / Float(batch), .leastNormalMagnitude))
+        }
+        for b in 0..<batch {
+            let row = b * k
+            var expectation: Float = 0
+            for j in 0..<k { expectation += expf(lq[row + j]) * logMean[j] }
+            for j in 0..<k { gradient[row + j] += weight / (tau * Float(batch)) * expf(lq[row + j]) * (logMean[j] - expectation) }
+        }
     }
 
     /// The swapped prediction loss, codes held fixed: ½ mean over images of
@@ -371,16 +405,20 @@ public final class SDMAEModel {
             Self.swappedPredictionGradients(studentLogProbabilities: studentLogProbabilities.pointer, teacherLogProbabilities: teacherLogProbabilities.pointer,
                                             teacherCodes: teacherProbabilities.pointer, studentCodes: studentCodes.pointer, weight: p,
                                             batch: batch, k: k, tauS: tauS, student: studentLogitGradient.pointer, teacher: teacherLogitGradient.pointer)
-            return
-        }
-        for b in 0..<batch {
-            let pt = teacherProbabilities.pointer + b * k, lq = studentLogProbabilities.pointer + b * k
-            var expectation: Float = 0
-            for j in 0..<k { expectation += pt[j] * (-lq[j] / Float(batch)) }
-            for j in 0..<k {
-                studentLogitGradient[b * k + j] = p * (expf(lq[j]) - pt[j]) / (Float(batch) * tauS)
-                teacherLogitGradient[b * k + j] = p / tauT * pt[j] * (-lq[j] / Float(batch) - expectation)
+        } else {
+            for b in 0..<batch {
+                let pt = teacherProbabilities.pointer + b * k, lq = studentLogProbabilities.pointer + b * k
+                var expectation: Float = 0
+                for j in 0..<k { expectation += pt[j] * (-lq[j] / Float(batch)) }
+                for j in 0..<k {
+                    studentLogitGradient[b * k + j] = p * (expf(lq[j]) - pt[j]) / (Float(batch) * tauS)
+                    teacherLogitGradient[b * k + j] = p / tauT * pt[j] * (-lq[j] / Float(batch) - expectation)
+                }
             }
+        }
+        if config.meanEntropyWeight > 0 {
+            Self.addMeanEntropyGradients(logProbabilities: studentLogProbabilities.pointer, weight: p * Float(config.meanEntropyWeight),
+                                         batch: batch, k: k, tau: tauS, into: studentLogitGradient.pointer)
         }
     }
 

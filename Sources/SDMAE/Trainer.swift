@@ -100,6 +100,10 @@ public final class Trainer {
             throw TrainingError.unsupportedWithRanks("\(config.teacherTargets.rawValue) teacher targets balance over the whole batch, "
                                                      + "which no rank holds; run them as one process or use centred targets")
         }
+        if group.size > 1, config.distillationWeight > 0, config.meanEntropyWeight > 0 {
+            throw TrainingError.unsupportedWithRanks("the mean-entropy term needs the whole batch's distributions, which no rank holds; "
+                                                     + "run it as one process")
+        }
         model = SDMAEModel(config: config, seed: options.seed)
         model.precision = options.precision ?? .fp32
         self.options = options

@@ -260,6 +260,60 @@ final class GradientCheckTests: XCTestCase {
         }
     }
 
+    /// MSN's mean-entropy term: its logit gradient against central differences of −H(q̄); and in
+    /// a whole model it lowers the loss by exactly λ·H(q̄) of the student, so the term is wired in.
+    func testMeanEntropyGradients() {
+        let batch = 4, k = 5, tau: Float = 0.5
+        var z = (0..<(batch * k)).map { _ in generator.normal() }
+        func logProbabilities() -> [Float] {
+            var lq = z.map { $0 / tau }
+            for b in 0..<batch { lq.withUnsafeMutableBufferPointer { logSoftmaxInPlace($0.baseAddress! + b * k, count: k) } }
+            return lq
+        }
+        func loss() -> Double { -SDMAEModel.meanEntropy(logProbabilities: logProbabilities(), batch: batch, k: k) }
+        var gradient = [Float](repeating: 0, count: batch * k)
+        SDMAEModel.addMeanEntropyGradients(logProbabilities: logProbabilities(), weight: 1, batch: batch, k: k, tau: tau, into: &gradient)
+        XCTAssertTrue(gradient.contains { abs($0) > 1e-3 })
+        let h: Float = 1e-2
+        for i in 0..<(batch * k) {
+            let saved = z[i]
+            z[i] = saved + h
+            let up = loss()
+            z[i] = saved - h
+            let down = loss()
+            z[i] = saved
+            XCTAssertEqual(Double(gradient[i]), (up - down) / Double(2 * h), accuracy: 2e-4, "dz[\(i)]")
+        }
+
+        var config = SDMAEConfig(imageSize: 16, patchSize: 4, width: 8, depth: 1, heads: 2, decoderWidth: 8, decoderDepth: 1,
+                                 decoderHeads: 2, headHidden: 12, bottleneck: 8, prototypes: 6)
+        config.maskRatio = 0.5
+        // Softer than τs 0.1, so that central differences of the sharp softmax stay accurate in fp32.
+        config.studentTemperature = 0.5
+        let images = (0..<(batch * 3 * 16 * 16)).map { _ in generator.uniform() }
+        let mask = TokenMask.random(batch: batch, tokens: 16, masked: 8, using: &generator)
+        func distillation(weight: Double) -> Double {
+            config.meanEntropyWeight = weight
+            let model = SDMAEModel(config: config, seed: 4)
+            return images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: batch, mask: mask).distillation }
+        }
+        let plain = distillation(weight: 0), regularised = distillation(weight: 2)
+        XCTAssertLessThan(regularised, plain - 0.1, "2·H(q̄) is subtracted")
+        XCTAssertGreaterThan(regularised, plain - 2 * log(6.0) - 1e-6, "H(q̄) is at most ln K")
+
+        config.meanEntropyWeight = 2
+        let model = SDMAEModel(config: config, seed: 4)
+        // The initial heads are nearly flat; larger weights keep central differences well above rounding.
+        for p in model.parameters where p.name.contains("_head.") { for i in 0..<p.count { p.value[i] = generator.normal() * 0.4 } }
+        let probe = { images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: batch, mask: mask).total } }
+        _ = probe()
+        for p in model.parameters { p.grad.zero() }
+        model.backward()
+        for p in model.parameters where p.name.hasPrefix("student_head.") {
+            check("mean-entropy d\(p.name)", values: p.value.pointer, count: p.count, analytic: p.grad.array, probe: probe, samples: 3, step: 3e-3)
+        }
+    }
+
     func testAdamWMatchesClosedFormFirstStep() {
         let p = Parameter("w", shape: [2, 2])
         let bias = Parameter("b", shape: [2])

@@ -30,6 +30,8 @@ struct PretrainStage: Stage {
                       help: "teacher distribution: centred softmax (the authors), Sinkhorn-balanced over the batch as a fixed target "
                           + "(SwAV, DINOv2), or swapped: each head predicts the other's Sinkhorn codes (SwAV); "
                           + PretrainRecipe.describe("teacher_targets")),
+        ParameterSpec("mean_entropy_weight", .double(0...10), default: .double(model.meanEntropyWeight),
+                      help: "λ of MSN's mean-entropy term: L_sd − λ·H(batch-mean student distribution), against every image getting one answer"),
         ParameterSpec("center_mode", .choice(CenterMode.allCases.map(\.rawValue)), default: .string(model.centerMode.rawValue),
                       help: "what the teacher centre tracks: probabilities (the authors) or logits (DINO)"),
         ParameterSpec("target_norm", .choice(TargetNormalisation.allCases.map(\.rawValue)),
@@ -69,6 +71,7 @@ struct PretrainStage: Stage {
         config.teacherStopGradient = p.bool("stop_gradient")
         config.centerMode = p.string("center_mode").flatMap(CenterMode.init) ?? config.centerMode
         config.teacherTargets = p.string("teacher_targets").flatMap(TeacherTargets.init) ?? config.teacherTargets
+        config.meanEntropyWeight = p.double("mean_entropy_weight") ?? config.meanEntropyWeight
         config.targetNormalisation = p.string("target_norm").flatMap(TargetNormalisation.init) ?? config.targetNormalisation
         if let problem = config.validationError() { throw StageError.invalid(problem) }
         var options = TrainingOptions()
