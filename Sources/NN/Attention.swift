@@ -20,13 +20,15 @@ public final class Attention {
     private var batch = 0
     private var tokens = 0
 
-    /// Inference only, as `Linear.precision`: bf16 runs both products per head on bfloat16
-    /// operands (scores, softmax and accumulation in fp32).
+    /// As `Linear.precision`: bf16 runs the two products per head forward and the four backward
+    /// on bfloat16 operands; scores, softmax and its backward, and accumulation stay fp32.
     public var precision = Precision.fp32
+    /// q|k|v rounded once in forward, read again by backward.
     private let qkvBF16 = BF16Buffer()
-    /// Per thread: the probabilities of one head as bfloat16, and the two products for `tokens`.
+    /// Per thread: one head's probabilities, then its score gradient, as bfloat16.
     private let probabilitiesBF16 = BF16Buffer()
-    private var products: [(scores: UnsafeMutablePointer<cdnnl_matmul>, values: UnsafeMutablePointer<cdnnl_matmul>)] = []
+    private let outputGradientBF16 = BF16Buffer()
+    private var products: [HeadProducts] = []
     private var productTokens = 0
 
     public init(width: Int, heads: Int) {
@@ -37,9 +39,6 @@ public final class Attention {
         scale = 1 / Float(headWidth).squareRoot()
     }
 
-    deinit {
-        for pair in products { cdnnl_matmul_destroy(pair.scores); cdnnl_matmul_destroy(pair.values) }
-    }
 
     @discardableResult
     public func forward(_ qkv: UnsafePointer<Float>, batch: Int, tokens: Int) -> UnsafeMutablePointer<Float> {
@@ -71,36 +70,25 @@ public final class Attention {
         _ = BF16Product.singleThreaded
         let ld = 3 * width, threads = Parallel.threads
         let converted = qkvBF16.reserve(batch * n * ld), scratch = probabilitiesBF16.reserve(threads * n * n)
-        if productTokens != n {
-            for pair in products { cdnnl_matmul_destroy(pair.scores); cdnnl_matmul_destroy(pair.values) }
-            let d = Int64(self.headWidth), tokens = Int64(n), stride = Int64(ld), rowStride = Int64(self.width)
-            products = (0..<threads).map { _ in
-                // S[n,n] = Q[n,d]·Kᵀ (K read transposed in place), O[n,d] = P[n,n]·V[n,d] into the output rows.
-                guard let scores = cdnnl_matmul_create_strided(tokens, d, tokens, stride, 1, 1, stride, tokens, 1),
-                      let values = cdnnl_matmul_create_strided(tokens, tokens, d, tokens, 1, stride, 1, rowStride, 1) else {
-                    preconditionFailure("oneDNN refused the attention products of \(n) tokens × \(d)")
-                }
-                return (scores, values)
-            }
+        if productTokens != n || products.count != threads {
+            products = (0..<threads).map { _ in HeadProducts(tokens: n, headWidth: self.headWidth, width: self.width) }
             productTokens = n
         }
         convertToBF16(qkv, converted, count: batch * n * ld)
         let (heads, headWidth, width, scale, out, probabilities) = (heads, headWidth, width, scale, output.pointer, probabilities.pointer)
         let work = UncheckedProducts(products)
         Parallel.forChunksIndexed(batch * heads) { thread, pairs in
-            let (scores, values) = work.values[thread]
+            let products = work.values[thread]
             let p16 = scratch + thread * n * n
             for pair in pairs {
                 let b = pair / heads, h = pair % heads
-                let q = converted + b * n * ld + h * headWidth, k = q + width, v = q + 2 * width
+                let q = UnsafePointer(converted) + b * n * ld + h * headWidth, k = q + width, v = q + 2 * width
                 let a = probabilities + pair * n * n
-                guard cdnnl_matmul_run(scores, q, k, nil, a) == 1 else { preconditionFailure("oneDNN attention scores failed") }
+                products.run(products.scores, q, k, into: a)
                 for i in 0..<(n * n) { a[i] *= scale }
                 softmaxRowsInPlace(a, rows: n, count: n)
                 ck_to_bf16(a, p16, n * n)
-                guard cdnnl_matmul_run(values, p16, v, nil, out + b * n * width + h * headWidth) == 1 else {
-                    preconditionFailure("oneDNN attention values failed")
-                }
+                products.run(products.values, p16, v, into: out + b * n * width + h * headWidth)
             }
         }
     }
@@ -112,6 +100,10 @@ public final class Attention {
         let n = tokens, ld = 3 * width
         inputGradient.reserve(batch * n * ld)
         scratch.reserve(Parallel.threads * n * n)
+        if precision == .bf16, batch > 0, n > 0, productTokens == n, products.count == Parallel.threads {
+            backwardBF16(dOut, tokens: n)
+            return inputGradient.pointer
+        }
         let (heads, headWidth, width, scale) = (heads, headWidth, width, scale)
         let (dqkv, probabilities, scratch) = (inputGradient.pointer, probabilities.pointer, scratch.pointer)
         Parallel.forChunksIndexed(batch * heads) { chunk, pairs in
@@ -139,8 +131,78 @@ public final class Attention {
     }
 }
 
-/// Each thread uses only its own pair of products inside the parallel region.
+extension Attention {
+    /// The four products of attention's backward on bfloat16 operands, as the fp32 path does them:
+    /// dP = dO·Vᵀ, dV = Pᵀ·dO, then (after the softmax backward in fp32, scaled) dQ = dS·K and
+    /// dK = dSᵀ·Q, written straight into the q|k|v gradient rows.
+    private func backwardBF16(_ dOut: UnsafePointer<Float>, tokens n: Int) {
+        let ld = 3 * width, threads = Parallel.threads
+        let dOut16 = outputGradientBF16.reserve(batch * n * width), p16All = probabilitiesBF16.reserve(threads * n * n)
+        convertToBF16(dOut, dOut16, count: batch * n * width)
+        let (heads, headWidth, width, scale) = (heads, headWidth, width, scale)
+        let (dqkv, probabilities, scratch, qkv16) = (inputGradient.pointer, probabilities.pointer, scratch.pointer, UnsafePointer(qkvBF16.pointer))
+        let work = UncheckedProducts(products)
+        Parallel.forChunksIndexed(batch * heads) { thread, pairs in
+            let products = work.values[thread]
+            let dA = scratch + thread * n * n, p16 = p16All + thread * n * n
+            for pair in pairs {
+                let b = pair / heads, h = pair % heads
+                let q = qkv16 + b * n * ld + h * headWidth, k = q + width, v = q + 2 * width
+                let dq = dqkv + b * n * ld + h * headWidth, dk = dq + width, dv = dq + 2 * width
+                let a = probabilities + pair * n * n
+                let dO = UnsafePointer(dOut16) + b * n * width + h * headWidth
+                ck_to_bf16(a, p16, n * n)
+                products.run(products.probabilityGradient, dO, v, into: dA)
+                products.run(products.valueGradient, p16, dO, into: dv)
+                // Softmax backward, row by row: dS = scale · A ⊙ (dA − Σ_j dA·A).
+                for row in 0..<n {
+                    let ar = a + row * n, dr = dA + row * n
+                    var dot: Float = 0
+                    for j in 0..<n { dot += ar[j] * dr[j] }
+                    for j in 0..<n { dr[j] = scale * ar[j] * (dr[j] - dot) }
+                }
+                ck_to_bf16(dA, p16, n * n)
+                products.run(products.queryGradient, p16, k, into: dq)
+                products.run(products.keyGradient, p16, q, into: dk)
+            }
+        }
+    }
+}
+
+/// One thread's oneDNN products for a head of `tokens` × `headWidth` inside packed q|k|v rows
+/// (row stride 3·width; the output and its gradient have row stride width). Created once per
+/// token count: creating a primitive costs far more than running it.
+private final class HeadProducts {
+    let scores, values, probabilityGradient, valueGradient, queryGradient, keyGradient: UnsafeMutablePointer<cdnnl_matmul>
+
+    init(tokens: Int, headWidth: Int, width: Int) {
+        let n = Int64(tokens), d = Int64(headWidth), qkv = Int64(3 * width), rows = Int64(width)
+        func make(_ m: Int64, _ k: Int64, _ columns: Int64, a: (Int64, Int64), b: (Int64, Int64), c: (Int64, Int64)) -> UnsafeMutablePointer<cdnnl_matmul> {
+            guard let product = cdnnl_matmul_create_strided(m, k, columns, a.0, a.1, b.0, b.1, c.0, c.1) else {
+                preconditionFailure("oneDNN refused an attention product of \(tokens) tokens × \(headWidth)")
+            }
+            return product
+        }
+        scores = make(n, d, n, a: (qkv, 1), b: (1, qkv), c: (n, 1))                  // S = Q·Kᵀ, K read transposed
+        values = make(n, n, d, a: (n, 1), b: (qkv, 1), c: (rows, 1))                 // O = P·V into the output rows
+        probabilityGradient = make(n, d, n, a: (rows, 1), b: (1, qkv), c: (n, 1))    // dP = dO·Vᵀ
+        valueGradient = make(n, n, d, a: (1, n), b: (rows, 1), c: (qkv, 1))          // dV = Pᵀ·dO
+        queryGradient = make(n, n, d, a: (n, 1), b: (qkv, 1), c: (qkv, 1))           // dQ = dS·K
+        keyGradient = make(n, n, d, a: (1, n), b: (qkv, 1), c: (qkv, 1))             // dK = dSᵀ·Q
+    }
+
+    deinit {
+        for product in [scores, values, probabilityGradient, valueGradient, queryGradient, keyGradient] { cdnnl_matmul_destroy(product) }
+    }
+
+    func run(_ product: UnsafeMutablePointer<cdnnl_matmul>, _ a: UnsafePointer<UInt16>, _ b: UnsafePointer<UInt16>,
+             into c: UnsafeMutablePointer<Float>) {
+        guard cdnnl_matmul_run(product, a, b, nil, c) == 1 else { preconditionFailure("oneDNN attention product failed") }
+    }
+}
+
+/// Each thread uses only its own products inside the parallel region.
 private struct UncheckedProducts: @unchecked Sendable {
-    let values: [(scores: UnsafeMutablePointer<cdnnl_matmul>, values: UnsafeMutablePointer<cdnnl_matmul>)]
-    init(_ values: [(scores: UnsafeMutablePointer<cdnnl_matmul>, values: UnsafeMutablePointer<cdnnl_matmul>)]) { self.values = values }
+    let values: [HeadProducts]
+    init(_ values: [HeadProducts]) { self.values = values }
 }

@@ -53,8 +53,9 @@ public struct SDMAEConfig: Codable, Equatable, Sendable {
     public var centerMode = CenterMode.probabilities
     public var targetNormalisation = TargetNormalisation.perPatchChannel
     public var teacherTargets = TeacherTargets.centred
-    /// λ of MSN's mean-entropy maximisation: L_sd gains −λ·H(mean over the batch of the student's
-    /// distribution), so an answer shared by every image costs more than a spread of prototypes.
+    /// λ of MSN's mean-entropy maximisation: L_sd gains −λ·H(batch mean) of the student's
+    /// distribution and of the teacher's where L_sd trains it, so an answer shared by every image
+    /// costs more than a spread of prototypes.
     public var meanEntropyWeight = 0.0
 
     public init(imageSize: Int, patchSize: Int, width: Int, depth: Int, heads: Int, decoderWidth: Int, decoderDepth: Int,

@@ -65,9 +65,8 @@ public final class SDMAEModel {
     public var center: [Float]
 
     /// Arithmetic of the model's matrix products. In bf16 the linear layers (encoder, decoder and
-    /// the heads' MLPs; not the weight-normalised prototype layer) run bfloat16 products forward
-    /// and backward, and attention runs them forward; its backward and every norm, activation,
-    /// loss and reduction stay fp32. Set it again after loading other weights; a trainer calls
+    /// the heads' MLPs; not the weight-normalised prototype layer) and attention run bfloat16
+    /// products forward and backward; every norm, activation, softmax, loss and reduction stays fp32. Set it again after loading other weights; a trainer calls
     /// `refreshLowPrecisionWeights` after each optimiser step.
     public var precision = Precision.fp32 {
         didSet {
@@ -277,8 +276,11 @@ public final class SDMAEModel {
                 * Double(batch)  // divided by the batch below, as the centred loss
         }
         if config.meanEntropyWeight > 0 {
-            distillation -= config.meanEntropyWeight * Double(batch)
-                * Self.meanEntropy(logProbabilities: studentLogProbabilities.pointer, batch: batch, k: k)
+            var spread = Self.meanEntropy(logProbabilities: studentLogProbabilities.pointer, batch: batch, k: k)
+            if let teacher = trainedTeacherLogProbabilities() {
+                spread += Self.meanEntropy(logProbabilities: teacher.logProbabilities, batch: batch, k: k)
+            }
+            distillation -= config.meanEntropyWeight * Double(batch) * spread
         }
         var usage = 0.0
         for j in 0..<k {
@@ -288,6 +290,23 @@ public final class SDMAEModel {
             if mean > 0 { usage -= mean * log(mean) }
         }
         return (distillation / Double(batch), entropy / Double(batch), usage)
+    }
+
+    /// The teacher distribution that L_sd trains, as log-probabilities and the temperature that
+    /// made it: the centred P (unless detached) or, in swapped prediction, the teacher's own
+    /// prediction; nil for fixed targets. The mean-entropy term spreads it as it does the student's.
+    private func trainedTeacherLogProbabilities() -> (logProbabilities: UnsafeMutablePointer<Float>, temperature: Float)? {
+        let count = batch * config.prototypes
+        switch config.teacherTargets {
+        case .centred where !config.teacherStopGradient:
+            teacherLogProbabilities.reserve(count)
+            for i in 0..<count { teacherLogProbabilities[i] = logf(max(teacherProbabilities[i], .leastNormalMagnitude)) }
+            return (teacherLogProbabilities.pointer, Float(config.teacherTemperature))
+        case .swapped:
+            return (teacherLogProbabilities.pointer, Float(config.studentTemperature))
+        case .centred, .sinkhorn:
+            return nil
+        }
     }
 
     /// H(mean over the batch of exp(log-probabilities)), the entropy MSN maximises.
@@ -417,8 +436,13 @@ public final class SDMAEModel {
             }
         }
         if config.meanEntropyWeight > 0 {
-            Self.addMeanEntropyGradients(logProbabilities: studentLogProbabilities.pointer, weight: p * Float(config.meanEntropyWeight),
+            let weight = p * Float(config.meanEntropyWeight)
+            Self.addMeanEntropyGradients(logProbabilities: studentLogProbabilities.pointer, weight: weight,
                                          batch: batch, k: k, tau: tauS, into: studentLogitGradient.pointer)
+            if let teacher = trainedTeacherLogProbabilities() {
+                Self.addMeanEntropyGradients(logProbabilities: teacher.logProbabilities, weight: weight,
+                                             batch: batch, k: k, tau: teacher.temperature, into: teacherLogitGradient.pointer)
+            }
         }
     }
 

@@ -31,7 +31,7 @@ struct PretrainStage: Stage {
                           + "(SwAV, DINOv2), or swapped: each head predicts the other's Sinkhorn codes (SwAV); "
                           + PretrainRecipe.describe("teacher_targets")),
         ParameterSpec("mean_entropy_weight", .double(0...10), default: .double(model.meanEntropyWeight),
-                      help: "λ of MSN's mean-entropy term: L_sd − λ·H(batch-mean student distribution), against every image getting one answer"),
+                      help: "λ of MSN's mean-entropy term: L_sd − λ·H(batch mean) of each head L_sd trains, against every image getting one answer"),
         ParameterSpec("center_mode", .choice(CenterMode.allCases.map(\.rawValue)), default: .string(model.centerMode.rawValue),
                       help: "what the teacher centre tracks: probabilities (the authors) or logits (DINO)"),
         ParameterSpec("target_norm", .choice(TargetNormalisation.allCases.map(\.rawValue)),
