@@ -30,6 +30,8 @@ public final class Attention {
     private let outputGradientBF16 = BF16Buffer()
     private var products: [HeadProducts] = []
     private var productTokens = 0
+    /// Whether the last forward rounded q|k|v to bfloat16, which the bf16 backward reads.
+    private var forwardRoundedInputs = false
 
     public init(width: Int, heads: Int) {
         precondition(width % heads == 0, "width \(width) is not divisible by \(heads) heads")
@@ -39,7 +41,6 @@ public final class Attention {
         scale = 1 / Float(headWidth).squareRoot()
     }
 
-
     @discardableResult
     public func forward(_ qkv: UnsafePointer<Float>, batch: Int, tokens: Int) -> UnsafeMutablePointer<Float> {
         self.qkv = qkv
@@ -48,7 +49,8 @@ public final class Attention {
         let n = tokens, ld = 3 * width
         output.reserve(batch * n * width)
         probabilities.reserve(batch * heads * n * n)
-        if precision == .bf16, batch > 0, n > 0 {
+        forwardRoundedInputs = precision == .bf16 && batch > 0 && n > 0
+        if forwardRoundedInputs {
             forwardBF16(qkv, batch: batch, tokens: n)
             return output.pointer
         }
@@ -100,7 +102,7 @@ public final class Attention {
         let n = tokens, ld = 3 * width
         inputGradient.reserve(batch * n * ld)
         scratch.reserve(Parallel.threads * n * n)
-        if precision == .bf16, batch > 0, n > 0, productTokens == n, products.count == Parallel.threads {
+        if precision == .bf16, forwardRoundedInputs {
             backwardBF16(dOut, tokens: n)
             return inputGradient.pointer
         }

@@ -66,8 +66,9 @@ public final class SDMAEModel {
 
     /// Arithmetic of the model's matrix products. In bf16 the linear layers (encoder, decoder and
     /// the heads' MLPs; not the weight-normalised prototype layer) and attention run bfloat16
-    /// products forward and backward; every norm, activation, softmax, loss and reduction stays fp32. Set it again after loading other weights; a trainer calls
-    /// `refreshLowPrecisionWeights` after each optimiser step.
+    /// products forward and backward; every norm, activation, softmax, loss and reduction stays
+    /// fp32. Set it again after loading other weights; a trainer calls `refreshLowPrecisionWeights`
+    /// after each optimiser step.
     public var precision = Precision.fp32 {
         didSet {
             for layer in lowPrecisionLayers { layer.precision = precision }
