@@ -158,9 +158,11 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(authors.options.baseLearningRate, PretrainRecipe.authors.values["lr"].flatMap { if case let .double(v) = $0 { return v } else { return nil } })
         XCTAssertEqual(authors.config.teacherTargets, .centred)
         XCTAssertEqual(authors.config.distillationWeight, 0.2)
-        let explicit = try stage(["--recipe", "authors", "--lr", "0.01", "--teacher-targets", "sinkhorn"])
+        XCTAssertEqual(authors.config.meanEntropyWeight, 0, "the mean-entropy term is off unless asked for")
+        let explicit = try stage(["--recipe", "authors", "--lr", "0.01", "--teacher-targets", "sinkhorn", "--mean-entropy-weight", "0.5"])
         XCTAssertEqual(explicit.options.baseLearningRate, 0.01)
         XCTAssertEqual(explicit.config.teacherTargets, .sinkhorn)
+        XCTAssertEqual(explicit.config.meanEntropyWeight, 0.5)
         XCTAssertEqual(explicit.config.maskRatio, authors.config.maskRatio, "what was not given still comes from the recipe")
         for recipe in PretrainRecipe.allCases {
             for name in recipe.values.keys {
