@@ -118,13 +118,7 @@ public final class Attention {
                 let dO = dOut + b * n * width + h * headWidth
                 gemm(transposeB: true, m: n, n: n, k: headWidth, dO, lda: width, v, ldb: ld, dA, ldc: n)
                 gemm(transposeA: true, m: n, n: headWidth, k: n, a, lda: n, dO, ldb: width, dv, ldc: ld)
-                // Softmax backward, row by row: dS = A ⊙ (dA − Σ_j dA·A).
-                for row in 0..<n {
-                    let ar = a + row * n, dr = dA + row * n
-                    var dot: Float = 0
-                    for j in 0..<n { dot += ar[j] * dr[j] }
-                    for j in 0..<n { dr[j] = ar[j] * (dr[j] - dot) }
-                }
+                softmaxBackwardRows(a, dA, tokens: n, scale: 1)
                 gemm(m: n, n: headWidth, k: n, alpha: scale, dA, lda: n, k, ldb: ld, dq, ldc: ld)
                 gemm(transposeA: true, m: n, n: headWidth, k: n, alpha: scale, dA, lda: n, q, ldb: ld, dk, ldc: ld)
             }
@@ -156,18 +150,23 @@ extension Attention {
                 ck_to_bf16(a, p16, n * n)
                 products.run(products.probabilityGradient, dO, v, into: dA)
                 products.run(products.valueGradient, p16, dO, into: dv)
-                // Softmax backward, row by row: dS = scale · A ⊙ (dA − Σ_j dA·A).
-                for row in 0..<n {
-                    let ar = a + row * n, dr = dA + row * n
-                    var dot: Float = 0
-                    for j in 0..<n { dot += ar[j] * dr[j] }
-                    for j in 0..<n { dr[j] = scale * ar[j] * (dr[j] - dot) }
-                }
+                softmaxBackwardRows(a, dA, tokens: n, scale: scale)
                 ck_to_bf16(dA, p16, n * n)
                 products.run(products.queryGradient, p16, k, into: dq)
                 products.run(products.keyGradient, p16, q, into: dk)
             }
         }
+    }
+}
+
+/// The softmax backward in place, row by row: dS = scale · A ⊙ (dA − Σ_j dA·A). The bf16 path
+/// folds the score scale in here, the fp32 path into its products (scale 1 leaves the bits alone).
+private func softmaxBackwardRows(_ a: UnsafePointer<Float>, _ dA: UnsafeMutablePointer<Float>, tokens n: Int, scale: Float) {
+    for row in 0..<n {
+        let ar = a + row * n, dr = dA + row * n
+        var dot: Float = 0
+        for j in 0..<n { dot += ar[j] * dr[j] }
+        for j in 0..<n { dr[j] = scale * ar[j] * (dr[j] - dot) }
     }
 }
 

@@ -278,44 +278,41 @@ public final class SDMAEModel {
         }
         if config.meanEntropyWeight > 0 {
             var spread = Self.meanEntropy(logProbabilities: studentLogProbabilities.pointer, batch: batch, k: k)
-            if let teacher = trainedTeacherLogProbabilities() {
-                spread += Self.meanEntropy(logProbabilities: teacher.logProbabilities, batch: batch, k: k)
+            if trainedTeacherTemperature != nil {
+                if config.teacherTargets == .centred {
+                    teacherLogProbabilities.reserve(batch * k)
+                    for i in 0..<(batch * k) { teacherLogProbabilities[i] = logf(max(teacherProbabilities[i], .leastNormalMagnitude)) }
+                }
+                spread += Self.meanEntropy(logProbabilities: teacherLogProbabilities.pointer, batch: batch, k: k)
             }
             distillation -= config.meanEntropyWeight * Double(batch) * spread
         }
-        var usage = 0.0
-        for j in 0..<k {
-            var mean = 0.0
-            for b in 0..<batch { mean += Double(teacherProbabilities[b * k + j]) }
-            mean /= Double(batch)
-            if mean > 0 { usage -= mean * log(mean) }
-        }
+        let usage = Self.entropyOfBatchMean(batch: batch, k: k) { Double(teacherProbabilities[$0]) }
         return (distillation / Double(batch), entropy / Double(batch), usage)
     }
 
-    /// The teacher distribution that L_sd trains, as log-probabilities and the temperature that
-    /// made it: the centred P (unless detached) or, in swapped prediction, the teacher's own
-    /// prediction; nil for fixed targets. The mean-entropy term spreads it as it does the student's.
-    private func trainedTeacherLogProbabilities() -> (logProbabilities: UnsafeMutablePointer<Float>, temperature: Float)? {
-        let count = batch * config.prototypes
+    /// The temperature of the teacher distribution L_sd trains — the centred P unless detached,
+    /// or in swapped prediction the teacher's own prediction — whose log-probabilities
+    /// `teacherLogProbabilities` holds for the mean-entropy term; nil for fixed targets.
+    private var trainedTeacherTemperature: Float? {
         switch config.teacherTargets {
-        case .centred where !config.teacherStopGradient:
-            teacherLogProbabilities.reserve(count)
-            for i in 0..<count { teacherLogProbabilities[i] = logf(max(teacherProbabilities[i], .leastNormalMagnitude)) }
-            return (teacherLogProbabilities.pointer, Float(config.teacherTemperature))
-        case .swapped:
-            return (teacherLogProbabilities.pointer, Float(config.studentTemperature))
-        case .centred, .sinkhorn:
-            return nil
+        case .centred where !config.teacherStopGradient: return Float(config.teacherTemperature)
+        case .swapped: return Float(config.studentTemperature)
+        case .centred, .sinkhorn: return nil
         }
     }
 
     /// H(mean over the batch of exp(log-probabilities)), the entropy MSN maximises.
     static func meanEntropy(logProbabilities lq: UnsafePointer<Float>, batch: Int, k: Int) -> Double {
+        entropyOfBatchMean(batch: batch, k: k) { Double(expf(lq[$0])) }
+    }
+
+    /// H(mean over the batch's rows) of [batch, k] probabilities given by flat index.
+    private static func entropyOfBatchMean(batch: Int, k: Int, _ probability: (Int) -> Double) -> Double {
         var entropy = 0.0
         for j in 0..<k {
             var mean = 0.0
-            for b in 0..<batch { mean += Double(expf(lq[b * k + j])) }
+            for b in 0..<batch { mean += probability(b * k + j) }
             mean /= Double(batch)
             if mean > 0 { entropy -= mean * log(mean) }
         }
@@ -440,9 +437,9 @@ public final class SDMAEModel {
             let weight = p * Float(config.meanEntropyWeight)
             Self.addMeanEntropyGradients(logProbabilities: studentLogProbabilities.pointer, weight: weight,
                                          batch: batch, k: k, tau: tauS, into: studentLogitGradient.pointer)
-            if let teacher = trainedTeacherLogProbabilities() {
-                Self.addMeanEntropyGradients(logProbabilities: teacher.logProbabilities, weight: weight,
-                                             batch: batch, k: k, tau: teacher.temperature, into: teacherLogitGradient.pointer)
+            if let tau = trainedTeacherTemperature {
+                Self.addMeanEntropyGradients(logProbabilities: teacherLogProbabilities.pointer, weight: weight,
+                                             batch: batch, k: k, tau: tau, into: teacherLogitGradient.pointer)
             }
         }
     }
