@@ -63,6 +63,8 @@ public final class SDMAEModel {
     let teacherHead: DINOHead
     /// Teacher centre [K]; a buffer, not trained.
     public var center: [Float]
+    /// τt of this step: the config's, unless a trainer warms it up (DINO's schedule).
+    public var teacherTemperature: Float
 
     /// Arithmetic of the model's matrix products. In bf16 the linear layers (encoder, decoder and
     /// the heads' MLPs; not the weight-normalised prototype layer) and attention run bfloat16
@@ -110,6 +112,7 @@ public final class SDMAEModel {
 
     public init(config: SDMAEConfig, seed: UInt64 = 0) {
         self.config = config
+        teacherTemperature = Float(config.teacherTemperature)
         let d = config.width, dd = config.decoderWidth, p = config.patchSize
         patchEmbed = Linear("patch_embed.proj", inputs: 3 * p * p, outputs: d, weightShape: [d, 3, p, p])
         patchEmbed.computesInputGradient = false
@@ -247,7 +250,7 @@ public final class SDMAEModel {
         teacherProbabilities.reserve(batch * k)
         studentLogProbabilities.reserve(batch * k)
         var distillation = 0.0, entropy = 0.0
-        let tauT = Float(config.teacherTemperature), tauS = Float(config.studentTemperature)
+        let tauT = teacherTemperature, tauS = Float(config.studentTemperature)
         let swapped = config.teacherTargets == .swapped
         if config.teacherTargets != .centred {
             sinkhornTargets(teacherPooled.pointer, temperature: tauT, into: teacherProbabilities.pointer)
@@ -296,7 +299,7 @@ public final class SDMAEModel {
     /// `teacherLogProbabilities` holds for the mean-entropy term; nil for fixed targets.
     private var trainedTeacherTemperature: Float? {
         switch config.teacherTargets {
-        case .centred where !config.teacherStopGradient: return Float(config.teacherTemperature)
+        case .centred where !config.teacherStopGradient: return teacherTemperature
         case .swapped: return Float(config.studentTemperature)
         case .centred, .sinkhorn: return nil
         }
@@ -415,7 +418,7 @@ public final class SDMAEModel {
     /// dL/dz_t = p/τt · P ⊙ (g − Σ P g), g = −log q / B.
     private func backwardDistillationLogits() {
         let k = config.prototypes, p = Float(config.distillationWeight)
-        let tauT = Float(config.teacherTemperature), tauS = Float(config.studentTemperature)
+        let tauT = teacherTemperature, tauS = Float(config.studentTemperature)
         studentLogitGradient.reserve(batch * k)
         teacherLogitGradient.reserve(batch * k)
         if config.teacherTargets == .swapped {

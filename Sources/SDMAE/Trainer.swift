@@ -19,6 +19,10 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var checkpointEvery = 100
     public var loaderWorkers = 2
     public var colourJitter = 0.0
+    /// DINO's teacher-temperature warm-up: τt rises linearly from this value to the config's over
+    /// `teacherTemperatureWarmupEpochs`; nil keeps τt constant.
+    public var teacherTemperatureWarmupStart: Double?
+    public var teacherTemperatureWarmupEpochs = 0.0
     /// Keep every checkpoint (for accuracy-versus-time curves), not only the newest.
     public var keepsCheckpoints = false
     /// Matrix-product arithmetic; nil is fp32 (runs recorded before the option existed).
@@ -42,6 +46,18 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .incompatibleResume(path, reason): return "\(path): cannot resume: \(reason)"
         case let .unsupportedWithRanks(message): return message
         }
+    }
+}
+
+/// A value that moves linearly from `from` to `to` over `steps`, then stays (DINO's teacher
+/// temperature).
+struct LinearWarmup: Sendable {
+    var from: Double
+    var to: Double
+    var steps: Int
+
+    func value(at step: Int) -> Double {
+        step < steps ? from + (to - from) * Double(step) / Double(steps) : to
     }
 }
 
@@ -81,6 +97,7 @@ public final class Trainer {
     let loader: BatchLoader
     let optimiser: AdamW
     let schedule: WarmupCosineSchedule
+    let teacherTemperatures: LinearWarmup
     /// This rank's images of each global batch.
     let share: Range<Int>
     /// Every gradient, packed for the ranks' averaging.
@@ -118,9 +135,11 @@ public final class Trainer {
         let peak = options.baseLearningRate * Double(options.batchSize) / 256
         optimiser = AdamW(parameters: model.parameters, learningRate: Float(peak), beta1: Float(options.beta1),
                           beta2: Float(options.beta2), weightDecay: Float(options.weightDecay))
-        let steps = options.epochs * (dataset.count / options.batchSize)
-        schedule = WarmupCosineSchedule(peak: peak, minimum: options.minimumLearningRate,
-                                        warmupSteps: Int(options.warmupEpochs * Double(dataset.count / options.batchSize)), totalSteps: steps)
+        let stepsPerEpoch = Double(dataset.count / options.batchSize)
+        schedule = WarmupCosineSchedule(peak: peak, minimum: options.minimumLearningRate, warmupSteps: Int(options.warmupEpochs * stepsPerEpoch),
+                                        totalSteps: options.epochs * (dataset.count / options.batchSize))
+        teacherTemperatures = LinearWarmup(from: options.teacherTemperatureWarmupStart ?? config.teacherTemperature, to: config.teacherTemperature,
+                                           steps: Int(options.teacherTemperatureWarmupEpochs * stepsPerEpoch))
         gradients = Buffer(count: group.size > 1 ? model.parameters.reduce(0) { $0 + $1.count } : 0)
     }
 
@@ -150,6 +169,7 @@ public final class Trainer {
             let mask = TokenMask.random(batch: options.batchSize, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
                 .images(share)
             optimiser.learningRate = Float(schedule.learningRate(at: step))
+            model.teacherTemperature = Float(teacherTemperatures.value(at: step))
             var losses = StepLosses(reconstruction: 0, distillation: 0, total: 0, teacherEntropy: 0, prototypeEntropy: 0)
             if case let .success(batch) = batch {
                 losses = batch.images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: share.count, mask: mask) }

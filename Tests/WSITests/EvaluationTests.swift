@@ -164,6 +164,13 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(explicit.config.teacherTargets, .sinkhorn)
         XCTAssertEqual(explicit.config.meanEntropyWeight, 0.5)
         XCTAssertEqual(explicit.config.maskRatio, authors.config.maskRatio, "what was not given still comes from the recipe")
+        let warming = try stage(["--prototypes", "256", "--tau-t", "0.07", "--tau-t-warmup-from", "0.04", "--tau-t-warmup-epochs", "30"])
+        XCTAssertEqual(warming.config.prototypes, 256)
+        XCTAssertEqual(warming.config.teacherTemperature, 0.07)
+        XCTAssertEqual(warming.options.teacherTemperatureWarmupStart, 0.04)
+        XCTAssertEqual(warming.options.teacherTemperatureWarmupEpochs, 30)
+        XCTAssertNil(authors.options.teacherTemperatureWarmupStart, "no warm-up unless asked for")
+        XCTAssertEqual(authors.config.prototypes, SDMAEConfig.tiny.prototypes, "K from the preset")
         for recipe in PretrainRecipe.allCases {
             for name in recipe.values.keys {
                 XCTAssertNotNil(PretrainStage.parameters.first { $0.name == name && $0.defaultValue == nil },

@@ -137,6 +137,35 @@ final class PretrainingTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/split/" + RunFiles.finalModel))
     }
 
+    /// DINO's warm-up: the first step uses the starting τt exactly (the same losses as a run at that
+    /// constant τt), the next already a warmer one, and the model ends at the configured τt.
+    func testTeacherTemperatureWarmsUp() throws {
+        let dir = TestData.scratchDirectory()
+        let dataset = try PatchDataset(paths: [try Self.realPatches(dir)])
+        var options = TrainingOptions()
+        options.epochs = 2
+        options.batchSize = 8
+        options.checkpointEvery = 1000
+        func run(_ name: String, teacherTemperature: Double, warmupFrom: Double?) throws -> (lines: [String], model: SDMAEModel) {
+            var config = Self.smallConfig
+            config.teacherTemperature = teacherTemperature
+            var warming = options
+            warming.teacherTemperatureWarmupStart = warmupFrom
+            warming.teacherTemperatureWarmupEpochs = 1
+            let trainer = try Trainer(config: config, options: warming, dataset: dataset, runDirectory: dir + "/" + name)
+            trainer.showProgress = false
+            try trainer.run(resume: false)
+            let lines = try String(contentsOfFile: dir + "/\(name)/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+                .map { $0.split(separator: ",")[3...6].joined(separator: ",") }  // loss, L_rec, L_sd, H(P)
+            return (lines, trainer.model)
+        }
+        let warmed = try run("warmed", teacherTemperature: 0.08, warmupFrom: 0.02)
+        let cold = try run("cold", teacherTemperature: 0.02, warmupFrom: nil)
+        XCTAssertEqual(warmed.lines[0], cold.lines[0], "step 1 runs at the starting temperature")
+        XCTAssertNotEqual(warmed.lines[1], cold.lines[1], "step 2 is already warmer")
+        XCTAssertEqual(warmed.model.teacherTemperature, 0.08, "after the warm-up, the configured τt")
+    }
+
     func testNonFiniteLossStopsAndKeepsLastCheckpoint() throws {
         let dir = TestData.scratchDirectory()
         let dataset = try PatchDataset(paths: [try Self.realPatches(dir)])

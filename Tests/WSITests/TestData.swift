@@ -33,11 +33,22 @@ enum TestData {
         return properties
     }
 
+    /// A fresh folder for one test, under one folder per test process that is deleted when the
+    /// process exits (runs used to leave hundreds of megabytes each in /tmp). Set
+    /// WSI_KEEP_TEST_FILES=1 to keep them for a look after a failure.
     static func scratchDirectory(_ name: String = #function) -> String {
-        let path = FileManager.default.temporaryDirectory
-            .appendingPathComponent("wsi-tests-\(getpid())-\(name.filter { $0.isLetter || $0.isNumber })").path
+        _ = removeScratchRootAtExit
+        let path = scratchRoot + "/" + name.filter { $0.isLetter || $0.isNumber }
         try? FileManager.default.removeItem(atPath: path)
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
+
+    private static let scratchRoot = FileManager.default.temporaryDirectory
+        .appendingPathComponent("wsi-tests-\(getpid())").path
+
+    private static let removeScratchRootAtExit: Void = {
+        guard ProcessInfo.processInfo.environment["WSI_KEEP_TEST_FILES"] == nil else { return }
+        atexit { try? FileManager.default.removeItem(atPath: TestData.scratchRoot) }
+    }()
 }

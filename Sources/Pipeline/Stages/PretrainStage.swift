@@ -25,6 +25,11 @@ struct PretrainStage: Stage {
         ParameterSpec("mask_ratio", .double(0...0.99), help: "fraction of tokens hidden; " + PretrainRecipe.describe("mask_ratio")),
         ParameterSpec("tau_s", .double(1e-4...100), default: .double(model.studentTemperature), help: "student temperature"),
         ParameterSpec("tau_t", .double(1e-4...100), default: .double(model.teacherTemperature), help: "teacher temperature"),
+        ParameterSpec("tau_t_warmup_from", .double(1e-4...100),
+                      help: "DINO's teacher-temperature warm-up: τt rises linearly from this value to --tau-t (default: no warm-up)"),
+        ParameterSpec("tau_t_warmup_epochs", .double(0...10_000), default: .double(training.teacherTemperatureWarmupEpochs),
+                      help: "length of the teacher-temperature warm-up"),
+        ParameterSpec("prototypes", .int(1...262_144), help: "prototypes K of the self-distillation heads (default: the preset's, 1024 for tiny)"),
         ParameterSpec("stop_gradient", .bool, default: .bool(model.teacherStopGradient), help: "detach the teacher (default: L_sd trains it too)"),
         ParameterSpec("teacher_targets", .choice(TeacherTargets.allCases.map(\.rawValue)),
                       help: "teacher distribution: centred softmax (the authors), Sinkhorn-balanced over the batch as a fixed target "
@@ -65,6 +70,7 @@ struct PretrainStage: Stage {
         let preset = p.string("preset") ?? "tiny"
         guard var config = SDMAEConfig.preset(named: preset) else { throw StageError.invalid("unknown preset '\(preset)'") }
         config.distillationWeight = p.double("p") ?? config.distillationWeight
+        config.prototypes = p.int("prototypes") ?? config.prototypes
         config.maskRatio = p.double("mask_ratio") ?? config.maskRatio
         config.studentTemperature = p.double("tau_s") ?? config.studentTemperature
         config.teacherTemperature = p.double("tau_t") ?? config.teacherTemperature
@@ -81,6 +87,8 @@ struct PretrainStage: Stage {
         options.minimumLearningRate = p.double("min_lr") ?? options.minimumLearningRate
         options.warmupEpochs = p.double("warmup_epochs") ?? options.warmupEpochs
         options.colourJitter = p.double("colour_jitter") ?? options.colourJitter
+        options.teacherTemperatureWarmupStart = p.double("tau_t_warmup_from")
+        options.teacherTemperatureWarmupEpochs = p.double("tau_t_warmup_epochs") ?? options.teacherTemperatureWarmupEpochs
         options.checkpointEvery = p.int("checkpoint_every") ?? options.checkpointEvery
         options.keepsCheckpoints = p.bool("keep_checkpoints")
         options.seed = UInt64(p.int("seed") ?? 0)
