@@ -135,11 +135,11 @@ public final class Trainer {
         let peak = options.baseLearningRate * Double(options.batchSize) / 256
         optimiser = AdamW(parameters: model.parameters, learningRate: Float(peak), beta1: Float(options.beta1),
                           beta2: Float(options.beta2), weightDecay: Float(options.weightDecay))
-        let stepsPerEpoch = Double(dataset.count / options.batchSize)
-        schedule = WarmupCosineSchedule(peak: peak, minimum: options.minimumLearningRate, warmupSteps: Int(options.warmupEpochs * stepsPerEpoch),
-                                        totalSteps: options.epochs * (dataset.count / options.batchSize))
+        let stepsPerEpoch = dataset.count / options.batchSize
+        schedule = WarmupCosineSchedule(peak: peak, minimum: options.minimumLearningRate,
+                                        warmupSteps: Int(options.warmupEpochs * Double(stepsPerEpoch)), totalSteps: options.epochs * stepsPerEpoch)
         teacherTemperatures = LinearWarmup(from: options.teacherTemperatureWarmupStart ?? config.teacherTemperature, to: config.teacherTemperature,
-                                           steps: Int(options.teacherTemperatureWarmupEpochs * stepsPerEpoch))
+                                           steps: Int(options.teacherTemperatureWarmupEpochs * Double(stepsPerEpoch)))
         gradients = Buffer(count: group.size > 1 ? model.parameters.reduce(0) { $0 + $1.count } : 0)
     }
 

@@ -89,6 +89,9 @@ struct PretrainStage: Stage {
         options.colourJitter = p.double("colour_jitter") ?? options.colourJitter
         options.teacherTemperatureWarmupStart = p.double("tau_t_warmup_from")
         options.teacherTemperatureWarmupEpochs = p.double("tau_t_warmup_epochs") ?? options.teacherTemperatureWarmupEpochs
+        if options.teacherTemperatureWarmupStart != nil, options.teacherTemperatureWarmupEpochs == 0 {
+            throw StageError.invalid("tau_t_warmup_from needs tau_t_warmup_epochs above 0 (the length of the warm-up)")
+        }
         options.checkpointEvery = p.int("checkpoint_every") ?? options.checkpointEvery
         options.keepsCheckpoints = p.bool("keep_checkpoints")
         options.seed = UInt64(p.int("seed") ?? 0)
