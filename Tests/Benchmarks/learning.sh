@@ -8,7 +8,8 @@
 #   Tests/Benchmarks/learning.sh OUT [EPOCHS] [RECIPE...]
 #
 # A recipe is a name and 'wsi pretrain' options, e.g.  "mae:--p 0"  "sdmae:--p 0.2"  "s1:--seed 1".
-# Default recipes: the default options and SD-MAE (--p 0.2). Release build; ../shared/data beside
+# Default recipes: the default options and SD-MAE (--p 0.2). BATCH=N sets the batch (default 32; the
+# learning rate scales with it). Release build; ../shared/data beside
 # the repository. Kather 2016 is grouped by source image (24 pictures: a few points are noise).
 # LC25000 is grouped by near-duplicate family (lc25000-near-duplicate-groups.csv, made by
 # near_duplicate_groups.py: upstream augmented each field of view into ~20 rotated copies).
@@ -25,8 +26,9 @@ lc_groups=Tests/Benchmarks/lc25000-near-duplicate-groups.csv
 wsi=${WSI:-.build/release/wsi}
 [ -n "${WSI:-}" ] || swift build -c release >/dev/null
 mkdir -p "$out"
-# Five points on each curve: an epoch is ~104 steps of 32 of the 3,337 patches.
-every=$(( (epochs + 4) / 5 * 104 ))
+batch=${BATCH:-32}
+# Five points on each curve: an epoch is 3,337 patches (104 steps of 32).
+every=$(( (epochs + 4) / 5 * (3337 / batch) ))
 
 "$wsi" tile "$shared/tcga-cr-7395-svs" --out "$out/data" --size 96 --format shard --quiet >/dev/null
 "$wsi" tile "$shared/cmu1-small-region-svs" --out "$out/data" --size 96 --format shard --quiet >/dev/null
@@ -48,15 +50,15 @@ for entry in "${recipes[@]}"; do
     options=${entry#*:}
     # shellcheck disable=SC2086
     "$wsi" pretrain --patches "$out/data/tile" --patches "$shared/labelled-lc25000" --patches "$shared/labelled-kather2016" \
-        --out "$out/$name" --preset tiny96 --batch 32 --epochs "$epochs" --checkpoint-every "$every" --keep-checkpoints \
+        --out "$out/$name" --preset tiny96 --batch "$batch" --epochs "$epochs" --checkpoint-every "$every" --keep-checkpoints \
         --quiet $options >"$out/$name.log" 2>&1
     metrics="$out/$name/pretrain/metrics.csv"
     echo "== $name ($options): last metrics: $(tail -n 1 "$metrics")"
     echo "-- curve: step, pretraining minutes (from the logged img/s), Kather kNN/linear, LC25000 kNN/linear"
     for checkpoint in "$out/$name"/pretrain/checkpoints/step-*[0-9].safetensors; do
         step=$(basename "$checkpoint" .safetensors | sed 's/step-0*//')
-        minutes=$(awk -F, -v s="$step" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "img_per_s") c = i }
-            NR > 1 && $1 <= s { t += 32 / $c } END { printf "%.1f", t / 60 }' "$metrics")
+        minutes=$(awk -F, -v s="$step" -v b="$batch" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "img_per_s") c = i }
+            NR > 1 && $1 <= s { t += b / $c } END { printf "%.1f", t / 60 }' "$metrics")
         read -r kk kl lk ll <<<"$(evaluate "$checkpoint" "$name-$step")"
         echo "   step $step, $minutes min: Kather $kk / $kl, LC25000 $lk / $ll"
         printf '%-28s %6s %6s | %-6s %-6s | %-6s %-6s\n' "$name" "$step" "$minutes" "$kk" "$kl" "$lk" "$ll" >>"$table"
