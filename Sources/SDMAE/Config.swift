@@ -21,6 +21,15 @@ public enum TeacherTargets: String, Codable, Sendable, CaseIterable {
     case swapped
 }
 
+/// How a new model's Linear weights are drawn (biases, norms, mask token and heads are the same
+/// either way).
+public enum WeightInitialisation: String, Codable, Sendable, CaseIterable {
+    /// Xavier-uniform, as MAE: the spread follows each layer's fan-in and fan-out.
+    case xavier
+    /// Truncated normal, σ 0.02, as timm's ViT and DeiT: the same small spread for every layer.
+    case truncatedNormal = "trunc-normal"
+}
+
 /// What the teacher centre tracks.
 public enum CenterMode: String, Codable, Sendable, CaseIterable {
     /// c ← m·c + (1−m)·mean_b(P), the authors' code.

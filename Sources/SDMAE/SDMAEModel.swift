@@ -110,7 +110,7 @@ public final class SDMAEModel {
     private var mask = TokenMask(visible: [], masked: [])
     private var batch = 0
 
-    public init(config: SDMAEConfig, seed: UInt64 = 0) {
+    public init(config: SDMAEConfig, seed: UInt64 = 0, initialisation: WeightInitialisation = .xavier) {
         self.config = config
         teacherTemperature = Float(config.teacherTemperature)
         let d = config.width, dd = config.decoderWidth, p = config.patchSize
@@ -128,7 +128,7 @@ public final class SDMAEModel {
         studentHead = DINOHead("student_head", inputs: d, hidden: config.headHidden, bottleneck: config.bottleneck, prototypes: config.prototypes)
         teacherHead = DINOHead("teacher_head", inputs: dd, hidden: config.headHidden, bottleneck: config.bottleneck, prototypes: config.prototypes)
         center = [Float](repeating: 0, count: config.prototypes)
-        initialise(seed: seed)
+        initialise(seed: seed, scheme: initialisation)
     }
 
     /// Every trainable parameter, in a fixed order (the optimiser's moments follow it).
@@ -139,8 +139,9 @@ public final class SDMAEModel {
     }
 
     /// MAE's initialisation: Xavier-uniform Linear weights and patch embedding, zero biases, unit
-    /// norms, mask token N(0, 0.02); DINO heads truncated-normal 0.02.
-    private func initialise(seed: UInt64) {
+    /// norms, mask token N(0, 0.02); DINO heads truncated-normal 0.02. `.truncatedNormal` draws the
+    /// Linear weights as the heads' instead, keeping the patch embedding Xavier (timm's ViT).
+    private func initialise(seed: UInt64, scheme: WeightInitialisation) {
         var generator = SeededGenerator(seed: seed)
         for parameter in parameters {
             if parameter.name == "mask_token" {
@@ -149,6 +150,8 @@ public final class SDMAEModel {
                 let bound = 1 / Float(parameter.shape[1]).squareRoot()
                 for i in 0..<parameter.count { parameter.value[i] = (generator.uniform() * 2 - 1) * bound }
             } else if parameter.name.contains("_head.") && parameter.decay {
+                parameter.initialiseTruncatedNormal(std: 0.02, using: &generator)
+            } else if parameter.decay, scheme == .truncatedNormal, !parameter.name.hasPrefix("patch_embed.") {
                 parameter.initialiseTruncatedNormal(std: 0.02, using: &generator)
             } else if parameter.decay {
                 parameter.initialiseXavierUniform(using: &generator)

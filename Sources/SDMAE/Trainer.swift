@@ -27,6 +27,8 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var keepsCheckpoints = false
     /// Matrix-product arithmetic; nil is fp32 (runs recorded before the option existed).
     public var precision: Precision?
+    /// How the new model's weights are drawn; nil is Xavier (runs recorded before the option existed).
+    public var initialisation: WeightInitialisation?
 
     public init() {}
 }
@@ -121,7 +123,7 @@ public final class Trainer {
             throw TrainingError.unsupportedWithRanks("the mean-entropy term needs the whole batch's distributions, which no rank holds; "
                                                      + "run it as one process")
         }
-        model = SDMAEModel(config: config, seed: options.seed)
+        model = SDMAEModel(config: config, seed: options.seed, initialisation: options.initialisation ?? .xavier)
         model.precision = options.precision ?? .fp32
         self.options = options
         self.runDirectory = runDirectory

@@ -9,7 +9,8 @@
 #
 # A recipe is a name and 'wsi pretrain' options, e.g.  "mae:--p 0"  "sdmae:--p 0.2"  "s1:--seed 1".
 # Default recipes: the default options and SD-MAE (--p 0.2). BATCH=N sets the batch (default 32; the
-# learning rate scales with it). Release build; ../shared/data beside
+# learning rate scales with it); TILE="OPTIONS" tiles the slides otherwise (default "--size 96",
+# e.g. TILE="--size 96 --mpp 1" for twice the context). Release build; ../shared/data beside
 # the repository. Kather 2016 is grouped by source image (24 pictures: a few points are noise).
 # LC25000 is grouped by near-duplicate family (lc25000-near-duplicate-groups.csv, made by
 # near_duplicate_groups.py: upstream augmented each field of view into ~20 rotated copies).
@@ -27,11 +28,17 @@ wsi=${WSI:-.build/release/wsi}
 [ -n "${WSI:-}" ] || swift build -c release >/dev/null
 mkdir -p "$out"
 batch=${BATCH:-32}
-# Five points on each curve: an epoch is 3,337 patches (104 steps of 32).
-every=$(( (epochs + 4) / 5 * (3337 / batch) ))
+tile_options=${TILE:---size 96}
 
-"$wsi" tile "$shared/tcga-cr-7395-svs" --out "$out/data" --size 96 --format shard --quiet >/dev/null
-"$wsi" tile "$shared/cmu1-small-region-svs" --out "$out/data" --size 96 --format shard --quiet >/dev/null
+for slides in tcga-cr-7395-svs cmu1-small-region-svs; do
+    # shellcheck disable=SC2086
+    "$wsi" tile "$shared/$slides" --out "$out/data" $tile_options --format shard --quiet >/dev/null
+done
+# Five points on each curve. An epoch is every tile plus every labelled picture (3,337 patches, 104
+# steps of 32, with the default tiling).
+tiles=$(cat "$out"/data/tile/*/tiles.csv | grep -vc '^x,')
+pictures=$(find "$shared/labelled-lc25000" "$shared/labelled-kather2016" -type f \( -iname '*.jp*g' -o -iname '*.png' -o -iname '*.tif*' \) | wc -l)
+every=$(( (epochs + 4) / 5 * ((tiles + pictures) / batch) ))
 
 # evaluate CHECKPOINT NAME: both labelled sets; prints "kather-kNN kather-linear lc-kNN lc-linear".
 evaluate() {

@@ -179,4 +179,41 @@ final class RecipeTests: XCTestCase {
             }
         }
     }
+
+    /// Input size, token size and weight initialisation are searchable from the command line;
+    /// a geometry the layers cannot take is refused before any training.
+    func testGeometryAndInitialisationOptions() throws {
+        func stage(_ tokens: [String]) throws -> PretrainStage {
+            var arguments = Arguments(["--patches", TestData.root, "--out", "/tmp/x", "--preset", "tiny96"] + tokens)
+            let (manifest, _) = try StageCommandLine.parse(PretrainStage.self, &arguments)
+            return try XCTUnwrap(manifest.stages[0].stage as? PretrainStage)
+        }
+        let preset = try stage([])
+        XCTAssertEqual([preset.config.imageSize, preset.config.patchSize], [96, 8], "no override keeps the preset")
+        XCTAssertNil(preset.options.initialisation, "Xavier stays unrecorded, as in older runs")
+        let coarse = try stage(["--patch-size", "16", "--image-size", "128"])
+        XCTAssertEqual(coarse.config.tokens, 64)
+        XCTAssertThrowsError(try stage(["--patch-size", "10"])) { error in
+            XCTAssertTrue("\(error)".contains("not a multiple of patch size 10"), "\(error)")
+        }
+        XCTAssertEqual(try stage(["--init", "trunc-normal"]).options.initialisation, .truncatedNormal)
+
+        func spread(_ model: SDMAEModel, _ name: String) throws -> (std: Float, maximum: Float) {
+            let parameter = try XCTUnwrap(model.parameters.first { $0.name == name }, name)
+            let values = (0..<parameter.count).map { parameter.value[$0] }
+            let mean = values.reduce(0, +) / Float(values.count)
+            let variance = values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Float(values.count)
+            return (variance.squareRoot(), values.map(abs).max() ?? 0)
+        }
+        let xavier = SDMAEModel(config: .tiny96, seed: 3)
+        let timm = SDMAEModel(config: .tiny96, seed: 3, initialisation: .truncatedNormal)
+        // fc1 is 192 → 768: Xavier's bound √(6/960) ≈ 0.079 gives σ ≈ 0.046; a normal σ 0.02 cut at
+        // ±2σ has σ ≈ 0.0176 and nothing beyond 0.04.
+        let wide = try spread(xavier, "blocks.0.mlp.fc1.weight"), narrow = try spread(timm, "blocks.0.mlp.fc1.weight")
+        XCTAssertEqual(wide.std, 0.0456, accuracy: 0.002)
+        XCTAssertEqual(narrow.std, 0.0176, accuracy: 0.001)
+        XCTAssertLessThanOrEqual(narrow.maximum, 0.04)
+        let embedding = "patch_embed.proj.weight"
+        XCTAssertEqual(try spread(xavier, embedding).std, try spread(timm, embedding).std, "the patch embedding stays Xavier")
+    }
 }

@@ -15,6 +15,10 @@ struct PretrainStage: Stage {
         ParameterSpec("recipe", .choice(PretrainRecipe.allCases.map(\.rawValue)), default: .string(PretrainRecipe.cpu.rawValue),
                       help: "a named set of the options marked 'by recipe'; an option given explicitly wins"),
         ParameterSpec("preset", .choice(SDMAEConfig.presetNames), default: .string("tiny"), help: "model size"),
+        ParameterSpec("image_size", .int(8...2048), help: "input side in pixels (default: the preset's, 224 for tiny, 96 for tiny96)"),
+        ParameterSpec("patch_size", .int(1...256), help: "side of the square each token covers (default: the preset's, 16 for tiny, 8 for tiny96)"),
+        ParameterSpec("init", .choice(WeightInitialisation.allCases.map(\.rawValue)), default: .string(WeightInitialisation.xavier.rawValue),
+                      help: "Linear weights of the new model: Xavier-uniform (MAE) or truncated normal σ 0.02 (timm's ViT, DeiT)"),
         ParameterSpec("epochs", .int(1...100_000), default: .int(training.epochs), help: "passes over the patches"),
         ParameterSpec("batch", .int(1...4096), default: .int(training.batchSize),
                       help: "batch size; under mpirun/srun the global batch, split evenly over the ranks"),
@@ -69,6 +73,8 @@ struct PretrainStage: Stage {
         let p = StageParameters(recipe.values.merging(given.values) { _, explicit in explicit })
         let preset = p.string("preset") ?? "tiny"
         guard var config = SDMAEConfig.preset(named: preset) else { throw StageError.invalid("unknown preset '\(preset)'") }
+        config.imageSize = p.int("image_size") ?? config.imageSize
+        config.patchSize = p.int("patch_size") ?? config.patchSize
         config.distillationWeight = p.double("p") ?? config.distillationWeight
         config.prototypes = p.int("prototypes") ?? config.prototypes
         config.maskRatio = p.double("mask_ratio") ?? config.maskRatio
@@ -98,6 +104,8 @@ struct PretrainStage: Stage {
         options.loaderWorkers = p.int("workers") ?? options.loaderWorkers
         // fp32 stays unrecorded (nil), as in runs made before the option existed.
         if p.string("precision") == "bf16" { options.precision = chosenPrecision("bf16") }
+        // Xavier stays unrecorded (nil), as in runs made before the option existed.
+        if let scheme = p.string("init").flatMap(WeightInitialisation.init), scheme != .xavier { options.initialisation = scheme }
         self.config = config
         self.options = options
     }
