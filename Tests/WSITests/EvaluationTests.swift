@@ -172,6 +172,7 @@ final class RecipeTests: XCTestCase {
         XCTAssertNil(authors.options.teacherTemperatureWarmupStart, "no warm-up unless asked for")
         XCTAssertEqual(authors.config.prototypes, SDMAEConfig.tiny.prototypes, "K from the preset")
         XCTAssertThrowsError(try stage(["--tau-t-warmup-from", "0.04"]), "a warm-up without a length is a mistake, not a no-op")
+        XCTAssertThrowsError(try stage(["--tau-t-warmup-epochs", "5"]), "a warm-up without a start is a mistake, not a no-op")
         for recipe in PretrainRecipe.allCases {
             for name in recipe.values.keys {
                 XCTAssertNotNil(PretrainStage.parameters.first { $0.name == name && $0.defaultValue == nil },

@@ -95,8 +95,12 @@ struct PretrainStage: Stage {
         options.colourJitter = p.double("colour_jitter") ?? options.colourJitter
         options.teacherTemperatureWarmupStart = p.double("tau_t_warmup_from")
         options.teacherTemperatureWarmupEpochs = p.double("tau_t_warmup_epochs") ?? options.teacherTemperatureWarmupEpochs
+        // Either half of the warm-up alone would silently do nothing.
         if options.teacherTemperatureWarmupStart != nil, options.teacherTemperatureWarmupEpochs == 0 {
             throw StageError.invalid("tau_t_warmup_from needs tau_t_warmup_epochs above 0 (the length of the warm-up)")
+        }
+        if options.teacherTemperatureWarmupStart == nil, options.teacherTemperatureWarmupEpochs > 0 {
+            throw StageError.invalid("tau_t_warmup_epochs needs tau_t_warmup_from (the teacher temperature the warm-up starts at)")
         }
         options.checkpointEvery = p.int("checkpoint_every") ?? options.checkpointEvery
         options.keepsCheckpoints = p.bool("keep_checkpoints")
