@@ -21,8 +21,8 @@ public enum TeacherTargets: String, Codable, Sendable, CaseIterable {
     case swapped
 }
 
-/// How a new model's Linear weights are drawn (biases, norms, mask token and heads are the same
-/// either way).
+/// How a new model's Linear weights are drawn (patch embedding, biases, norms, mask token and heads
+/// are the same either way).
 public enum WeightInitialisation: String, Codable, Sendable, CaseIterable {
     /// Xavier-uniform, as MAE: the spread follows each layer's fan-in and fan-out.
     case xavier

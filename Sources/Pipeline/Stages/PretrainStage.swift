@@ -18,7 +18,7 @@ struct PretrainStage: Stage {
         ParameterSpec("image_size", .int(8...2048), help: "input side in pixels (default: the preset's, 224 for tiny, 96 for tiny96)"),
         ParameterSpec("patch_size", .int(1...256), help: "side of the square each token covers (default: the preset's, 16 for tiny, 8 for tiny96)"),
         ParameterSpec("init", .choice(WeightInitialisation.allCases.map(\.rawValue)), default: .string(WeightInitialisation.xavier.rawValue),
-                      help: "Linear weights of the new model: Xavier-uniform (MAE) or truncated normal σ 0.02 (timm's ViT, DeiT)"),
+                      help: "Linear weights of the new model: Xavier-uniform (MAE) or truncated normal σ 0.02 (timm's ViT, DeiT; the patch embedding stays Xavier)"),
         ParameterSpec("epochs", .int(1...100_000), default: .int(training.epochs), help: "passes over the patches"),
         ParameterSpec("batch", .int(1...4096), default: .int(training.batchSize),
                       help: "batch size; under mpirun/srun the global batch, split evenly over the ranks"),
