@@ -22,10 +22,13 @@ public enum Parallel {
     static let singleThreadedBLAS: Void = openblas_set_num_threads(1)
 
     /// Runs `body` on contiguous chunks of 0..<count, one chunk per thread, when the work is
-    /// large enough (`grain` items at least per chunk) to repay the dispatch.
+    /// large enough (`grain` items at least per chunk) to repay the dispatch. Chunks start at
+    /// multiples of `alignment`, so that where the work is cut does not depend on the thread
+    /// count beyond that.
     @inline(__always)
-    public static func forChunks(_ count: Int, grain: Int = 1, _ body: (Range<Int>) -> Void) {
-        let chunks = min(threads, max(1, count / max(grain, 1)))
+    public static func forChunks(_ count: Int, grain: Int = 1, alignment: Int = 1, _ body: (Range<Int>) -> Void) {
+        let units = (count + alignment - 1) / alignment
+        let chunks = min(threads, max(1, count / max(grain, 1)), units)
         if chunks <= 1 {
             body(0..<count)
             return
@@ -33,7 +36,8 @@ public enum Parallel {
         withoutActuallyEscaping(body) { body in
             let box = UncheckedBody(body)
             DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-                let start = count * chunk / chunks, end = count * (chunk + 1) / chunks
+                let start = min(count, alignment * (units * chunk / chunks))
+                let end = min(count, alignment * (units * (chunk + 1) / chunks))
                 box.body(start..<end)
             }
         }
