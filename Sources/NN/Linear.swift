@@ -8,10 +8,10 @@ public final class Linear {
     public var computesInputGradient = true
 
     /// Where the products are cut between threads. OpenBLAS's kernels round a row of a product
-    /// slightly differently depending on where it falls in their register tiles (12 rows with
-    /// the AVX2 kernels OpenBLAS picks on Zen), so cuts at a multiple of the usual tile heights
-    /// (8, 12, 16, 24, 32, 48) keep the result bit for bit the same on any number of cores.
-    static let tileRows = 96
+    /// slightly differently depending on where it falls in their register tiles (12 rows in the
+    /// AVX2 matrix products it picks on Zen and Haswell), so a cut moved by the thread count moved
+    /// the bits. Measured there: cuts at multiples of 48 give one core's bits on two (24 do not).
+    static let tileRows = 48
 
     public let output = Buffer(count: 0)
     public let inputGradient = Buffer(count: 0)
