@@ -23,8 +23,8 @@ public enum Parallel {
 
     /// Runs `body` on contiguous chunks of 0..<count, one chunk per thread, when the work is
     /// large enough (`grain` items at least per chunk) to repay the dispatch. Chunks start at
-    /// multiples of `alignment`, so that where the work is cut does not depend on the thread
-    /// count beyond that.
+    /// multiples of `alignment`: a kernel whose bits depend on where a row falls in its tiles
+    /// gives the same bits on any thread count when the alignment is a multiple of the tile.
     @inline(__always)
     public static func forChunks(_ count: Int, grain: Int = 1, alignment: Int = 1, _ body: (Range<Int>) -> Void) {
         let units = (count + alignment - 1) / alignment

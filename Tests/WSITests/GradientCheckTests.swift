@@ -335,6 +335,24 @@ private extension UnsafeMutablePointer where Pointee == Float {
 
 /// The vectorised elementwise kernels against double-precision references, with lengths that
 /// are not multiples of any vector width, on every instruction set this CPU has.
+final class ParallelChunkTests: XCTestCase {
+    /// Aligned chunks cover the range once, in order, and start on the alignment.
+    func testChunksStartOnTheAlignment() {
+        for (count, alignment) in [(100, 48), (912, 48), (128, 48), (47, 48), (1000, 1)] {
+            let lock = NSLock()
+            var ranges: [Range<Int>] = []
+            Parallel.forChunks(count, grain: 8, alignment: alignment) { range in lock.withLock { ranges.append(range) } }
+            ranges.sort { $0.lowerBound < $1.lowerBound }
+            XCTAssertEqual(ranges.first?.lowerBound, 0)
+            XCTAssertEqual(ranges.last?.upperBound, count)
+            for (a, b) in zip(ranges, ranges.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound, "\(count): contiguous") }
+            for range in ranges { XCTAssertEqual(range.lowerBound % alignment, 0, "\(count) by \(alignment): \(ranges)") }
+            XCTAssertFalse(ranges.contains { $0.isEmpty }, "\(ranges)")
+            if Parallel.threads > 1, count >= 2 * alignment { XCTAssertGreaterThan(ranges.count, 1, "\(count) is split") }
+        }
+    }
+}
+
 final class KernelAccuracyTests: XCTestCase {
     func testEveryInstructionSet() {
         let original = ck_level()
