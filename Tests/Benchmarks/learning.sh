@@ -10,8 +10,8 @@
 # A recipe is a name and 'wsi pretrain' options, e.g.  "mae:--p 0"  "sdmae:--p 0.2"  "s1:--seed 1".
 # Default recipes: the default options and SD-MAE (--p 0.2). BATCH=N sets the batch (default 32; the
 # learning rate scales with it); TILE="OPTIONS" tiles the slides otherwise (default "--size 96",
-# e.g. TILE="--size 192": twice the field of view, each random crop resized to the model's 96). Release build; ../shared/data beside
-# the repository. Kather 2016 is grouped by source image (24 pictures: a few points are noise).
+# e.g. TILE="--size 192": twice the field of view, each random crop resized to the model's 96).
+# Release build; ../shared/data beside the repository. Kather 2016 is grouped by source image (24 pictures: a few points are noise).
 # LC25000 is grouped by near-duplicate family (lc25000-near-duplicate-groups.csv, made by
 # near_duplicate_groups.py: upstream augmented each field of view into ~20 rotated copies).
 set -euo pipefail

@@ -333,8 +333,6 @@ private extension UnsafeMutablePointer where Pointee == Float {
     func array(_ count: Int) -> [Float] { Array(UnsafeBufferPointer(start: self, count: count)) }
 }
 
-/// The vectorised elementwise kernels against double-precision references, with lengths that
-/// are not multiples of any vector width, on every instruction set this CPU has.
 final class ParallelChunkTests: XCTestCase {
     /// Aligned chunks cover the range once, in order, and start on the alignment.
     func testChunksStartOnTheAlignment() {
@@ -353,6 +351,8 @@ final class ParallelChunkTests: XCTestCase {
     }
 }
 
+/// The vectorised elementwise kernels against double-precision references, with lengths that
+/// are not multiples of any vector width, on every instruction set this CPU has.
 final class KernelAccuracyTests: XCTestCase {
     func testEveryInstructionSet() {
         let original = ck_level()
