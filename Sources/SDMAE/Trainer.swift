@@ -36,6 +36,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case nonFinite(step: Int, what: String, checkpoint: String?)
     case notEnoughData(patches: Int, batch: Int)
+    case nothingToReconstruct(maskRatio: Double, tokens: Int)
     case incompatibleResume(path: String, reason: String)
     case unsupportedWithRanks(String)
 
@@ -45,6 +46,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return "step \(step): \(what) is not finite; training stopped"
                 + (checkpoint.map { ". The last good checkpoint is \($0)" } ?? " before any checkpoint was written")
         case let .notEnoughData(patches, batch): return "\(patches) patches cannot fill one batch of \(batch)"
+        case let .nothingToReconstruct(ratio, tokens):
+            return "mask ratio \(ratio) hides none of the \(tokens) tokens per image: there is nothing to reconstruct"
         case let .incompatibleResume(path, reason): return "\(path): cannot resume: \(reason)"
         case let .unsupportedWithRanks(message): return message
         }
@@ -112,6 +115,8 @@ public final class Trainer {
     public init(config: SDMAEConfig, options: TrainingOptions, dataset: PatchDataset, runDirectory: String,
                 group: ProcessGroup = .single) throws {
         guard dataset.count >= options.batchSize else { throw TrainingError.notEnoughData(patches: dataset.count, batch: options.batchSize) }
+        // The reconstruction loss is a mean over the hidden tokens: with none it is 0/0.
+        guard config.maskedTokens >= 1 else { throw TrainingError.nothingToReconstruct(maskRatio: config.maskRatio, tokens: config.tokens) }
         guard options.batchSize % group.size == 0 else {
             throw TrainingError.unsupportedWithRanks("the batch of \(options.batchSize) does not split evenly over \(group.size) ranks")
         }

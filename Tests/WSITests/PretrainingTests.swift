@@ -91,6 +91,24 @@ final class PretrainingTests: XCTestCase {
         XCTAssertThrowsError(try PatchDataset(paths: [empty])) { XCTAssertEqual($0 as? DatasetError, .empty(paths: [empty])) }
     }
 
+    /// A geometry or mask ratio that hides no token is refused up front, not found as a NaN loss.
+    func testNothingToReconstructIsRefused() throws {
+        let dir = TestData.scratchDirectory()
+        let dataset = try PatchDataset(paths: [try Self.realPatches(dir)])
+        var options = TrainingOptions()
+        options.batchSize = 2
+        var oneToken = Self.smallConfig
+        oneToken.patchSize = oneToken.imageSize
+        XCTAssertThrowsError(try Trainer(config: oneToken, options: options, dataset: dataset, runDirectory: dir + "/one-token")) {
+            XCTAssertEqual($0 as? TrainingError, .nothingToReconstruct(maskRatio: oneToken.maskRatio, tokens: 1))
+        }
+        var unmasked = Self.smallConfig
+        unmasked.maskRatio = 0
+        XCTAssertThrowsError(try Trainer(config: unmasked, options: options, dataset: dataset, runDirectory: dir + "/unmasked")) {
+            XCTAssertEqual($0 as? TrainingError, .nothingToReconstruct(maskRatio: 0, tokens: unmasked.tokens))
+        }
+    }
+
     func testLoaderBatchesArePureFunctionsOfSeedAndStep() throws {
         let dataset = try PatchDataset(paths: [try Self.realPatches(TestData.scratchDirectory())])
         let make = { BatchLoader(dataset: dataset, batchSize: 4, augmentation: Augmentation(size: 16), seed: 3, workers: 2) }
