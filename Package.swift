@@ -35,6 +35,7 @@ let package = Package(
         .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Annotations", "Imaging", "Storage", "Console", "Concurrency"]),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "NN", dependencies: ["COpenBLAS", "CDNNL", "CKernels"]),
+        .target(name: "ViT", dependencies: ["NN", "Imaging", "Storage"]),
         .target(name: "SDMAE", dependencies: ["NN", "Distributed", "Tiling", "Imaging", "Storage", "Console"]),
         .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage"]),
         .target(name: "MIL", dependencies: ["NN", "Predict", "Storage", "Console"]),
@@ -45,6 +46,6 @@ let package = Package(
                                                      "Storage"]),
 
         .testTarget(name: "WSITests", dependencies: ["SlideIO", "Distributed", "Tissue", "Annotations", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
-                                                        "Predict", "MIL", "Heatmap", "Pipeline", "Concurrency"]),
+                                                        "Predict", "MIL", "Heatmap", "Pipeline", "Concurrency", "ViT"]),
     ]
 )

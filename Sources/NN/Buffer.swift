@@ -1,3 +1,5 @@
+import Foundation
+
 /// A fixed-size float buffer the layers own and hand to BLAS without copies or CoW checks.
 public final class Buffer: @unchecked Sendable {
     public private(set) var count: Int
@@ -5,8 +7,16 @@ public final class Buffer: @unchecked Sendable {
 
     public init(count: Int) {
         self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
+        pointer = Self.zeroed(count)
+    }
+
+    /// calloc's zeros: large blocks come as fresh pages that cost no memory until written, so a
+    /// gradient buffer an inference never touches stays free (a ViT-g's is 4.5 GB).
+    private static func zeroed(_ count: Int) -> UnsafeMutablePointer<Float> {
+        guard let raw = calloc(max(count, 1), MemoryLayout<Float>.stride) else {
+            fatalError("out of memory allocating \(count) floats")
+        }
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
     public convenience init(_ values: [Float]) {
@@ -14,15 +24,14 @@ public final class Buffer: @unchecked Sendable {
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { pointer.deallocate() }
+    deinit { free(pointer) }
 
     /// Grows to hold at least `count` floats; contents are not kept. Layers call this at the top
     /// of `forward`, so allocation happens on the first batch only.
     public func reserve(_ count: Int) {
         guard count > self.count else { return }
-        pointer.deallocate()
-        pointer = .allocate(capacity: count)
-        pointer.initialize(repeating: 0, count: count)
+        free(pointer)
+        pointer = Self.zeroed(count)
         self.count = count
     }
 

@@ -1,13 +1,25 @@
-/// Pre-norm ViT block (timm): x += proj(attn(norm1(x))); x += fc2(gelu(fc1(norm2(x)))).
+/// The MLP between a block's two products: GELU, or timm's packed SwiGLU (`fc1` writes gate and
+/// value side by side, `fc2` reads half as many features).
+public enum MLPKind: String, Sendable, Codable, CaseIterable {
+    case gelu = "mlp"
+    case swigluPacked = "swiglu_packed"
+}
+
+/// Pre-norm ViT block (timm): x += ls1(proj(attn(norm1(x)))); x += ls2(fc2(act(fc1(norm2(x))))).
+/// LayerScale is absent (identity) unless asked for.
 public final class TransformerBlock {
     public let norm1: LayerNorm
     public let qkv: Linear
     public let attention: Attention
     public let projection: Linear
+    public let layerScale1: LayerScale?
     public let norm2: LayerNorm
     public let fc1: Linear
+    public let mlp: MLPKind
     public let gelu = GELU()
+    public let swiglu = SwiGLU()
     public let fc2: Linear
+    public let layerScale2: LayerScale?
     public let width: Int
 
     /// x + attention branch, then the block output.
@@ -16,20 +28,33 @@ public final class TransformerBlock {
     public let inputGradient = Buffer(count: 0)
     private var rows = 0
 
-    public init(_ name: String, width: Int, heads: Int, mlpRatio: Int = 4) {
+    /// `hidden` is fc1's output width (for SwiGLU the packed gate and value, fc2 reading half).
+    public init(_ name: String, width: Int, heads: Int, hidden: Int, mlp: MLPKind = .gelu, layerScale: Bool = false,
+                normEpsilon: Float = 1e-6) {
         self.width = width
-        norm1 = LayerNorm(name + ".norm1", width: width)
+        self.mlp = mlp
+        norm1 = LayerNorm(name + ".norm1", width: width, epsilon: normEpsilon)
         qkv = Linear(name + ".attn.qkv", inputs: width, outputs: 3 * width)
         attention = Attention(width: width, heads: heads)
         projection = Linear(name + ".attn.proj", inputs: width, outputs: width)
-        norm2 = LayerNorm(name + ".norm2", width: width)
-        fc1 = Linear(name + ".mlp.fc1", inputs: width, outputs: mlpRatio * width)
-        fc2 = Linear(name + ".mlp.fc2", inputs: mlpRatio * width, outputs: width)
+        layerScale1 = layerScale ? LayerScale(name + ".ls1", width: width) : nil
+        norm2 = LayerNorm(name + ".norm2", width: width, epsilon: normEpsilon)
+        fc1 = Linear(name + ".mlp.fc1", inputs: width, outputs: hidden)
+        fc2 = Linear(name + ".mlp.fc2", inputs: mlp == .swigluPacked ? hidden / 2 : hidden, outputs: width)
+        layerScale2 = layerScale ? LayerScale(name + ".ls2", width: width) : nil
     }
 
-    public var parameters: [Parameter] {
-        norm1.parameters + qkv.parameters + projection.parameters + norm2.parameters + fc1.parameters + fc2.parameters
+    public convenience init(_ name: String, width: Int, heads: Int, mlpRatio: Int = 4) {
+        self.init(name, width: width, heads: heads, hidden: mlpRatio * width)
     }
+
+    /// In timm's order within the block (its state-dict order).
+    public var parameters: [Parameter] {
+        norm1.parameters + qkv.parameters + projection.parameters + (layerScale1?.parameters ?? []) + norm2.parameters
+            + fc1.parameters + fc2.parameters + (layerScale2?.parameters ?? [])
+    }
+
+    public var linears: [Linear] { [qkv, projection, fc1, fc2] }
 
     /// `keepsForBackward` false (inference) lets layers skip what only backward reads.
     @discardableResult
@@ -39,11 +64,13 @@ public final class TransformerBlock {
         residual.reserve(count)
         output.reserve(count)
         let q = normalisedProduct(norm1, qkv, x)                                // [rows, 3·width]
-        let a = projection.forward(attention.forward(q, batch: batch, tokens: tokens), rows: rows)  // [rows, width]
+        let p = projection.forward(attention.forward(q, batch: batch, tokens: tokens), rows: rows)  // [rows, width]
+        let a = layerScale1.map { $0.forward(p, rows: rows) } ?? p             // [rows, width]
         let x1 = residual.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { x1[i] = x[i] + a[i] } }
-        let hidden = normalisedProduct(norm2, fc1, x1)                          // [rows, 4·width]
-        let m = activatedProduct(hidden, keepsForBackward: keepsForBackward)    // [rows, width]
+        let hidden = normalisedProduct(norm2, fc1, x1)                          // [rows, hidden]
+        let f = activatedProduct(hidden, keepsForBackward: keepsForBackward)    // [rows, width]
+        let m = layerScale2.map { $0.forward(f, rows: rows) } ?? f             // [rows, width]
         let y = output.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { y[i] = x1[i] + m[i] } }
         return y
@@ -56,8 +83,11 @@ public final class TransformerBlock {
         return linear.forwardFilled(rows: rows)
     }
 
-    /// fc2(gelu(hidden)); in bf16 GELU writes fc2's bfloat16 input itself.
+    /// fc2(act(hidden)); in bf16 GELU writes fc2's bfloat16 input itself.
     private func activatedProduct(_ hidden: UnsafePointer<Float>, keepsForBackward: Bool) -> UnsafeMutablePointer<Float> {
+        if mlp == .swigluPacked {
+            return fc2.forward(swiglu.forward(hidden, rows: rows, width: fc1.outputs), rows: rows)
+        }
         let count = rows * fc1.outputs
         guard let staged = fc2.bf16Input(rows: rows) else {
             return fc2.forward(gelu.forward(hidden, count: count, keepsForBackward: keepsForBackward), rows: rows)
@@ -66,14 +96,20 @@ public final class TransformerBlock {
         return fc2.forwardFilled(rows: rows)
     }
 
+    private func activationBackward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        mlp == .swigluPacked ? swiglu.backward(dy) : gelu.backward(dy)
+    }
+
     @discardableResult
     public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         let count = rows * width
         inputGradient.reserve(count)
         let dx = inputGradient.pointer
-        let dMLP = norm2.backward(fc1.backward(gelu.backward(fc2.backward(dy))))
+        let dF = layerScale2.map { UnsafePointer($0.backward(dy)) } ?? dy
+        let dMLP = norm2.backward(fc1.backward(activationBackward(fc2.backward(dF))))
         Parallel.forChunks(count, grain: 65536) { range in for i in range { dx[i] = dy[i] + dMLP[i] } }
-        let dAttention = norm1.backward(qkv.backward(attention.backward(projection.backward(dx))))
+        let dP = layerScale1.map { UnsafePointer($0.backward(dx)) } ?? UnsafePointer(dx)
+        let dAttention = norm1.backward(qkv.backward(attention.backward(projection.backward(dP))))
         Parallel.forChunks(count, grain: 65536) { range in for i in range { dx[i] += dAttention[i] } }
         return dx
     }

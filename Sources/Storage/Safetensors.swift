@@ -69,6 +69,43 @@ public enum Safetensors {
         return (tensors, metadata)
     }
 
+    /// The tensors of a weight file (F32, F16 or BF16), values left on disk until `TensorFile.read`.
+    public static func index(path: String) throws -> TensorFile {
+        let file = try FileReader(path: path)
+        let lengthBytes = try file.bytes(at: 0, count: 8, reading: "the header length")
+        let declaredLength = lengthBytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard declaredLength > 0, declaredLength <= UInt64(file.size - 8), declaredLength <= 100_000_000 else {
+            throw StorageError.malformed(path: path, reason: "the header length \(declaredLength) does not fit a file of \(file.size) bytes: "
+                + "not a safetensors file")
+        }
+        let headerLength = Int(declaredLength)
+        let headerBytes = try file.bytes(at: 8, count: headerLength, reading: "the header")
+        guard let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else {
+            throw StorageError.malformed(path: path, reason: "unreadable safetensors header")
+        }
+        let body = 8 + headerLength
+        var entries: [String: TensorEntry] = [:]
+        var starts: [(String, Int)] = []
+        for (name, value) in header where name != "__metadata__" {
+            guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2,
+                  offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= file.size - body,
+                  shape.allSatisfy({ $0 >= 0 }), let count = elementCount(shape) else {
+                throw StorageError.malformed(path: path, reason: "bad entry for tensor \(name)")
+            }
+            guard let dtype = TensorDType(rawValue: dtypeName) else {
+                throw StorageError.malformed(path: path, reason: "\(name): dtype \(dtypeName) is not a weight type read here (F32, F16, BF16 are)")
+            }
+            guard offsets[1] - offsets[0] == count * dtype.size else {
+                throw StorageError.malformed(path: path, reason: "\(name): \(offsets[1] - offsets[0]) bytes do not hold shape \(shape) of \(dtypeName)")
+            }
+            entries[name] = TensorEntry(dtype: dtype, shape: shape, strides: TensorEntry.contiguousStrides(shape),
+                                        storageStart: body + offsets[0], storageCount: count, offset: 0)
+            starts.append((name, offsets[0]))
+        }
+        return TensorFile(path: path, names: starts.sorted { $0.1 < $1.1 }.map(\.0), entries: entries)
+    }
+
     /// The product of `shape`, nil when it overflows.
     private static func elementCount(_ shape: [Int]) -> Int? {
         var count = 1
