@@ -148,10 +148,27 @@ extension VisionTransformer {
         if !extra.isEmpty { problems.append("not in the model: \(list(extra))") }
         if !misshapen.isEmpty { problems.append(list(misshapen)) }
         var reason = "the weights do not fit the encoder: " + problems.joined(separator: "; ")
-        if let closest = WeightLayout.closestPreset(to: stored.mapValues(\.entry.shape)) {
-            reason += closest.exact ? ". The file is the \(closest.name) model: use --encoder \(closest.name)"
-                : ". The file looks most like \(closest.name)"
+        let shapes = stored.mapValues(\.entry.shape)
+        if let closest = WeightLayout.closestPreset(to: shapes), closest.exact {
+            reason += ". The file is the \(closest.name) model: use --encoder \(closest.name)"
+        } else {
+            reason += ". The file holds " + describe(shapes)
+            if let closest = WeightLayout.closestPreset(to: shapes) { reason += "; of the presets it looks most like \(closest.name)" }
         }
         throw EncoderError.weightsMismatch(path: path, reason: reason)
+    }
+
+    /// What a file's shapes say about its architecture, in the config's words.
+    private static func describe(_ shapes: [String: [Int]]) -> String {
+        let embed = shapes["patch_embed.proj.weight"] ?? shapes["embeddings.patch_embeddings.projection.weight"] ?? []
+        guard embed.count == 4 else { return "no patch embedding of the usual shape" }
+        let depth = Set(shapes.keys.compactMap { name -> Int? in
+            let parts = name.split(separator: ".")
+            guard parts.count > 2, parts[0] == "blocks" || parts[0] == "layer" || (parts[0] == "encoder" && parts[1] == "layer") else { return nil }
+            return Int(parts[0] == "encoder" ? parts[2] : parts[1])
+        }).count
+        let registers = shapes["reg_token"]?[1] ?? 0
+        let positions = (shapes["pos_embed"] ?? shapes["embeddings.position_embeddings"])?.dropFirst().first ?? 0
+        return "a ViT with embed_dim \(embed[0]), depth \(depth), patch_size \(embed[2]), reg_tokens \(registers), \(positions) positions"
     }
 }
