@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations/Distributed → SlideIO → Tissue → Tiling → NN → SDMAE →
+// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations/Distributed → SlideIO → Tissue → Tiling → NN → ViT → SDMAE →
 // Predict → MIL → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
@@ -36,13 +36,13 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "NN", dependencies: ["COpenBLAS", "CDNNL", "CKernels"]),
         .target(name: "ViT", dependencies: ["NN", "Imaging", "Storage"]),
-        .target(name: "SDMAE", dependencies: ["NN", "Distributed", "Tiling", "Imaging", "Storage", "Console"]),
-        .target(name: "Predict", dependencies: ["SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage"]),
+        .target(name: "SDMAE", dependencies: ["ViT", "NN", "Distributed", "Tiling", "Imaging", "Storage", "Console"]),
+        .target(name: "Predict", dependencies: ["ViT", "SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage"]),
         .target(name: "MIL", dependencies: ["NN", "Predict", "Storage", "Console"]),
         .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
-        .target(name: "Pipeline", dependencies: ["CYAML", "Distributed", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
+        .target(name: "Pipeline", dependencies: ["ViT", "CYAML", "Distributed", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
                                                  "MIL", "Heatmap", "NN", "Imaging", "Storage", "Console", "Concurrency"]),
-        .executableTarget(name: "wsi", dependencies: ["Annotations", "Distributed", "SlideIO", "Tiling", "Console", "NN", "SDMAE", "Predict", "MIL", "Heatmap", "Imaging", "Pipeline",
+        .executableTarget(name: "wsi", dependencies: ["Annotations", "Distributed", "SlideIO", "Tiling", "Console", "NN", "ViT", "SDMAE", "Predict", "MIL", "Heatmap", "Imaging", "Pipeline",
                                                      "Storage"]),
 
         .testTarget(name: "WSITests", dependencies: ["SlideIO", "Distributed", "Tissue", "Annotations", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",

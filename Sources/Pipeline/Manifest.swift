@@ -106,8 +106,13 @@ public struct Manifest: Sendable {
                     }
                 }
             }
-            for spec in type.inputs where spec.required && item["inputs"]?[spec.name] == nil {
-                throw fail(item, "\(kind) needs input '\(spec.name)' (\(spec.help))")
+            for spec in type.inputs where item["inputs"]?[spec.name] == nil {
+                if spec.required {
+                    throw fail(item, "\(kind) needs input '\(spec.name)' (\(spec.help))")
+                }
+                if let other = spec.unlessParameter, item["params"]?[other] == nil {
+                    throw fail(item, "\(kind) needs input '\(spec.name)' or parameter '\(other)' (\(spec.help))")
+                }
             }
 
             let output: String

@@ -14,6 +14,8 @@ public enum ParameterType: Sendable {
     /// A file or folder that must exist; relative to the manifest, or to the working directory
     /// on the command line.
     case path
+    /// One of the names, or else a file that must exist (as `path`): a preset or its config file.
+    case nameOrPath([String])
 
     public var typeName: String {
         switch self {
@@ -24,6 +26,7 @@ public enum ParameterType: Sendable {
         case .string: return "text"
         case .strings: return "list"
         case .path: return "path"
+        case .nameOrPath: return "name or path"
         }
     }
 
@@ -38,6 +41,7 @@ public enum ParameterType: Sendable {
         case let .int(range): return "\(range.lowerBound)...\(range.upperBound)"
         case let .double(range): return "\(ParameterValue.double(range.lowerBound))...\(ParameterValue.double(range.upperBound))"
         case let .choice(names): return names.joined(separator: " | ")
+        case let .nameOrPath(names): return names.joined(separator: " | ") + " | a file"
         case .bool, .string, .strings, .path: return ""
         }
     }
@@ -100,6 +104,7 @@ public struct ParameterSpec: Sendable {
             case .string: return "TEXT"
             case .strings: return "NAME"
             case .path: return "PATH"
+            case .nameOrPath: return "NAME|PATH"
             }
         }()
     }
@@ -137,10 +142,13 @@ public struct ParameterSpec: Sendable {
             return .string(text)
         case .strings:
             return .strings([text])
-        case .path:
+        case let .nameOrPath(names) where names.contains(text):
+            return .string(text)
+        case .path, .nameOrPath:
             guard !text.isEmpty else { throw wrong("a path") }
             let resolved = resolve(text)
             guard FileManager.default.fileExists(atPath: resolved) else {
+                if case .nameOrPath = type { throw wrong("one of \(type.limits)") }
                 throw ParameterProblem(description: "no such file or folder '\(text)'" + (resolved == text ? "" : " (\(resolved))"))
             }
             return .string(resolved)

@@ -233,7 +233,12 @@ public final class PipelineRunner: @unchecked Sendable {
         // Files named by parameters (labels tables, annotations, labelled patches) are inputs too:
         // editing one redoes the work that read it.
         for spec in entry.type.parameters {
-            guard case .path = spec.type, let path = entry.parameters.string(spec.name) else { continue }
+            guard let path = entry.parameters.string(spec.name) else { continue }
+            switch spec.type {
+            case .path: break
+            case let .nameOrPath(names) where !names.contains(path): break
+            default: continue
+            }
             fingerprint.append("\(spec.name)=file:\(path):\(contentTime(path))")
         }
         let parametersHash = String(fnv1a(entry.type.kind + ";" + entry.parameters.fingerprint(of: entry.type.parameters.filter(\.inManifest).map(\.name))), radix: 16)

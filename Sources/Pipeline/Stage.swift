@@ -16,11 +16,15 @@ public struct InputSpec: Sendable {
     /// The source is a stage folder with one sub-folder per slide (tiles, predictions); other
     /// inputs are read as they are (a checkpoint, a classifier, patch folders).
     public var perSlide: Bool
+    /// Required unless this parameter is given (the checkpoint input, unless an encoder is named).
+    public var unlessParameter: String?
     public var help: String
 
-    public init(_ name: String, required: Bool = true, multiple: Bool = false, perSlide: Bool = false, help: String) {
+    public init(_ name: String, required: Bool = true, unlessParameter: String? = nil, multiple: Bool = false, perSlide: Bool = false,
+                help: String) {
         self.name = name
         self.required = required
+        self.unlessParameter = unlessParameter
         self.multiple = multiple
         self.perSlide = perSlide
         self.help = help

@@ -49,6 +49,9 @@ public enum StageCommandLine {
                 throw UsageError("--\(input.name): no such file or folder '\(path)'")
             }
             if !paths.isEmpty { inputs[input.name] = paths.map { URL(fileURLWithPath: $0).standardizedFileURL.path } }
+            if paths.isEmpty, let other = input.unlessParameter, values.string(other) == nil {
+                throw UsageError("--\(input.name) PATH or --\(other) is required (\(input.help))")
+            }
         }
         let parameters = StageParameters(values.values.filter { key, _ in type.parameters.contains { $0.name == key } })
         let manifest: Manifest
@@ -71,7 +74,10 @@ public enum StageCommandLine {
         for type in StageRegistry.all {
             text += "#### `\(type.kind)` (\(type.scope.rawValue))\n\n\(type.summary).\n\n"
             if !type.inputs.isEmpty {
-                text += "Inputs: " + type.inputs.map { "`\($0.name)`\($0.required ? "" : " (optional)") — \($0.help)" }.joined(separator: "; ") + ".\n\n"
+                text += "Inputs: " + type.inputs.map { input in
+                    let need = input.required ? "" : input.unlessParameter.map { " (unless `\($0)` is given)" } ?? " (optional)"
+                    return "`\(input.name)`\(need) — \(input.help)"
+                }.joined(separator: "; ") + ".\n\n"
             }
             text += "Writes " + type.outputs.map { "`\($0.name)`" }.joined(separator: ", ") + ".\n\n"
             if !type.parameters.isEmpty {

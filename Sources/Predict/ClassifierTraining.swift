@@ -1,3 +1,4 @@
+import ViT
 import Foundation
 import SDMAE
 import Storage
@@ -36,14 +37,14 @@ public enum ClassifierTraining {
     /// initialised encoder and on the colour histogram as baselines.
     /// `crops`: pictures larger than the model input are cut into input-sized crops at their own
     /// resolution (the scale tiles are cut at) rather than shrunk whole.
-    public static func run(model: SDMAEModel, patches: LabelledPatches, groups pictureGroups: [String], crops: Bool,
+    public static func run(encoder: any PatchEncoder, patches: LabelledPatches, groups pictureGroups: [String], crops: Bool,
                            validationFraction: Double, seed: UInt64,
                            settings: LinearProbe.TrainingSettings, showProgress: Bool) throws -> ClassifierTrainingResult {
         let (dataset, labels, groups) = crops
-            ? try EvaluationCrops.expand(patches, groups: pictureGroups, size: model.config.imageSize)
+            ? try EvaluationCrops.expand(patches, groups: pictureGroups, size: encoder.tileSize)
             : (patches.dataset, patches.labels, pictureGroups)
-        func encoded(by model: SDMAEModel) throws -> [Float] {
-            var extractor = FeatureExtractor(model: model)
+        func encoded(by encoder: any PatchEncoder) throws -> [Float] {
+            var extractor = FeatureExtractor(encoder: encoder)
             extractor.showProgress = showProgress
             return try extractor.run(dataset)
         }
@@ -62,11 +63,11 @@ public enum ClassifierTraining {
             let predicted = (0..<test.count).map { i in (0..<c).max { p[i * c + $0] < p[i * c + $1] } ?? 0 }
             return (probe, ClassificationReport(truth: testLabels, predicted: predicted, classes: patches.classes), trainFeatures, testFeatures)
         }
-        let width = model.config.width
-        let (probe, linear, trainFeatures, testFeatures) = probeOn(try encoded(by: model), width: width)
+        let width = encoder.featureWidth
+        let (probe, linear, trainFeatures, testFeatures) = probeOn(try encoded(by: encoder), width: width)
         let knn = Evaluation.knn(trainFeatures: trainFeatures, trainLabels: trainLabels, testFeatures: testFeatures, width: width,
                                  classes: c, k: 20)
-        let randomEncoder = probeOn(try encoded(by: SDMAEModel(config: model.config, seed: seed)), width: width).1
+        let randomEncoder = probeOn(try encoded(by: encoder.randomlyInitialised(seed: seed)), width: width).1
         let colourHistogram = probeOn(try ColourHistogram.features(of: dataset), width: ColourHistogram.width).1
         return ClassifierTrainingResult(probe: probe, linear: linear, knn: ClassificationReport(truth: testLabels, predicted: knn, classes: patches.classes),
                                         trainingSamples: train.count, randomEncoder: randomEncoder, colourHistogram: colourHistogram)

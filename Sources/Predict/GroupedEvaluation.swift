@@ -1,3 +1,4 @@
+import ViT
 import Foundation
 import Imaging
 import NN
@@ -215,11 +216,11 @@ public struct GroupedEvaluation: Sendable {
 
     public init() {}
 
-    /// Cross-validates linear probe and kNN on `model`'s features, a fresh model of the same
-    /// configuration, and the colour histogram.
-    public func run(model: SDMAEModel, patches: LabelledPatches, groups rule: GroupRule) throws -> EvaluationReport {
+    /// Cross-validates linear probe and kNN on `encoder`'s features, a fresh encoder of the same
+    /// architecture, and the colour histogram.
+    public func run(encoder: any PatchEncoder, patches: LabelledPatches, groups rule: GroupRule) throws -> EvaluationReport {
         let pictureGroups = try patches.groups(by: rule)
-        let size = model.config.imageSize
+        let size = encoder.tileSize
         let (dataset, labels, groups) = crops ? try EvaluationCrops.expand(patches, groups: pictureGroups, size: size)
             : (patches.dataset, patches.labels, pictureGroups)
         let distinct = Set(groups).count
@@ -229,15 +230,16 @@ public struct GroupedEvaluation: Sendable {
         let k = min(folds, distinct)
         let fold = GroupedFolds.assign(groups: groups, labels: labels, folds: k, seed: seed)
 
-        var extractor = FeatureExtractor(model: model)
+        var extractor = FeatureExtractor(encoder: encoder)
         extractor.showProgress = showProgress
         let trained = try extractor.run(dataset)
-        var random = FeatureExtractor(model: SDMAEModel(config: model.config, seed: seed))
+        var random = FeatureExtractor(encoder: encoder.randomlyInitialised(seed: seed))
         random.showProgress = showProgress
         let untrained = try random.run(dataset)
         let histograms = try ColourHistogram.features(of: dataset)
 
-        let results = [("checkpoint", trained, model.config.width), ("random init", untrained, model.config.width),
+        let width = encoder.featureWidth
+        let results = [("checkpoint", trained, width), ("random init", untrained, width),
                        ("colour histogram", histograms, ColourHistogram.width)].map { name, features, width in
             crossValidate(name: name, features: features, width: width, labels: labels, classes: patches.classes, fold: fold, folds: k)
         }

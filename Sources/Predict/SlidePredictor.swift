@@ -1,3 +1,4 @@
+import ViT
 import Foundation
 import SDMAE
 import SlideIO
@@ -22,17 +23,17 @@ public struct PredictionSummary: Codable, Equatable, Sendable {
 
 /// Per-tile class probabilities for one slide, from the tiling stage's coordinates.
 public struct SlidePredictor {
-    public let model: SDMAEModel
+    public let encoder: any PatchEncoder
     public let probe: LinearProbe
     public var batchSize = 64
     public var showProgress = true
 
-    public init(model: SDMAEModel, probe: LinearProbe, classifierPath: String) throws {
-        guard probe.width == model.config.width else {
+    public init(encoder: any PatchEncoder, probe: LinearProbe, classifierPath: String) throws {
+        guard probe.width == encoder.featureWidth else {
             throw ClassifierError.incompatible(path: classifierPath,
-                                               reason: "the classifier takes \(probe.width) features, the encoder gives \(model.config.width)")
+                                               reason: "the classifier takes \(probe.width) features, \(encoder.encoderName) gives \(encoder.featureWidth)")
         }
-        self.model = model
+        self.encoder = encoder
         self.probe = probe
     }
 
@@ -48,7 +49,7 @@ public struct SlidePredictor {
 
         let c = probe.classes.count
         var probabilities = [Float](repeating: 0, count: origins.count * c)
-        var extractor = FeatureExtractor(model: model)
+        var extractor = FeatureExtractor(encoder: encoder)
         extractor.batchSize = batchSize
         extractor.showProgress = showProgress
         try extractor.run(dataset) { indices, features in

@@ -101,14 +101,25 @@ public enum EncoderPresets {
 
     public static func named(_ name: String) -> EncoderPreset? { all.first { $0.name == name } }
 
-    /// A preset's name, or a config file in the fixtures' schema (any other timm ViT).
-    public static func resolve(_ nameOrPath: String) throws -> (name: String, config: ViTConfig) {
-        if let preset = named(nameOrPath) { return (preset.name, preset.config) }
+    /// A preset's name, or a config file in the fixtures' schema (any other timm ViT), as a
+    /// preset without a source.
+    public static func resolve(_ nameOrPath: String) throws -> EncoderPreset {
+        if let preset = named(nameOrPath) { return preset }
         if nameOrPath.hasSuffix(".json") {
             let config = try ViTConfig.read(path: nameOrPath)
-            let stem = (nameOrPath as NSString).lastPathComponent
-            return (stem, config)
+            let stem = ((nameOrPath as NSString).lastPathComponent as NSString).deletingPathExtension
+            return EncoderPreset(name: stem, model: "ViT from \(nameOrPath)", config: config, tileSize: config.transform.resize,
+                                 weights: "given with --weights", licence: "")
         }
         throw EncoderError.unknownEncoder(name: nameOrPath, known: names)
+    }
+
+    /// The encoder `nameOrPath` names with the weights of `weights`.
+    public static func load(_ nameOrPath: String, weights: String) throws -> VisionTransformer {
+        let preset = try resolve(nameOrPath)
+        let model = try VisionTransformer.load(config: preset.config, weights: weights)
+        model.name = preset.name
+        model.tileSize = preset.tileSize
+        return model
     }
 }

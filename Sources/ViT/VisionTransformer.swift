@@ -9,6 +9,10 @@ public final class VisionTransformer {
     public let config: ViTConfig
     /// fc1's output width, from the weights when loaded.
     public let hiddenWidth: Int
+    /// The preset's name or the config file's, for features files and reports.
+    public var name = "vit"
+    /// The tile TRIDENT cuts for this encoder (its preset's), else what the transform resizes to.
+    public var tileSize: Int
 
     let patchEmbed: Linear
     let classToken: Parameter
@@ -37,6 +41,7 @@ public final class VisionTransformer {
         let d = config.width, p = config.patchSize
         let hidden = hiddenWidth ?? config.hiddenWidth
         self.hiddenWidth = hidden
+        tileSize = config.transform.resize
         patchEmbed = Linear("patch_embed.proj", inputs: 3 * p * p, outputs: d, weightShape: [d, 3, p, p])
         patchEmbed.computesInputGradient = false
         classToken = Parameter("cls_token", shape: [1, 1, d], decay: false)

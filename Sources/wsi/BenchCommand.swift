@@ -5,6 +5,7 @@ import NN
 import Pipeline
 import SDMAE
 import Tiling
+import ViT
 
 struct BenchCommand: Command {
     /// The tile stage's own options, so the benchmark measures what `wsi tile` runs; patches are
@@ -26,6 +27,8 @@ struct BenchCommand: Command {
             ParameterSpec("steps", .int(1...1000), default: .int(6), manifest: false, help: "timed steps after one warm-up step"),
             ParameterSpec("precision", .choice(Precision.allCases.map(\.rawValue)), default: .string("fp32"), manifest: false,
                           help: "matrix-product arithmetic"),
+            ParameterSpec("encoder", .choice(EncoderPresets.names), manifest: false,
+                          help: "embed: a published encoder at its real size with random weights, instead of an SD-MAE preset"),
         ])
 
     let name = "bench"
@@ -34,6 +37,7 @@ struct BenchCommand: Command {
         """
         Usage: wsi bench tile SLIDE... [--runs 5] [options of 'wsi tile']
                wsi bench train|embed|matmul [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
+               wsi bench embed --encoder uni_v1 [--batch 16] [--precision bf16] [--steps 6]
                wsi bench mil [--bags 1000] [--tiles 2000] [--width 192] [--epochs 3] [--cache-mb 0]
                wsi bench mil-cohort --features FILE --patches DIR [--preset tiny96] [--seeds 3]
                wsi bench tiff [--width 13329] [--height 10701] [--downsample 1] [--compression deflate]
@@ -41,7 +45,9 @@ struct BenchCommand: Command {
         train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
         random images (compute does not depend on content) after one warm-up step, and report the
         median images per second over the steps; embed also gives the rate of its matrix products
-        in GFLOP/s. matmul times the encoder's linear layers alone at its shapes (batch × tokens
+        in GFLOP/s. embed --encoder runs a published encoder's architecture (random weights of the
+        real size) on its input size, as `wsi features` does; Tests/Benchmarks/torch_encoder_bench.py
+        times timm's model the way TRIDENT runs it, for the side-by-side figure. matmul times the encoder's linear layers alone at its shapes (batch × tokens
         rows) in the chosen precision: the ceiling the layers' products can reach on this machine.
 
         tile cuts each slide --runs times (patches read, resampled and colour-checked; --format none
@@ -138,6 +144,10 @@ enum ModelBench {
         guard what.count == 1 else { throw UsageError("expected 'train', 'embed' or 'matmul'") }
         let (precision, notice) = Precision.resolve(values.string("precision").flatMap(Precision.init) ?? .fp32)
         if let notice { print(notice) }
+        if let encoder = values.string("encoder") {
+            guard what[0] == "embed", let preset = EncoderPresets.named(encoder) else { throw UsageError("--encoder goes with 'embed'") }
+            return embed(preset, batch: batch, precision: precision, steps: steps)
+        }
         if what[0] == "matmul" { return matmul(config, rows: batch * config.tokens, precision: precision, steps: steps) }
         let model = SDMAEModel(config: config, seed: 0)
         model.precision = precision
@@ -168,6 +178,41 @@ enum ModelBench {
                          encoderFLOPs(config) * BenchCommand.median(rates) / 1e9))
         }
         return 0
+    }
+
+    /// A published encoder's inference on random pixels, as `wsi features` runs it.
+    static func embed(_ preset: EncoderPreset, batch: Int, precision: Precision, steps: Int) -> Int32 {
+        let loadStart = Date()
+        let model = VisionTransformer(config: preset.config, seed: 0)
+        model.precision = precision
+        let side = preset.config.transform.outputSize
+        var generator = SeededGenerator(seed: 1)
+        let images = (0..<(batch * 3 * side * side)).map { _ in generator.normal() }
+        let built = Date().timeIntervalSince(loadStart)
+        var rates: [Double] = []
+        for step in 0...steps {
+            let start = Date()
+            _ = images.withUnsafeBufferPointer { model.features(images: $0.baseAddress!, batch: batch) }
+            if step > 0 { rates.append(Double(batch) / Date().timeIntervalSince(start)) }
+        }
+        let flops = encoderFLOPs(preset.config, hidden: model.hiddenWidth)
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(String(format: "embed %@ %@ batch %d at %d px: median %.2f img/s (min %.2f, max %.2f) over %d steps; %.1f M parameters, built in %.1f s",
+                     preset.name, precision.rawValue, batch, side, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps,
+                     Double(preset.parameterCount) / 1e6, built))
+        print(String(format: "matrix products: %.2f GFLOP per image, %.1f GFLOP/s; peak resident memory %.0f MiB", flops / 1e9,
+                     flops * BenchCommand.median(rates) / 1e9, Double(usage.ru_maxrss) / 1024))
+        return 0
+    }
+
+    /// Products of a ViT on one image: patch embedding, then per block qkv, q·kᵀ, attention·v,
+    /// projection and the MLP's two layers (SwiGLU's fc2 reads half of fc1's width).
+    static func encoderFLOPs(_ config: ViTConfig, hidden: Int) -> Double {
+        let n = Double(config.prefixTokens + config.inputGrid * config.inputGrid), d = Double(config.width)
+        let patches = Double(config.inputGrid * config.inputGrid), p = Double(config.patchSize)
+        let mlp = Double(hidden) * d + (config.mlp == .swigluPacked ? Double(hidden) / 2 : Double(hidden)) * d
+        return 2 * patches * 3 * p * p * d + Double(config.depth) * (2 * n * (4 * d * d + mlp) + 4 * n * n * d)
     }
 
     /// Floating-point operations of the encoder's matrix products on one whole image: patch

@@ -96,7 +96,7 @@ enum MILCohortBench {
         }
         let dataset = PatchDataset(sources: zip(classes, names).map { .file(root + "/" + $0 + "/" + $1) })
         guard let config = SDMAEConfig.preset(named: values.string("preset") ?? "tiny96") else { throw UsageError("unknown preset") }
-        var random = FeatureExtractor(model: SDMAEModel(config: config, seed: 0))
+        var random = FeatureExtractor(encoder: SDMAEModel(config: config, seed: 0))
         random.showProgress = false
         let randomFeatures = try random.run(dataset)
         let histograms = try ColourHistogram.features(of: dataset)

@@ -4,12 +4,19 @@ import NN
 import Pipeline
 import SDMAE
 import Tiling
+import ViT
 
 /// A checkpoint written here carries its config; a PyTorch state dict needs the preset it was made with.
 private let checkpointOptions = [
-    ParameterSpec("checkpoint", .path, required: true, manifest: false, placeholder: "CKPT", help: "SD-MAE checkpoint (or a pretrain folder)"),
+    ParameterSpec("checkpoint", .path, manifest: false, placeholder: "CKPT", help: "SD-MAE checkpoint (or a pretrain folder)"),
     ParameterSpec("preset", .choice(SDMAEConfig.presetNames), manifest: false, help: "config of a checkpoint that records none"),
 ]
+
+private func commandLineOnly(_ spec: ParameterSpec) -> ParameterSpec {
+    var spec = spec
+    spec.inManifest = false
+    return spec
+}
 
 private func loadModel(_ values: StageParameters) throws -> SDMAEModel {
     guard var checkpoint = values.string("checkpoint") else { throw UsageError("--checkpoint CKPT is required") }
@@ -22,34 +29,41 @@ private func loadModel(_ values: StageParameters) throws -> SDMAEModel {
 
 struct EmbedCommand: DeclaredCommand {
     static let spec = CommandSpec(
-        name: "embed", summary: "mean-pooled SD-MAE encoder features for every patch",
-        synopsis: "--checkpoint CKPT --data DIR... --out features.csv|features.safetensors [options]",
+        name: "embed", summary: "encoder features for every patch (a published ViT or an SD-MAE checkpoint)",
+        synopsis: "--encoder NAME --weights FILE | --checkpoint CKPT  --data DIR... --out features.csv|features.safetensors [options]",
         details: """
-        Encodes every patch (all tokens, no masking) and writes the mean of the normalised tokens:
-        CSV rows 'name,f0,…', or safetensors tensor 'features' [N, D] with the names in the metadata.
+        Encodes every patch with a published encoder (its transform and pooling) or with an SD-MAE
+        checkpoint (all tokens, no masking, the mean of the normalised tokens). Writes CSV rows
+        'name,f0,…', or safetensors tensor 'features' [N, D] with the names and encoder in the metadata.
         """,
         options: checkpointOptions + [
             ParameterSpec("data", .strings, required: true, manifest: false, placeholder: "DIR",
                           help: "folders of PNG/JPEG patches, tile stage folders or shards (repeatable)"),
             ParameterSpec("out", .string, required: true, manifest: false, placeholder: "PATH", help: ".csv or .safetensors file"),
-            ParameterSpec("batch", .int(1...4096), default: .int(64), manifest: false, help: "encoder batch size"),
-            EncoderInference.precision,
             StageCommandLine.quiet,
-        ])
+        ] + EncoderInference.parameters.map(commandLineOnly))
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let values = try Self.spec.parseOptions(&arguments)
         guard let out = values.string("out"), out.hasSuffix(".csv") || out.hasSuffix(".safetensors") else {
             throw UsageError("--out must name a .csv or .safetensors file")
         }
-        let model = try loadModel(values)
-        model.precision = EncoderInference.precision(values)
-        var extractor = FeatureExtractor(model: model)
+        let encoder: any PatchEncoder
+        let precision = EncoderInference.precision(values)
+        switch try EncoderInference.choice(values) {
+        case .checkpoint:
+            encoder = try loadModel(values)
+            encoder.precision = precision
+        case let choice:
+            encoder = try EncoderInference.load(choice, files: [], precision: precision)
+        }
+        var extractor = FeatureExtractor(encoder: encoder)
         extractor.batchSize = values.int("batch") ?? extractor.batchSize
         extractor.showProgress = !values.bool("quiet")
         let dataset = try PatchDataset(paths: values.strings("data"))
         let features = try extractor.run(dataset)
-        try FeatureExtractor.write(features, names: (0..<dataset.count).map(dataset.name), width: model.config.width, to: out)
-        print("\(dataset.count) features of width \(model.config.width) → \(out)")
+        try FeatureExtractor.write(features, names: (0..<dataset.count).map(dataset.name), width: encoder.featureWidth,
+                                   encoder: encoder.encoderName, to: out)
+        print("\(dataset.count) features of width \(encoder.featureWidth) from \(encoder.encoderName) → \(out)")
         return 0
     }
 }
@@ -72,7 +86,7 @@ struct ReconstructCommand: DeclaredCommand {
         let seed = UInt64(values.int("seed") ?? 0)
         var generator = SeededGenerator(seed: seed)
         let indices = (0..<min(values.int("count") ?? 6, dataset.count)).map { _ in Int(generator.next() % UInt64(dataset.count)) }
-        let images = try FeatureExtractor.loadImages(dataset, indices: indices, size: model.config.imageSize, workers: 2)
+        let images = try FeatureExtractor.loadImages(dataset, indices: indices, encoder: model, workers: 2)
         try ReconstructionPicture.render(model: model, images: images, batch: indices.count, seed: seed).write(to: out)
         print("reconstructions of \(indices.count) patches → \(out)")
         return 0

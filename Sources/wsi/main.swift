@@ -25,7 +25,7 @@ extension DeclaredCommand {
 }
 
 let commands: [any Command] = [InfoCommand()] + StageRegistry.all.map { StageCommand(type: $0) } + [
-    EmbedCommand(), ReconstructCommand(),
+    EncodersCommand(), EmbedCommand(), ReconstructCommand(),
     RunCommand(), StatusCommand(), ReportCommand(), StagesCommand(),
     BenchCommand(),
 ]

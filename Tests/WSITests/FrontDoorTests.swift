@@ -46,7 +46,7 @@ final class FrontDoorTests: XCTestCase {
                 case let .int(range): bad = [String(range.lowerBound - 1), String(range.upperBound + 1)]
                 case let .double(range): bad = [String(range.lowerBound - 1e-3 * max(1, abs(range.lowerBound))), String(range.upperBound * 1.01 + 1)]
                 case .choice: bad = ["no-such-choice"]
-                case .path: bad = ["/no/such/path"]
+                case .path, .nameOrPath: bad = ["/no/such/path"]
                 case .bool: bad = ["maybe"]
                 case .string, .strings: continue
                 }
@@ -194,7 +194,7 @@ final class LayoutTests: XCTestCase {
                 XCTAssertEqual(imports.subtracting(system), dependencies, "\(target): Package.swift dependencies differ from its imports")
             }
         }
-        let order = ["Concurrency", "Distributed", "Console", "Annotations", "Storage", "Imaging", "SlideIO", "Tissue", "Tiling", "NN", "SDMAE", "Predict", "MIL", "Heatmap", "Pipeline", "wsi"]
+        let order = ["Concurrency", "Distributed", "Console", "Annotations", "Storage", "Imaging", "SlideIO", "Tissue", "Tiling", "NN", "ViT", "SDMAE", "Predict", "MIL", "Heatmap", "Pipeline", "wsi"]
         for (index, target) in order.enumerated() {
             let above = Set(order[(index + 1)...])
             XCTAssertTrue((declared[target] ?? []).isDisjoint(with: above), "\(target) depends on a module above it")

@@ -360,7 +360,7 @@ final class FeatureBagTests: XCTestCase {
         XCTAssertEqual(try bag.attribute("patch_size", of: "coords"), .int(256))
         XCTAssertEqual(try bag.attribute("patch_level", of: "coords"), .int(0))
         // The same numbers as encoding the shard's patches directly, whatever the batch size.
-        let direct = try FeatureExtractor(model: try SDMAEModel.load(path: checkpoint)).run(try folder.patches(slidePath: TestData.cmuSVS))
+        let direct = try FeatureExtractor(encoder: try SDMAEModel.load(path: checkpoint)).run(try folder.patches(slidePath: TestData.cmuSVS))
         for (a, b) in zip(features.values, direct) { XCTAssertEqual(a, b, accuracy: 1e-5) }
     }
 }

@@ -46,11 +46,11 @@ final class PrecisionTests: XCTestCase {
         let model = SDMAEModel(config: try XCTUnwrap(SDMAEConfig.preset(named: "tiny96")), seed: 4)
         let dataset = try Self.realPatches()
         XCTAssertGreaterThan(dataset.count, 100)
-        let reference = try FeatureExtractor(model: model).run(dataset)
+        let reference = try FeatureExtractor(encoder: model).run(dataset)
         model.precision = .bf16
-        let low = try FeatureExtractor(model: model).run(dataset)
+        let low = try FeatureExtractor(encoder: model).run(dataset)
         model.precision = .fp32
-        XCTAssertEqual(try FeatureExtractor(model: model).run(dataset), reference, "fp32 is untouched by a bf16 pass")
+        XCTAssertEqual(try FeatureExtractor(encoder: model).run(dataset), reference, "fp32 is untouched by a bf16 pass")
         let d = model.config.width
         let cosines = (0..<dataset.count).map { i in cosine(reference[(i * d)..<((i + 1) * d)], low[(i * d)..<((i + 1) * d)]) }
         let mean = cosines.reduce(0, +) / Double(cosines.count)
@@ -111,7 +111,7 @@ final class TrainingPrecisionTests: XCTestCase {
         let config = try XCTUnwrap(SDMAEConfig.preset(named: "tiny96"))
         let batch = 16
         let batches = try (0..<6).map { b in
-            try FeatureExtractor.loadImages(dataset, indices: Array((b * batch)..<((b + 1) * batch)), size: config.imageSize, workers: 2)
+            try FeatureExtractor.loadImages(dataset, indices: Array((b * batch)..<((b + 1) * batch)), encoder: SDMAEModel(config: config), workers: 2)
         }
         func run(_ precision: Precision, steps: Int) -> (losses: [Double], gradients: [[Float]]) {
             let model = SDMAEModel(config: config, seed: 7)

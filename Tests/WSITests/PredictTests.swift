@@ -82,7 +82,7 @@ final class PredictTests: XCTestCase {
         XCTAssertEqual(patches.classes, ["cmu1-skin", "tcga-tumour"])
         var settings = LinearProbe.TrainingSettings()
         settings.epochs = 200
-        let result = try ClassifierTraining.run(model: model, patches: patches, groups: try patches.groups(by: .perFile), crops: false,
+        let result = try ClassifierTraining.run(encoder: model, patches: patches, groups: try patches.groups(by: .perFile), crops: false,
                                                 validationFraction: 0.25, seed: 2, settings: settings,
                                                 showProgress: false)
         XCTAssertGreaterThan(result.linear.balancedAccuracy, 0.8, result.linear.text)
@@ -92,7 +92,7 @@ final class PredictTests: XCTestCase {
         try result.probe.write(to: clfPath)
         let probe = try LinearProbe.read(path: clfPath)
         XCTAssertEqual(probe, result.probe)
-        XCTAssertThrowsError(try SlidePredictor(model: SDMAEModel(config: PretrainingTests.smallConfig), probe: probe, classifierPath: clfPath)) { error in
+        XCTAssertThrowsError(try SlidePredictor(encoder: SDMAEModel(config: PretrainingTests.smallConfig), probe: probe, classifierPath: clfPath)) { error in
             guard case .incompatible = error as? ClassifierError else { return XCTFail("\(error)") }
         }
 
@@ -103,7 +103,7 @@ final class PredictTests: XCTestCase {
         try TileExtractor(options: tiling).run(slidePath: TestData.cmuSVS, outputDirectory: dir + "/shard/CMU-1-Small-Region")
         tiling.format = .none
         try TileExtractor(options: tiling).run(slidePath: TestData.cmuSVS, outputDirectory: dir + "/plain/CMU-1-Small-Region")
-        var predictor = try SlidePredictor(model: model, probe: probe, classifierPath: clfPath)
+        var predictor = try SlidePredictor(encoder: model, probe: probe, classifierPath: clfPath)
         predictor.showProgress = false
         let a = try predictor.run(slidePath: TestData.cmuSVS, tileDirectory: dir + "/shard/CMU-1-Small-Region", outputDirectory: dir + "/pa")
         let b = try predictor.run(slidePath: TestData.cmuSVS, tileDirectory: dir + "/plain/CMU-1-Small-Region", outputDirectory: dir + "/pb")

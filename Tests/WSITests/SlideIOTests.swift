@@ -135,8 +135,11 @@ final class SlideIOTests: XCTestCase {
         // Plain pictures count as one-level slides, in a folder as when named alone.
         let pictures = try FileManager.default.contentsOfDirectory(atPath: TestData.path("histolab-tiles")).filter { $0.hasSuffix(".png") }
         XCTAssertEqual(pictures.count, 6)
+        let tiles = try FileManager.default.contentsOfDirectory(atPath: TestData.path("encoders/images")).sorted()
+        XCTAssertEqual(tiles.count, 4)
         XCTAssertEqual(found.map { $0.dropFirst(TestData.root.count + 1) }.map(String.init),
                        ["cmu1-small-region-generic-tiff/CMU-1-Small-Region.jpeg.tiff", "cmu1-small-region-svs/CMU-1-Small-Region.svs"]
+                           + tiles.map { "encoders/images/" + $0 }
                            + pictures.sorted().map { "histolab-tiles/" + $0 } + ["tcga-cr-7395-svs/tcga-cr-7395-01a-01-ts1.svs"])
     }
 }

@@ -13,8 +13,8 @@ struct EvaluateStage: Stage {
     static let parameters = LabelledPatchOptions.parameters + [
         ParameterSpec("folds", .int(2...20), default: .int(5), help: "cross-validation folds (at most the number of sources)"),
         ParameterSpec("knn_k", .int(1...100), default: .int(5), help: "neighbours of the cosine kNN"),
-    ]
-    static let inputs = [InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file")]
+    ] + EncoderInference.choiceParameters
+    static let inputs = [EncoderInference.checkpointInput]
     static let resultName = "evaluation.json"
     static let confusionName = "confusion-linear.png"
     static let outputs = [
@@ -27,8 +27,10 @@ struct EvaluateStage: Stage {
     let labelled: String
     let rule: GroupRule
     let evaluation: GroupedEvaluation
+    let choice: EncoderChoice
 
     init(_ p: StageParameters) throws {
+        choice = try EncoderInference.choice(p)
         guard let labelled = p.string("labelled") else { throw StageError.invalid("labelled is required") }
         self.labelled = labelled
         rule = try LabelledPatchOptions.groupRule(p)
@@ -42,10 +44,10 @@ struct EvaluateStage: Stage {
     }
 
     func run(_ context: StageContext) throws -> String {
-        let model = try SDMAEModel.load(path: file(try context.input("checkpoint")[0], named: RunFiles.finalModel))
+        let encoder = try EncoderInference.load(choice, files: try EncoderInference.files(choice, context), precision: .fp32)
         var evaluation = self.evaluation
         evaluation.showProgress = context.showProgress
-        let report = try evaluation.run(model: model, patches: try LabelledPatches(root: labelled), groups: rule)
+        let report = try evaluation.run(encoder: encoder, patches: try LabelledPatches(root: labelled), groups: rule)
         try AtomicFile.write(try JSONFile.encode(report), to: context.output + "/" + Self.resultName)
         try AtomicFile.write(Data((report.text + "\n").utf8), to: context.output + "/evaluation.txt")
         if let checkpoint = report.results.first {

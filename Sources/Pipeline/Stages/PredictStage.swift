@@ -2,6 +2,7 @@ import Foundation
 import NN
 import Predict
 import SDMAE
+import Tiling
 
 /// Per-tile class probabilities of one slide.
 struct PredictStage: Stage {
@@ -11,7 +12,7 @@ struct PredictStage: Stage {
     static let parameters = EncoderInference.parameters
     static let inputs = [
         InputSpec("tiles", perSlide: true, help: "the tile stage's folder"),
-        InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file"),
+        EncoderInference.checkpointInput,
         InputSpec("classifier", help: "the train-classifier stage's folder or a classifier file"),
     ]
     static let outputs = [
@@ -22,21 +23,25 @@ struct PredictStage: Stage {
 
     let batch: Int
     let precision: Precision
+    let choice: EncoderChoice
     private let cache = LoadedOnce<SlidePredictor>()
+    private let notices = OnceNotices()
 
     init(_ p: StageParameters) throws {
         batch = p.int("batch") ?? 64
         precision = EncoderInference.precision(p)
+        choice = try EncoderInference.choice(p)
     }
 
     func run(_ context: StageContext) throws -> String {
-        let checkpoint = file(try context.input("checkpoint")[0], named: RunFiles.finalModel)
+        let files = try EncoderInference.files(choice, context)
         let classifier = file(try context.input("classifier")[0], named: TrainClassifierStage.classifierName)
-        let load = {
-            try SlidePredictor(model: try EncoderInference.load(checkpoint, precision: precision), probe: try LinearProbe.read(path: classifier),
-                               classifierPath: classifier)
-        }
-        return try cache.with(files: [checkpoint, classifier], load: load) { predictor in
+        let (choice, precision) = (choice, precision)
+        return try cache.with(files: files + [classifier], load: {
+            try SlidePredictor(encoder: try EncoderInference.load(choice, files: files, precision: precision),
+                               probe: try LinearProbe.read(path: classifier), classifierPath: classifier)
+        }) { predictor in
+            notices.say(EncoderInference.tileNotice(predictor.encoder, tiling: try TilingFolder(try context.input("tiles")[0]).summary()))
             predictor.batchSize = batch
             predictor.showProgress = context.showProgress
             let summary = try predictor.run(slidePath: try context.requireSlide(), tileDirectory: try context.input("tiles")[0],

@@ -19,9 +19,9 @@ struct TrainClassifierStage: Stage {
     } + [
         ParameterSpec("validation_fraction", .double(0.01...0.9), default: .double(0.2),
                       help: "held-out share of every class's sources (whole groups are held out)"),
-    ]
+    ] + EncoderInference.choiceParameters
     static let inputs = [
-        InputSpec("checkpoint", help: "the pretrain stage's folder or an SD-MAE checkpoint file"),
+        EncoderInference.checkpointInput,
         InputSpec("tiles", required: false, perSlide: true,
                   help: "the tile stage's folder, tiled with annotations: its labelled tiles train the probe, held out by slide "
                   + "(by blocks of 8 × 8 tiles when one slide is annotated)"),
@@ -39,8 +39,10 @@ struct TrainClassifierStage: Stage {
     let validationFraction: Double
     let crops: Bool
     let settings: LinearProbe.TrainingSettings
+    let choice: EncoderChoice
 
     init(_ p: StageParameters) throws {
+        choice = try EncoderInference.choice(p)
         labelled = p.string("labelled")
         rule = try LabelledPatchOptions.groupRule(p)
         crops = p.bool("crops")
@@ -49,7 +51,7 @@ struct TrainClassifierStage: Stage {
     }
 
     func run(_ context: StageContext) throws -> String {
-        let model = try SDMAEModel.load(path: file(try context.input("checkpoint")[0], named: RunFiles.finalModel))
+        let encoder = try EncoderInference.load(choice, files: try EncoderInference.files(choice, context), precision: .fp32)
         let patches: LabelledPatches
         let groups: [String]
         if let tiles = context.inputs["tiles"], !tiles.isEmpty {
@@ -65,10 +67,10 @@ struct TrainClassifierStage: Stage {
             patches = try LabelledPatches(root: labelled)
             groups = try patches.groups(by: rule)
         }
-        let result = try ClassifierTraining.run(model: model, patches: patches, groups: groups, crops: crops && patches.sources == nil,
+        let result = try ClassifierTraining.run(encoder: encoder, patches: patches, groups: groups, crops: crops && patches.sources == nil,
                                                 validationFraction: validationFraction,
                                                 seed: settings.seed, settings: settings, showProgress: context.showProgress)
-        try result.probe.write(to: context.output + "/" + Self.classifierName, metadata: ["encoder_width": String(model.config.width)])
+        try result.probe.write(to: context.output + "/" + Self.classifierName, metadata: ["encoder_width": String(encoder.featureWidth), "encoder": encoder.encoderName])
         try AtomicFile.write(try result.reportJSON(), to: context.output + "/" + Self.metricsName)
         return "\(patches.dataset.count) patches in \(patches.classes.count) classes; held out: linear probe balanced accuracy "
             + String(format: "%.3f, kNN %.3f (the probe on a random encoder %.3f, on the colour histogram %.3f)", result.linear.balancedAccuracy,

@@ -143,6 +143,6 @@ final class WeightFileTests: XCTestCase {
                 XCTAssertTrue(text.contains(path) && text.contains(words), text)
             }
         }
-        XCTAssertThrowsError(try EncoderPresets.resolve("uni")) { XCTAssertTrue(String(describing: $0).contains("uni_v1, uni_v2")) }
+        XCTAssertThrowsError(try EncoderPresets.resolve("uni").name) { XCTAssertTrue(String(describing: $0).contains("uni_v1, uni_v2")) }
     }
 }
