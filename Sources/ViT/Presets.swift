@@ -107,7 +107,10 @@ public enum EncoderPresets {
         if let preset = named(nameOrPath) { return preset }
         if nameOrPath.hasSuffix(".json") {
             let config = try ViTConfig.read(path: nameOrPath)
-            let stem = ((nameOrPath as NSString).lastPathComponent as NSString).deletingPathExtension
+            // A config.json is named by its folder (…/uni-like/config.json is "uni-like").
+            let url = URL(fileURLWithPath: nameOrPath)
+            let file = url.deletingPathExtension().lastPathComponent
+            let stem = file == "config" ? url.deletingLastPathComponent().lastPathComponent : file
             return EncoderPreset(name: stem, model: "ViT from \(nameOrPath)", config: config, tileSize: config.transform.resize,
                                  weights: "given with --weights", licence: "")
         }
