@@ -3,7 +3,9 @@
 #include <stdlib.h>
 
 /* libgomp's, which oneDNN runs on: one thread, because the callers split the rows across their own
-   threads (otherwise OpenMP's idle threads spin while the rest of the network runs). */
+   threads (otherwise OpenMP's idle threads spin while the rest of the network runs). The setting
+   is per thread, so every thread that runs a product sets it (cdnnl_matmul_run): set once, the
+   other workers each opened a team of all cores, and the teams fought over them (5 % of ViT-S). */
 void omp_set_num_threads(int);
 static inline void cdnnl_single_threaded(void) { omp_set_num_threads(1); }
 
@@ -44,6 +46,7 @@ fail:
 }
 
 static inline cdnnl_matmul *cdnnl_matmul_create(int64_t m, int64_t k, int64_t n, int transpose_b, int with_bias) {
+    omp_set_num_threads(1);
     dnnl_memory_desc_t a, b, c, bias;
     dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n}, biasd = {1, n};
     if (dnnl_memory_desc_init_by_tag(&a, 2, ad, dnnl_bf16, dnnl_ab) != dnnl_success
@@ -68,6 +71,7 @@ static inline cdnnl_matmul *cdnnl_matmul_create_strided(int64_t m, int64_t k, in
 
 /* a, b: bf16 bits (uint16); c and bias f32. Returns 1 on success. */
 static inline int cdnnl_matmul_run(cdnnl_matmul *mm, const uint16_t *a, const uint16_t *b, const float *bias, float *c) {
+    omp_set_num_threads(1);
     dnnl_memory_t am, bm, cm, biasm = NULL;
     if (dnnl_memory_create(&am, &mm->a, mm->engine, (void *)a) != dnnl_success) return 0;
     dnnl_memory_create(&bm, &mm->b, mm->engine, (void *)b);

@@ -68,6 +68,27 @@ public final class Attention {
         return output.pointer
     }
 
+    /// The output of each sequence's first query (the class token) alone, [batch, width]: what
+    /// a last block reads when only the class token is pooled. Keys and values are every token's.
+    /// Inference only; fp32 (two matrix-vector products per head, a small share of the block).
+    public func forwardFirstQuery(_ qkv: UnsafePointer<Float>, batch: Int, tokens n: Int) -> UnsafeMutablePointer<Float> {
+        let ld = 3 * width
+        output.reserve(batch * width)
+        scratch.reserve(Parallel.threads * n)
+        let (heads, headWidth, width, scale, out, scores) = (heads, headWidth, width, scale, output.pointer, scratch.pointer)
+        Parallel.forChunksIndexed(batch * heads) { thread, pairs in
+            let p = scores + thread * n
+            for pair in pairs {
+                let b = pair / heads, h = pair % heads
+                let q = qkv + b * n * ld + h * headWidth, k = q + width, v = q + 2 * width
+                gemv(m: n, n: headWidth, alpha: scale, k, lda: ld, q, p)                           // [n] = K·q
+                softmaxInPlace(p, count: n)
+                gemv(transpose: true, m: n, n: headWidth, v, lda: ld, p, out + b * width + h * headWidth)  // [hw] = Vᵀ·p
+            }
+        }
+        return out
+    }
+
     private func forwardBF16(_ qkv: UnsafePointer<Float>, batch: Int, tokens n: Int) {
         _ = BF16Product.singleThreaded
         let ld = 3 * width, threads = Parallel.threads

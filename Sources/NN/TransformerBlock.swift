@@ -76,6 +76,28 @@ public final class TransformerBlock {
         return y
     }
 
+    /// The block's output for the first token of each sequence alone (the class token), [batch,
+    /// width]: all that `token` pooling reads of the last block. Keys and values still come from
+    /// every token; the rest of the block runs on `batch` rows instead of batch·tokens.
+    public func forwardFirstToken(_ x: UnsafePointer<Float>, batch: Int, tokens: Int) -> UnsafeMutablePointer<Float> {
+        rows = batch * tokens
+        let q = normalisedProduct(norm1, qkv, x)                                // [rows, 3·width]
+        let o = attention.forwardFirstQuery(q, batch: batch, tokens: tokens)    // [batch, width]
+        rows = batch
+        let p = projection.forward(o, rows: batch)                              // [batch, width]
+        let a = layerScale1.map { $0.forward(p, rows: batch) } ?? p            // [batch, width]
+        residual.reserve(batch * width)
+        output.reserve(batch * width)
+        let x1 = residual.pointer, width = width
+        for b in 0..<batch { for i in 0..<width { x1[b * width + i] = x[b * tokens * width + i] + a[b * width + i] } }
+        let hidden = normalisedProduct(norm2, fc1, x1)                          // [batch, hidden]
+        let f = activatedProduct(hidden, keepsForBackward: false)               // [batch, width]
+        let m = layerScale2.map { $0.forward(f, rows: batch) } ?? f            // [batch, width]
+        let y = output.pointer
+        for i in 0..<(batch * width) { y[i] = x1[i] + m[i] }
+        return y
+    }
+
     /// linear(norm(x)); in bf16 the norm writes the product's bfloat16 input itself.
     private func normalisedProduct(_ norm: LayerNorm, _ linear: Linear, _ x: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
         guard let staged = linear.bf16Input(rows: rows) else { return linear.forward(norm.forward(x, rows: rows), rows: rows) }

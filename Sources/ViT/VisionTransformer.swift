@@ -94,9 +94,18 @@ public final class VisionTransformer {
         return UnsafePointer(norm.forward(x, rows: batch * t))                 // [B·T, D]
     }
 
-    /// Pooled features [B, F] of `pixels` [B, 3, S, S].
+    /// Pooled features [B, F] of `pixels` [B, 3, S, S]. With `token` pooling the last block
+    /// runs for the class token alone (the same numbers: every step after attention is per row).
     public func features(_ pixels: UnsafePointer<Float>, batch: Int, side: Int) -> [Float] {
-        pool(tokens(pixels, batch: batch, side: side), batch: batch, tokens: tokenCount(side: side))
+        guard config.pooling == .token, let last = blocks.last else {
+            return pool(tokens(pixels, batch: batch, side: side), batch: batch, tokens: tokenCount(side: side))
+        }
+        let t = tokenCount(side: side), d = config.width
+        let embedded = embedPatches(pixels, batch: batch, side: side)          // [B·g², D]
+        var x = UnsafePointer(assembleSequence(embedded, batch: batch, grid: side / config.patchSize))  // [B·T, D]
+        for block in blocks.dropLast() { x = UnsafePointer(block.forward(x, batch: batch, tokens: t, keepsForBackward: false)) }
+        let first = last.forwardFirstToken(x, batch: batch, tokens: t)          // [B, D]
+        return Array(UnsafeBufferPointer(start: norm.forward(first, rows: batch), count: batch * d))  // [B, D]
     }
 
     /// A conv with kernel = stride = p is a Linear on each patch flattened channel-major.
