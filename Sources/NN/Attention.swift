@@ -41,6 +41,13 @@ public final class Attention {
         scale = 1 / Float(headWidth).squareRoot()
     }
 
+    public func shareActivations(with other: Attention) {
+        for (mine, theirs) in [(output, other.output), (inputGradient, other.inputGradient), (probabilities, other.probabilities),
+                               (scratch, other.scratch)] { mine.share(theirs) }
+        for (mine, theirs) in [(qkvBF16, other.qkvBF16), (probabilitiesBF16, other.probabilitiesBF16),
+                               (outputGradientBF16, other.outputGradientBF16)] { mine.share(theirs) }
+    }
+
     @discardableResult
     public func forward(_ qkv: UnsafePointer<Float>, batch: Int, tokens: Int) -> UnsafeMutablePointer<Float> {
         self.qkv = qkv

@@ -2,13 +2,30 @@ import Foundation
 
 /// A fixed-size float buffer the layers own and hand to BLAS without copies or CoW checks.
 public final class Buffer: @unchecked Sendable {
-    public private(set) var count: Int
-    public private(set) var pointer: UnsafeMutablePointer<Float>
+    /// The memory, which buffers of layers that never run at once may share (`share`).
+    private final class Storage {
+        var count: Int
+        var pointer: UnsafeMutablePointer<Float>
+
+        init(count: Int) {
+            self.count = count
+            pointer = Buffer.zeroed(count)
+        }
+
+        deinit { free(pointer) }
+    }
+
+    private var storage: Storage
+    public var count: Int { storage.count }
+    public var pointer: UnsafeMutablePointer<Float> { storage.pointer }
 
     public init(count: Int) {
-        self.count = count
-        pointer = Self.zeroed(count)
+        storage = Storage(count: count)
     }
+
+    /// From now on this buffer is `other`'s memory: activations of layers that never run at the
+    /// same time (the blocks of a network used only for inference) need one copy between them.
+    public func share(_ other: Buffer) { storage = other.storage }
 
     /// calloc's zeros: large blocks come as fresh pages that cost no memory until written, so a
     /// gradient buffer an inference never touches stays free (a ViT-g's is 4.5 GB).
@@ -24,15 +41,13 @@ public final class Buffer: @unchecked Sendable {
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
 
-    deinit { free(pointer) }
-
     /// Grows to hold at least `count` floats; contents are not kept. Layers call this at the top
     /// of `forward`, so allocation happens on the first batch only.
     public func reserve(_ count: Int) {
-        guard count > self.count else { return }
-        free(pointer)
-        pointer = Self.zeroed(count)
-        self.count = count
+        guard count > storage.count else { return }
+        free(storage.pointer)
+        storage.pointer = Self.zeroed(count)
+        storage.count = count
     }
 
     public func zero() { pointer.update(repeating: 0, count: count) }

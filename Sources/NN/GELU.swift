@@ -14,6 +14,10 @@ public final class GELU {
 
     public init() {}
 
+    public func shareActivations(with other: GELU) {
+        for (mine, theirs) in [(output, other.output), (inputGradient, other.inputGradient), (cdf, other.cdf)] { mine.share(theirs) }
+    }
+
     /// `keepsForBackward` false (inference) skips storing Φ(x): a full-size write saved.
     @discardableResult
     public func forward(_ x: UnsafePointer<Float>, count: Int, keepsForBackward: Bool = true) -> UnsafeMutablePointer<Float> {

@@ -26,6 +26,11 @@ public final class LayerNorm {
 
     public var parameters: [Parameter] { [weight, bias] }
 
+    public func shareActivations(with other: LayerNorm) {
+        for (mine, theirs) in [(output, other.output), (inputGradient, other.inputGradient), (mean, other.mean),
+                               (inverseStd, other.inverseStd), (partials, other.partials)] { mine.share(theirs) }
+    }
+
     /// `bf16`, when given, also receives the output as bfloat16 (a bf16 product's input),
     /// each row rounded while it is still in cache.
     @discardableResult

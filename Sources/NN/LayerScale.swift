@@ -16,6 +16,11 @@ public final class LayerScale {
 
     public var parameters: [Parameter] { [gamma] }
 
+    public func shareActivations(with other: LayerScale) {
+        output.share(other.output)
+        inputGradient.share(other.inputGradient)
+    }
+
     @discardableResult
     public func forward(_ x: UnsafePointer<Float>, rows: Int) -> UnsafeMutablePointer<Float> {
         self.rows = rows

@@ -46,6 +46,13 @@ public final class Linear {
 
     public var parameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
+    /// Uses `other`'s activation memory (see `Buffer.share`); the weights stay this layer's own.
+    public func shareActivations(with other: Linear) {
+        for (mine, theirs) in [(output, other.output), (inputGradient, other.inputGradient), (ones, other.ones)] { mine.share(theirs) }
+        inputBF16.share(other.inputBF16)
+        gradientBF16.share(other.gradientBF16)
+    }
+
     /// Re-rounds the bfloat16 weights from the fp32 master weights.
     public func refreshLowPrecisionWeights() {
         guard precision == .bf16 else { weightBF16 = []; return }

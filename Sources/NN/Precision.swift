@@ -120,22 +120,28 @@ private struct UncheckedPointers: @unchecked Sendable {
     init(_ values: [UnsafeMutablePointer<cdnnl_matmul>]) { self.values = values }
 }
 
-/// Staging space for bfloat16 copies of activations, grown like `Buffer` and never shrunk.
+/// Staging space for bfloat16 copies of activations, grown like `Buffer` and never shrunk;
+/// shared as `Buffer.share` is.
 final class BF16Buffer {
-    private(set) var pointer = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
-    private var capacity = 1
+    private final class Storage {
+        var pointer = UnsafeMutablePointer<UInt16>.allocate(capacity: 1)
+        var capacity = 1
+        deinit { pointer.deallocate() }
+    }
+    private var storage = Storage()
+    var pointer: UnsafeMutablePointer<UInt16> { storage.pointer }
 
-    deinit { pointer.deallocate() }
+    func share(_ other: BF16Buffer) { storage = other.storage }
 
     /// Room for at least `count` values; contents are not kept when it grows.
     @discardableResult
     func reserve(_ count: Int) -> UnsafeMutablePointer<UInt16> {
-        if count > capacity {
-            pointer.deallocate()
-            pointer = .allocate(capacity: count)
-            capacity = count
+        if count > storage.capacity {
+            storage.pointer.deallocate()
+            storage.pointer = .allocate(capacity: count)
+            storage.capacity = count
         }
-        return pointer
+        return storage.pointer
     }
 }
 

@@ -11,6 +11,11 @@ public final class SwiGLU {
 
     public init() {}
 
+    public func shareActivations(with other: SwiGLU) {
+        output.share(other.output)
+        inputGradient.share(other.inputGradient)
+    }
+
     /// `width` is the packed input width 2h.
     @discardableResult
     public func forward(_ x: UnsafePointer<Float>, rows: Int, width: Int) -> UnsafeMutablePointer<Float> {

@@ -56,6 +56,20 @@ public final class TransformerBlock {
 
     public var linears: [Linear] { [qkv, projection, fc1, fc2] }
 
+    /// Uses `other`'s activation memory. Safe when the two never run at once and neither's
+    /// activations are read after the other runs: blocks two apart in an inference-only network
+    /// (block i reads block i−1's output, which lives in the other half).
+    public func shareActivations(with other: TransformerBlock) {
+        for (mine, theirs) in [(residual, other.residual), (output, other.output), (inputGradient, other.inputGradient)] { mine.share(theirs) }
+        for (mine, theirs) in zip([norm1, norm2], [other.norm1, other.norm2]) { mine.shareActivations(with: theirs) }
+        for (mine, theirs) in zip(linears, other.linears) { mine.shareActivations(with: theirs) }
+        attention.shareActivations(with: other.attention)
+        gelu.shareActivations(with: other.gelu)
+        swiglu.shareActivations(with: other.swiglu)
+        if let mine = layerScale1, let theirs = other.layerScale1 { mine.shareActivations(with: theirs) }
+        if let mine = layerScale2, let theirs = other.layerScale2 { mine.shareActivations(with: theirs) }
+    }
+
     /// `keepsForBackward` false (inference) lets layers skip what only backward reads.
     @discardableResult
     public func forward(_ x: UnsafePointer<Float>, batch: Int, tokens: Int, keepsForBackward: Bool = true) -> UnsafeMutablePointer<Float> {

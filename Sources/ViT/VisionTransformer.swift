@@ -35,8 +35,11 @@ public final class VisionTransformer {
     private var resampledPositions: [Int: [Float]] = [:]
 
     /// A network with timm's initialisation (truncated normal σ 0.02 for weights and tokens,
-    /// zero biases, unit norms, LayerScale at `init_values`), deterministic given `seed`.
-    public init(config: ViTConfig, hiddenWidth: Int? = nil, seed: UInt64 = 0) {
+    /// zero biases, unit norms, LayerScale at `init_values`), deterministic given `seed`; with no
+    /// seed the weights stay zero for a loader to fill (drawing 1 B numbers takes most of a minute).
+    /// The network is for inference: blocks two apart share their activation memory, so a ViT-g
+    /// holds two blocks' activations, not forty.
+    public init(config: ViTConfig, hiddenWidth: Int? = nil, seed: UInt64? = 0) {
         self.config = config
         let d = config.width, p = config.patchSize
         let hidden = hiddenWidth ?? config.hiddenWidth
@@ -52,7 +55,8 @@ public final class VisionTransformer {
                              layerScale: config.initValues != nil, normEpsilon: Float(config.normEpsilon))
         }
         norm = LayerNorm("norm", width: d, epsilon: Float(config.normEpsilon))
-        initialise(seed: seed)
+        for i in blocks.indices.dropFirst(2) { blocks[i].shareActivations(with: blocks[i % 2]) }
+        if let seed { initialise(seed: seed) }
     }
 
     /// In timm's state-dict order.

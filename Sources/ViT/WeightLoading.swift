@@ -85,7 +85,7 @@ extension VisionTransformer {
         let hidden = stored[fc1]?.entry.shape.first ?? config.hiddenWidth
         let layout = WeightLayout(config: config, hiddenWidth: hidden)
         try check(layout, against: stored, path: path)
-        let model = VisionTransformer(config: config, hiddenWidth: hidden)
+        let model = VisionTransformer(config: config, hiddenWidth: hidden, seed: nil)
         let byName = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0) })
         for (name, tensors) in layout.parts {
             guard let parameter = byName[name] else { continue }

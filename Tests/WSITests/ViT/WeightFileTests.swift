@@ -65,6 +65,31 @@ final class WeightFileTests: XCTestCase {
         XCTAssertEqual(model.parameters.first { $0.name == "blocks.1.mlp.fc2.weight" }?.value.array, try original.read("blocks.1.mlp.fc2.weight"))
     }
 
+    /// F16 storages widen exactly: a half-precision copy of the fixture loads to the fp32 model
+    /// with its weights rounded to half precision, bit for bit.
+    func testHalfPrecisionStoragesWidenExactly() throws {
+        let fixture = try EncoderFixtureTests.Fixture("uni-like")
+        let source = try TensorFile.open(fixture.weights("model.safetensors"))
+        var header: [String: Any] = [:], body = Data(), rounded: [String: [Float]] = [:]
+        for name in source.names {
+            let values = try source.read(name)
+            rounded[name] = values.map { Float(Float16($0)) }
+            let half = values.map { Float16($0).bitPattern }
+            header[name] = ["dtype": "F16", "shape": source.entries[name]!.shape, "data_offsets": [body.count, body.count + 2 * half.count]]
+            half.withUnsafeBytes { body.append(contentsOf: $0) }
+        }
+        let json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        var file = Data()
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+        let path = TestData.scratchDirectory() + "/half.safetensors"
+        try (file + json + body).write(to: URL(fileURLWithPath: path))
+        let model = try VisionTransformer.load(config: fixture.config, weights: path)
+        for parameter in model.parameters {
+            XCTAssertEqual(parameter.value.array, rounded[parameter.name], parameter.name)
+        }
+        XCTAssertEqual(try TensorFile.open(path).entries["pos_embed"]?.dtype, .f16)
+    }
+
     func testLoadingIsStrictAndNamesWhatDoesNotFit() throws {
         let fixture = try EncoderFixtureTests.Fixture("uni-like")
         let source = try TensorFile.open(fixture.weights("model.safetensors"))
