@@ -26,8 +26,8 @@ public enum PillowFilter: String, Sendable, Codable, CaseIterable {
 extension RGBImage {
     public func pillowResized(width newWidth: Int, height newHeight: Int, filter: PillowFilter) -> RGBImage {
         var image = self
-        if newWidth != width { image = image.resampledRows(to: newWidth, filter: filter) }
-        if newHeight != height { image = image.transposed().resampledRows(to: newHeight, filter: filter).transposed() }
+        if newWidth != width { image = image.resampledHorizontally(to: newWidth, filter: filter) }
+        if newHeight != height { image = image.resampledVertically(to: newHeight, filter: filter) }
         return image
     }
 
@@ -51,18 +51,28 @@ extension RGBImage {
         }
     }
 
-    private func resampledRows(to newWidth: Int, filter: PillowFilter) -> RGBImage {
+    /// The fixed-point sum rounded and clipped to 8 bits, as Pillow's clip8.
+    @inline(__always)
+    private static func clip8(_ sum: Int32) -> UInt8 { UInt8(clamping: sum >> Int32(precisionBits)) }
+
+    private func resampledHorizontally(to newWidth: Int, filter: PillowFilter) -> RGBImage {
         let table = Self.coefficients(input: width, output: newWidth, filter: filter)
         var out = [UInt8](repeating: 0, count: newWidth * height * 3)
-        let half = Int32(1) << Int32(Self.precisionBits - 1)
+        let half = Int32(1) << Int32(Self.precisionBits - 1), width = width
         pixels.withUnsafeBufferPointer { source in
-            for y in 0..<height {
-                let row = y * width * 3
-                for (x, entry) in table.enumerated() {
-                    for channel in 0..<3 {
-                        var sum = half
-                        for (i, w) in entry.weights.enumerated() { sum &+= Int32(source[row + (entry.first + i) * 3 + channel]) &* w }
-                        out[(y * newWidth + x) * 3 + channel] = UInt8(clamping: sum >> Int32(Self.precisionBits))
+            out.withUnsafeMutableBufferPointer { target in
+                for y in 0..<height {
+                    let row = source.baseAddress! + y * width * 3, outRow = target.baseAddress! + y * newWidth * 3
+                    for (x, entry) in table.enumerated() {
+                        var r = half, g = half, b = half
+                        entry.weights.withUnsafeBufferPointer { w in
+                            var p = row + entry.first * 3
+                            for k in 0..<w.count {
+                                r &+= Int32(p[0]) &* w[k]; g &+= Int32(p[1]) &* w[k]; b &+= Int32(p[2]) &* w[k]
+                                p += 3
+                            }
+                        }
+                        outRow[x * 3] = Self.clip8(r); outRow[x * 3 + 1] = Self.clip8(g); outRow[x * 3 + 2] = Self.clip8(b)
                     }
                 }
             }
@@ -70,14 +80,28 @@ extension RGBImage {
         return RGBImage(width: newWidth, height: height, pixels: out)
     }
 
-    func transposed() -> RGBImage {
-        var out = [UInt8](repeating: 0, count: pixels.count)
-        for y in 0..<height {
-            for x in 0..<width {
-                let s = (y * width + x) * 3, d = (x * height + y) * 3
-                out[d] = pixels[s]; out[d + 1] = pixels[s + 1]; out[d + 2] = pixels[s + 2]
+    /// Row by row: each output row is a weighted sum of whole input rows.
+    private func resampledVertically(to newHeight: Int, filter: PillowFilter) -> RGBImage {
+        let table = Self.coefficients(input: height, output: newHeight, filter: filter)
+        let rowValues = width * 3
+        var out = [UInt8](repeating: 0, count: rowValues * newHeight)
+        var sums = [Int32](repeating: 0, count: rowValues)
+        let half = Int32(1) << Int32(Self.precisionBits - 1)
+        pixels.withUnsafeBufferPointer { source in
+            out.withUnsafeMutableBufferPointer { target in
+                sums.withUnsafeMutableBufferPointer { sums in
+                    for (y, entry) in table.enumerated() {
+                        for i in 0..<rowValues { sums[i] = half }
+                        for (k, w) in entry.weights.enumerated() {
+                            let row = source.baseAddress! + (entry.first + k) * rowValues
+                            for i in 0..<rowValues { sums[i] &+= Int32(row[i]) &* w }
+                        }
+                        let outRow = target.baseAddress! + y * rowValues
+                        for i in 0..<rowValues { outRow[i] = Self.clip8(sums[i]) }
+                    }
+                }
             }
         }
-        return RGBImage(width: height, height: width, pixels: out)
+        return RGBImage(width: width, height: newHeight, pixels: out)
     }
 }
