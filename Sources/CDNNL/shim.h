@@ -21,8 +21,8 @@ typedef struct {
 } cdnnl_matmul;
 
 /* The primitive for descriptors already made; NULL when oneDNN refuses them. */
-static inline cdnnl_matmul *cdnnl_matmul_build(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *c,
-                                               const dnnl_memory_desc_t *bias) {
+static inline cdnnl_matmul *cdnnl_matmul_build_with(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *c,
+                                                    const dnnl_memory_desc_t *bias, int gelu) {
     cdnnl_matmul *mm = calloc(1, sizeof(cdnnl_matmul));
     if (!mm) return NULL;
     mm->a = *a; mm->b = *b; mm->c = *c;
@@ -32,7 +32,17 @@ static inline cdnnl_matmul *cdnnl_matmul_build(const dnnl_memory_desc_t *a, cons
     dnnl_matmul_desc_t desc;
     if (dnnl_matmul_desc_init(&desc, &mm->a, &mm->b, bias ? &mm->bias : NULL, &mm->c) != dnnl_success) goto fail;
     dnnl_primitive_desc_t pd;
-    dnnl_status_t s = dnnl_primitive_desc_create(&pd, &desc, NULL, mm->engine, NULL);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t post = NULL;
+    if (gelu) {
+        if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto fail;
+        dnnl_post_ops_create(&post);
+        dnnl_post_ops_append_eltwise(post, 1.0f, dnnl_eltwise_gelu_erf, 0.0f, 0.0f);
+        dnnl_primitive_attr_set_post_ops(attr, post);
+    }
+    dnnl_status_t s = dnnl_primitive_desc_create(&pd, &desc, attr, mm->engine, NULL);
+    if (post) dnnl_post_ops_destroy(post);
+    if (attr) dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success) goto fail;
     s = dnnl_primitive_create(&mm->primitive, pd);
     dnnl_primitive_desc_destroy(pd);
@@ -45,15 +55,26 @@ fail:
     return NULL;
 }
 
-static inline cdnnl_matmul *cdnnl_matmul_create(int64_t m, int64_t k, int64_t n, int transpose_b, int with_bias) {
+static inline cdnnl_matmul *cdnnl_matmul_build(const dnnl_memory_desc_t *a, const dnnl_memory_desc_t *b, const dnnl_memory_desc_t *c,
+                                               const dnnl_memory_desc_t *bias) {
+    return cdnnl_matmul_build_with(a, b, c, bias, 0);
+}
+
+/* gelu: exact (erf) GELU applied to the result, which is then written as bf16 bits (C a uint16
+   matrix): an inference MLP's first layer writing the second's input directly. */
+static inline cdnnl_matmul *cdnnl_matmul_create_with(int64_t m, int64_t k, int64_t n, int transpose_b, int with_bias, int gelu) {
     omp_set_num_threads(1);
     dnnl_memory_desc_t a, b, c, bias;
     dnnl_dims_t ad = {m, k}, bd = {k, n}, cd = {m, n}, biasd = {1, n};
     if (dnnl_memory_desc_init_by_tag(&a, 2, ad, dnnl_bf16, dnnl_ab) != dnnl_success
         || dnnl_memory_desc_init_by_tag(&b, 2, bd, dnnl_bf16, transpose_b ? dnnl_ba : dnnl_ab) != dnnl_success
-        || dnnl_memory_desc_init_by_tag(&c, 2, cd, dnnl_f32, dnnl_ab) != dnnl_success
+        || dnnl_memory_desc_init_by_tag(&c, 2, cd, gelu ? dnnl_bf16 : dnnl_f32, dnnl_ab) != dnnl_success
         || dnnl_memory_desc_init_by_tag(&bias, 2, biasd, dnnl_f32, dnnl_ab) != dnnl_success) return NULL;
-    return cdnnl_matmul_build(&a, &b, &c, with_bias ? &bias : NULL);
+    return cdnnl_matmul_build_with(&a, &b, &c, with_bias ? &bias : NULL, gelu);
+}
+
+static inline cdnnl_matmul *cdnnl_matmul_create(int64_t m, int64_t k, int64_t n, int transpose_b, int with_bias) {
+    return cdnnl_matmul_create_with(m, k, n, transpose_b, with_bias, 0);
 }
 
 /* C[M,N] (f32) = A[M,K] (bf16) · B[K,N] (bf16) with every matrix addressed by (row, column)
@@ -70,7 +91,7 @@ static inline cdnnl_matmul *cdnnl_matmul_create_strided(int64_t m, int64_t k, in
 }
 
 /* a, b: bf16 bits (uint16); c and bias f32. Returns 1 on success. */
-static inline int cdnnl_matmul_run(cdnnl_matmul *mm, const uint16_t *a, const uint16_t *b, const float *bias, float *c) {
+static inline int cdnnl_matmul_run(cdnnl_matmul *mm, const uint16_t *a, const uint16_t *b, const float *bias, void *c) {
     omp_set_num_threads(1);
     dnnl_memory_t am, bm, cm, biasm = NULL;
     if (dnnl_memory_create(&am, &mm->a, mm->engine, (void *)a) != dnnl_success) return 0;

@@ -31,6 +31,7 @@ public final class Linear {
     private let inputBF16 = BF16Buffer()
     private let gradientBF16 = BF16Buffer()
     private lazy var product = BF16Product(inputs: inputs, outputs: outputs, hasBias: bias != nil)
+    private lazy var geluProduct = BF16Product(inputs: inputs, outputs: outputs, hasBias: bias != nil, gelu: true)
     private lazy var inputGradientProduct = BF16Product(inputs: outputs, outputs: inputs, transposedWeight: false, hasBias: false)
     private lazy var weightGradient = BF16WeightGradient(inputs: inputs, outputs: outputs)
 
@@ -118,6 +119,17 @@ public final class Linear {
                         y: output.pointer)
         }
         return output.pointer
+    }
+
+    /// Inference in bf16: GELU(forward) on the input written into `bf16Input(rows:)`, as
+    /// bfloat16 bits into `y` (the next layer's staged input); nothing is kept for backward.
+    func forwardFilledGELU(rows: Int, into y: UnsafeMutablePointer<UInt16>) {
+        precondition(precision == .bf16, "Linear.forwardFilledGELU needs bf16 weights")
+        self.rows = rows
+        input = nil
+        weightBF16.withUnsafeBufferPointer { w in
+            geluProduct.runGELU(rows: rows, x: inputBF16.pointer, weight: w.baseAddress!, bias: bias.map { UnsafePointer($0.value.pointer) }, y: y)
+        }
     }
 
     /// `x` must stay unchanged until `backward` (it is cached by reference, as in llm.c).

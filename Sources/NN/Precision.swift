@@ -30,15 +30,18 @@ final class BF16Product {
     private let outputs: Int
     private let transposedWeight: Bool
     private let hasBias: Bool
+    /// GELU applied and the result written as bfloat16 (`runGELU`).
+    private let gelu: Bool
     static let singleThreaded: Void = cdnnl_single_threaded()
 
     /// y[rows, outputs] = x[rows, inputs] · B (+ b): B is W stored [outputs, inputs] and read
     /// transposed (a Linear's forward), or stored [inputs, outputs] (its input gradient, dY · W).
-    init(inputs: Int, outputs: Int, transposedWeight: Bool = true, hasBias: Bool) {
+    init(inputs: Int, outputs: Int, transposedWeight: Bool = true, hasBias: Bool, gelu: Bool = false) {
         self.inputs = inputs
         self.outputs = outputs
         self.transposedWeight = transposedWeight
         self.hasBias = hasBias
+        self.gelu = gelu
     }
 
     deinit { for primitive in primitives.values { cdnnl_matmul_destroy(primitive) } }
@@ -46,13 +49,27 @@ final class BF16Product {
     /// y[rows, outputs] = x[rows, inputs] · Wᵀ (+ b), with x and W as bfloat16 bits and W stored
     /// [outputs, inputs] as a PyTorch Linear weight.
     func run(rows: Int, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
+        precondition(!gelu, "a GELU product writes bfloat16: runGELU")
+        execute(rows: rows, x: x, weight: weight, bias: bias, y: UnsafeMutableRawPointer(y), outputSize: 4)
+    }
+
+    /// y = GELU(x · Wᵀ + b) as bfloat16 bits: an inference MLP's first layer writing the second
+    /// layer's input, with no fp32 activation in between.
+    func runGELU(rows: Int, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<UInt16>) {
+        precondition(gelu, "this product has no GELU")
+        execute(rows: rows, x: x, weight: weight, bias: bias, y: UnsafeMutableRawPointer(y), outputSize: 2)
+    }
+
+    private func execute(rows: Int, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, bias: UnsafePointer<Float>?,
+                         y: UnsafeMutableRawPointer, outputSize: Int) {
         _ = Self.singleThreaded
         let chunks = min(Parallel.threads, max(1, rows / 64))
         let ranges = (0..<chunks).map { (rows * $0 / chunks)..<(rows * ($0 + 1) / chunks) }
         let chosen: [UnsafeMutablePointer<cdnnl_matmul>] = ranges.enumerated().map { thread, range in
             let key = Key(rows: range.count, thread: thread)
             if let cached = primitives[key] { return cached }
-            guard let created = cdnnl_matmul_create(Int64(range.count), Int64(inputs), Int64(outputs), transposedWeight ? 1 : 0, hasBias ? 1 : 0) else {
+            guard let created = cdnnl_matmul_create_with(Int64(range.count), Int64(inputs), Int64(outputs), transposedWeight ? 1 : 0, hasBias ? 1 : 0,
+                                                         gelu ? 1 : 0) else {
                 preconditionFailure("oneDNN refused a bf16 matmul of \(range.count)×\(inputs)×\(outputs)")
             }
             primitives[key] = created
@@ -62,7 +79,8 @@ final class BF16Product {
         let work = UncheckedPointers(chosen)
         Parallel.forChunksIndexed(chunks) { thread, _ in
             let range = ranges[thread]
-            guard cdnnl_matmul_run(work.values[thread], x + range.lowerBound * inputCount, weight, bias, y + range.lowerBound * outputCount) == 1 else {
+            guard cdnnl_matmul_run(work.values[thread], x + range.lowerBound * inputCount, weight, bias,
+                                   y + range.lowerBound * outputCount * outputSize) == 1 else {
                 preconditionFailure("oneDNN bf16 matmul failed")
             }
         }

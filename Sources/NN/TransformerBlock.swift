@@ -82,8 +82,7 @@ public final class TransformerBlock {
         let a = layerScale1.map { $0.forward(p, rows: rows) } ?? p             // [rows, width]
         let x1 = residual.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { x1[i] = x[i] + a[i] } }
-        let hidden = normalisedProduct(norm2, fc1, x1)                          // [rows, hidden]
-        let f = activatedProduct(hidden, keepsForBackward: keepsForBackward)    // [rows, width]
+        let f = multiLayerPerceptron(x1, keepsForBackward: keepsForBackward)    // [rows, width]
         let m = layerScale2.map { $0.forward(f, rows: rows) } ?? f             // [rows, width]
         let y = output.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { y[i] = x1[i] + m[i] } }
@@ -104,8 +103,7 @@ public final class TransformerBlock {
         output.reserve(batch * width)
         let x1 = residual.pointer, width = width
         for b in 0..<batch { for i in 0..<width { x1[b * width + i] = x[b * tokens * width + i] + a[b * width + i] } }
-        let hidden = normalisedProduct(norm2, fc1, x1)                          // [batch, hidden]
-        let f = activatedProduct(hidden, keepsForBackward: false)               // [batch, width]
+        let f = multiLayerPerceptron(x1, keepsForBackward: false)               // [batch, width]
         let m = layerScale2.map { $0.forward(f, rows: batch) } ?? f            // [batch, width]
         let y = output.pointer
         for i in 0..<(batch * width) { y[i] = x1[i] + m[i] }
@@ -117,6 +115,17 @@ public final class TransformerBlock {
         guard let staged = linear.bf16Input(rows: rows) else { return linear.forward(norm.forward(x, rows: rows), rows: rows) }
         norm.forward(x, rows: rows, bf16: staged)
         return linear.forwardFilled(rows: rows)
+    }
+
+    /// fc2(act(fc1(norm2(x)))). A bf16 inference runs fc1 and GELU as one product that writes
+    /// fc2's bfloat16 input: the widest activation never exists in fp32.
+    private func multiLayerPerceptron(_ x: UnsafePointer<Float>, keepsForBackward: Bool) -> UnsafeMutablePointer<Float> {
+        if !keepsForBackward, mlp == .gelu, let staged = fc1.bf16Input(rows: rows), let hidden = fc2.bf16Input(rows: rows) {
+            norm2.forward(x, rows: rows, bf16: staged)
+            fc1.forwardFilledGELU(rows: rows, into: hidden)
+            return fc2.forwardFilled(rows: rows)
+        }
+        return activatedProduct(normalisedProduct(norm2, fc1, x), keepsForBackward: keepsForBackward)
     }
 
     /// fc2(act(hidden)); in bf16 GELU writes fc2's bfloat16 input itself.

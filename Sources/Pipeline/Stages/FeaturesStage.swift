@@ -68,4 +68,15 @@ struct FeaturesStage: Stage {
             return "\(origins.count) tiles × \(width) features (\(encoder.encoderName))"
         }
     }
+
+    /// Per slide: how many tiles, how wide, and which encoder made them.
+    static func report(_ location: StageOutputLocation) -> ReportPart {
+        // The coordinates give the count without reading every feature.
+        guard location.slide != nil, let reader = try? HDF5Reader(path: location.path + "/" + fileName),
+              let coordinates = try? reader.int64Matrix("coords"),
+              case let .string(encoder)? = try? reader.attribute("encoder", of: "features") else { return ReportPart() }
+        let width = (try? reader.attribute("encoder_width", of: "features")).flatMap { if case let .int(n) = $0 { return String(n) } else { return nil } } ?? "?"
+        return ReportPart(html: "<p>Features (\(escapeHTML(location.stageID))): \(coordinates.rows) tiles × \(width) values "
+                          + "from <b>\(escapeHTML(encoder))</b>.</p>")
+    }
 }
