@@ -39,6 +39,8 @@ public enum GeoJSONReader {
     /// Files larger than this are refused before parsing (a whole-slide cell segmentation can
     /// reach hundreds of MB; annotations drawn by hand are far smaller).
     public static let maximumBytes = 512 << 20
+    /// Level-0 pixels: the largest slides are a few hundred thousand pixels wide.
+    public static let maximumCoordinate = 1e9
 
     public static func read(path: String) throws -> [Annotation] {
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
@@ -104,6 +106,10 @@ public enum GeoJSONReader {
             guard let xy = pair as? [Any], xy.count >= 2, let x = (xy[0] as? NSNumber)?.doubleValue, let y = (xy[1] as? NSNumber)?.doubleValue,
                   x.isFinite, y.isFinite else {
                 throw fail("a point is not a pair of numbers")
+            }
+            // Far past any slide, and past what later integer arithmetic on pixels can hold.
+            guard abs(x) <= maximumCoordinate, abs(y) <= maximumCoordinate else {
+                throw fail("the point (\(x), \(y)) is not a pixel position on a slide (coordinates are level-0 pixels, at most \(Int(maximumCoordinate)))")
             }
             let point = Point(x, y)
             if points.last != point { points.append(point) }

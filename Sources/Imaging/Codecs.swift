@@ -26,6 +26,20 @@ public enum PictureFiles {
     }
 }
 
+extension RGBImage {
+    /// The most pixels a picture (PNG, JPEG, TIFF) may declare: 64 Mpx, 192 MB decoded. Checked
+    /// from the header before anything is allocated; whole slides are OpenSlide's, read by region.
+    public static let maximumPixels = 64 * 1024 * 1024
+
+    /// Refuses a declared size over the limit, naming the file.
+    static func checkDeclaredSize(width: Int, height: Int, path: String) throws {
+        guard width > 0, height > 0, width <= maximumPixels, height <= maximumPixels, width * height <= maximumPixels else {
+            throw ImageCodecError.decodeFailed(path: path, reason: "it declares \(width)×\(height) pixels, more than the "
+                + "\(maximumPixels / (1024 * 1024)) Mpx a picture may have; a whole slide is opened as a slide (SVS, tiled TIFF, …)")
+        }
+    }
+}
+
 public enum ImageCodecError: Error, CustomStringConvertible, Equatable {
     case decodeFailed(path: String, reason: String)
     case encodeFailed(reason: String)
@@ -81,6 +95,10 @@ public enum PNG {
         image.format = cpng_format_rgb()
         var background = png_color(red: 255, green: 255, blue: 255)
         let width = Int(image.width), height = Int(image.height)
+        do { try RGBImage.checkDeclaredSize(width: width, height: height, path: path) } catch {
+            png_image_free(&image)
+            throw error
+        }
         var pixels = [UInt8](repeating: 0, count: width * height * 3)
         let finished = pixels.withUnsafeMutableBytes { out in
             png_image_finish_read(&image, &background, out.baseAddress, 0, nil)
@@ -125,6 +143,7 @@ public enum JPEG {
         guard header == 0, width > 0, height > 0 else {
             throw ImageCodecError.decodeFailed(path: path, reason: String(cString: tjGetErrorStr2(handle)))
         }
+        try RGBImage.checkDeclaredSize(width: Int(width), height: Int(height), path: path)
         var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * 3)
         let status = data.withUnsafeBytes { src in
             pixels.withUnsafeMutableBufferPointer { dst in

@@ -5,8 +5,6 @@ import Foundation
 /// through libtiff's RGBA interface: any photometric, compression or bit depth it supports.
 /// Whole-slide TIFFs are OpenSlide's; this refuses anything larger than a big tile.
 enum TIFFPicture {
-    static let maximumPixels = 64 * 1024 * 1024
-
     static func decode(path: String) throws -> RGBImage {
         ctiff_silence()
         guard let tif = TIFFOpen(path, "r") else { throw ImageCodecError.decodeFailed(path: path, reason: "libtiff cannot open it") }
@@ -16,9 +14,7 @@ enum TIFFPicture {
             throw ImageCodecError.decodeFailed(path: path, reason: "no image dimensions")
         }
         let count = Int(width) * Int(height)
-        guard count <= maximumPixels else {
-            throw ImageCodecError.decodeFailed(path: path, reason: "\(width)×\(height) is a slide, not a picture: open it as a slide")
-        }
+        try RGBImage.checkDeclaredSize(width: Int(width), height: Int(height), path: path)
         var raster = [UInt32](repeating: 0, count: count)
         let ok = raster.withUnsafeMutableBufferPointer {
             TIFFReadRGBAImageOriented(tif, width, height, $0.baseAddress, ORIENTATION_TOPLEFT, 0)

@@ -47,21 +47,45 @@ public struct FeatureBag: Sendable {
             guard coords.rows == features.rows, coords.columns == 2 else {
                 throw BagError.malformed(path: path, reason: "coords has \(coords.rows)×\(coords.columns) values for \(features.rows) tiles")
             }
+            if let bad = coords.values.firstIndex(where: { !(0...Self.maximumCoordinate).contains($0) }) {
+                throw BagError.malformed(path: path, reason: "tile \(bad / 2) lies at \(coords.values[bad]) px, not on a slide "
+                    + "(coordinates are level-0 pixels from 0 to \(Self.maximumCoordinate))")
+            }
             origins = (0..<coords.rows).map { (x: Int(coords.values[2 * $0]), y: Int(coords.values[2 * $0 + 1])) }
-            func number(_ name: String) -> Double? {
-                switch try? reader.attribute(name, of: "coords") {
-                case let .int(v): return Double(v)
-                case let .double(v): return v
-                default: return nil
-                }
-            }
-            if let level0 = number("patch_size_level0") {
-                footprint = Int(level0)
-            } else if let size = number("patch_size") {
-                footprint = Int((size * (number("downsample") ?? 1)).rounded())
-            }
+            footprint = try Self.footprint(reader, path: path)
         }
         return FeatureBag(slide: slide, path: path, features: features.values, width: features.columns, origins: origins, footprint: footprint)
+    }
+
+    /// Level-0 pixels: far past the largest slides, and small enough for any later arithmetic.
+    static let maximumCoordinate: Int64 = 1_000_000_000
+    /// A tile's level-0 side, at most (a 1,000-px tile read at downsample 1,000).
+    static let maximumFootprint = 1_000_000.0
+
+    /// `patch_size_level0`, or `patch_size` × `downsample`, checked: a bag's tile size places its
+    /// tiles on heatmaps, so a missing one is nil and a nonsensical one is refused.
+    private static func footprint(_ reader: HDF5Reader, path: String) throws -> Int? {
+        func number(_ name: String) throws -> Double? {
+            switch try? reader.attribute(name, of: "coords") {
+            case let .int(v)?: return Double(v)
+            case let .double(v)?: return v
+            case let .string(text)?: throw BagError.malformed(path: path, reason: "coords attribute \(name) is '\(text)', not a number")
+            case nil: return nil
+            }
+        }
+        let side: Double
+        if let level0 = try number("patch_size_level0") {
+            side = level0
+        } else if let size = try number("patch_size") {
+            side = size * (try number("downsample") ?? 1)
+        } else {
+            return nil
+        }
+        guard side.isFinite, (1...maximumFootprint).contains(side) else {
+            throw BagError.malformed(path: path, reason: "the tiles' level-0 size \(side) (coords attribute patch_size_level0, or patch_size × "
+                + "downsample) is not a tile size: expected 1 to \(Int(maximumFootprint)) pixels")
+        }
+        return Int(side.rounded())
     }
 
     /// Finds feature files under `paths` and names each by its slide: `<slide>.h5` as CLAM and

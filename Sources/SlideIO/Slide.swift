@@ -88,9 +88,8 @@ public final class Slide: @unchecked Sendable {
         } else {
             throw SlideError.unsupportedFormat(path: path)
         }
-        if let x = properties["openslide.mpp-x"].flatMap(Double.init), let y = properties["openslide.mpp-y"].flatMap(Double.init),
-           x > 0, y > 0, x.isFinite, y.isFinite {
-            micronsPerPixel = MicronsPerPixel(x: x, y: y)
+        if let recorded = Self.plausibleMicronsPerPixel(properties) {
+            micronsPerPixel = recorded
             micronsPerPixelSource = "openslide"
         } else if let resolution = Self.tiffResolution(path) {
             micronsPerPixel = resolution
@@ -99,7 +98,22 @@ public final class Slide: @unchecked Sendable {
             micronsPerPixel = nil
             micronsPerPixelSource = nil
         }
-        objectivePower = properties["openslide.objective-power"].flatMap(Double.init)
+        objectivePower = Self.plausibleObjectivePower(properties)
+    }
+
+    /// Pixel sizes a scanner or microscope can record; anything else (1e-300, inf, a negative
+    /// number from a hand-edited file) counts as not recorded rather than reaching a grid.
+    public static let plausibleMicronsPerPixel = 0.05...100
+    public static let plausibleObjectivePowers = 0.5...500.0
+
+    static func plausibleMicronsPerPixel(_ properties: [String: String]) -> MicronsPerPixel? {
+        guard let x = properties["openslide.mpp-x"].flatMap(Double.init), let y = properties["openslide.mpp-y"].flatMap(Double.init),
+              plausibleMicronsPerPixel.contains(x), plausibleMicronsPerPixel.contains(y) else { return nil }
+        return MicronsPerPixel(x: x, y: y)
+    }
+
+    static func plausibleObjectivePower(_ properties: [String: String]) -> Double? {
+        properties["openslide.objective-power"].flatMap(Double.init).flatMap { plausibleObjectivePowers.contains($0) ? $0 : nil }
     }
 
     deinit {
@@ -112,7 +126,7 @@ public final class Slide: @unchecked Sendable {
         guard let head = FileHandle(forReadingAtPath: path)?.readData(ofLength: 4), head.count == 4,
               head.starts(with: [0x49, 0x49]) || head.starts(with: [0x4D, 0x4D]),
               let first = try? TIFFDirectoryInfo.read(path: path).first, let mpp = first.micronsPerPixel,
-              (0.05...100).contains(mpp.x), (0.05...100).contains(mpp.y) else { return nil }
+              plausibleMicronsPerPixel.contains(mpp.x), plausibleMicronsPerPixel.contains(mpp.y) else { return nil }
         return MicronsPerPixel(x: mpp.x, y: mpp.y)
     }
 

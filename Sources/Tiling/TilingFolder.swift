@@ -42,6 +42,11 @@ public struct TilingFolder: Sendable {
               let classes = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String] else {
             throw StorageError.malformed(path: file, reason: "labels has no class list")
         }
+        // Every per-tile output indexes labels by tile: one per coordinate pair, or the file is not ours.
+        let tiles = try reader.int64Matrix("coords").rows
+        guard labels.rows == tiles, labels.columns == 1 else {
+            throw StorageError.malformed(path: file, reason: "labels holds \(labels.rows)×\(labels.columns) values for \(tiles) tiles")
+        }
         return (labels.values.map { $0 >= 0 && Int($0) < classes.count ? classes[Int($0)] : nil }, classes)
     }
 

@@ -1,0 +1,122 @@
+import Annotations
+import Foundation
+import Imaging
+@testable import MIL
+@testable import SlideIO
+import Storage
+import Tiling
+import XCTest
+
+/// Hostile inputs, round three: values from a user's files that used to trap (Double → Int of
+/// 1e30, NaN) or pass silently, each now refused naming the file.
+final class RoundThreeTests: XCTestCase {
+    func testAnnotationCoordinatesPastAnySlideAreRefused() throws {
+        let dir = TestData.scratchDirectory()
+        for value in ["1e30", "1e300", "-1e12", "2e9"] {
+            let path = dir + "/far.geojson"
+            try """
+            {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"classification": {"name": "Tumor"}},
+             "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [\(value), 0], [100, 100], [0, 0]]]}}]}
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try GeoJSONReader.read(path: path), value) { error in
+                let text = String(describing: error)
+                XCTAssertTrue(text.contains(path) && text.contains("not a pixel position"), text)
+            }
+        }
+    }
+
+    /// A bag's coordinates and tile size place tiles on heatmaps: NaN, negative, absurd or text
+    /// values are refused when the bag is read (train-mil and predict-mil both read through here).
+    func testBagTileSizesAndCoordinatesOutsideAnySlideAreRefused() throws {
+        let dir = TestData.scratchDirectory()
+        func bag(coords: [Int64] = [0, 0, 256, 0], attributes: [String: HDF5Attribute]) throws -> String {
+            let path = dir + "/s.h5"
+            try? FileManager.default.removeItem(atPath: path)
+            let writer = try HDF5Writer(path: path)
+            try writer.write("features", Matrix(rows: 2, columns: 3, values: [Float](repeating: 0.5, count: 6)))
+            try writer.write("coords", Matrix(rows: 2, columns: 2, values: coords), attributes: attributes)
+            try writer.close()
+            return path
+        }
+        let good = try FeatureBag.read(slide: "s", path: try bag(attributes: ["patch_size_level0": .int(256)]))
+        XCTAssertEqual(good.footprint, 256)
+        let refused: [([Int64], [String: HDF5Attribute], String)] = [
+            ([0, 0, 256, 0], ["patch_size_level0": .double(.nan)], "not a tile size"),
+            ([0, 0, 256, 0], ["patch_size_level0": .int(-5)], "not a tile size"),
+            ([0, 0, 256, 0], ["patch_size_level0": .int(1 << 62)], "not a tile size"),
+            ([0, 0, 256, 0], ["patch_size_level0": .int(0)], "not a tile size"),
+            ([0, 0, 256, 0], ["patch_size_level0": .string("abc")], "'abc', not a number"),
+            ([0, 0, 256, 0], ["patch_size": .int(256), "downsample": .double(1e300)], "not a tile size"),
+            ([0, 0, -1_000_000_000_000_000, 0], ["patch_size_level0": .int(256)], "not on a slide"),
+            ([0, 0, 1 << 40, 0], ["patch_size_level0": .int(256)], "not on a slide"),
+        ]
+        for (coords, attributes, words) in refused {
+            let path = try bag(coords: coords, attributes: attributes)
+            XCTAssertThrowsError(try FeatureBag.read(slide: "s", path: path), "\(attributes)") { error in
+                let text = String(describing: error)
+                XCTAssertTrue(text.contains(path) && text.contains(words), text)
+            }
+        }
+    }
+
+    /// OpenSlide's properties as a hand-edited or odd file gives them: implausible pixel sizes and
+    /// objective powers count as not recorded, so no grid multiplies by 1e300.
+    func testImplausibleResolutionAndObjectiveCountAsUnrecorded() {
+        for (x, y) in [("1e-300", "1e-300"), ("inf", "0.25"), ("-0.25", "-0.25"), ("0.25", "nan"), ("353", "353")] {
+            XCTAssertNil(Slide.plausibleMicronsPerPixel(["openslide.mpp-x": x, "openslide.mpp-y": y]), "\(x), \(y)")
+        }
+        XCTAssertEqual(Slide.plausibleMicronsPerPixel(["openslide.mpp-x": "0.2527", "openslide.mpp-y": "0.2527"])?.x, 0.2527)
+        for power in ["inf", "nan", "0", "-20", "1e9"] {
+            XCTAssertNil(Slide.plausibleObjectivePower(["openslide.objective-power": power]), power)
+        }
+        XCTAssertEqual(Slide.plausibleObjectivePower(["openslide.objective-power": "40"]), 40)
+    }
+
+    /// A small file declaring 60000 × 60000 pixels (10.8 GB decoded) is refused from its header,
+    /// as a PNG and as a JPEG, before anything is allocated.
+    func testPicturesDeclaringTooManyPixelsAreRefusedFromTheHeader() throws {
+        let dir = TestData.scratchDirectory()
+        func bigEndian(_ value: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8((value >> UInt32($0)) & 0xFF) } }
+        func crc32(_ bytes: [UInt8]) -> UInt32 {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in bytes {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+            }
+            return ~crc
+        }
+        func chunk(_ type: String, _ data: [UInt8]) -> [UInt8] {
+            let body = Array(type.utf8) + data
+            return bigEndian(UInt32(data.count)) + body + bigEndian(crc32(body))
+        }
+        let header = bigEndian(60000) + bigEndian(60000) + [8, 2, 0, 0, 0]
+        let png = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", [0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])
+            + chunk("IEND", [])
+        var jpeg = [UInt8](try JPEG.encode(RGBImage(width: 16, height: 16)))
+        let frame = try XCTUnwrap((0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 })
+        jpeg.replaceSubrange((frame + 5)..<(frame + 9), with: [0xEA, 0x60, 0xEA, 0x60])  // height, width 60000
+        for (name, bytes) in [("big.png", png), ("big.jpg", jpeg)] {
+            let path = dir + "/" + name
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            XCTAssertThrowsError(try RGBImage.read(path: path), name) { error in
+                let text = String(describing: error)
+                XCTAssertTrue(text.contains(path) && text.contains("60000×60000") && text.contains("64 Mpx"), text)
+            }
+        }
+    }
+
+    /// export-geojson and the labelled-tile readers index labels by tile: a coords.h5 whose labels
+    /// do not match its coordinates is refused, not read past its end.
+    func testTileLabelsOfAnotherLengthAreRefused() throws {
+        let dir = TestData.scratchDirectory()
+        let file = dir + "/" + TilingFiles.coordinatesHDF5
+        let writer = try HDF5Writer(path: file)
+        try writer.write("coords", Matrix(rows: 3, columns: 2, values: [0, 0, 256, 0, 512, 0] as [Int64]))
+        try writer.write("labels", Matrix(rows: 2, columns: 1, values: [0, 1] as [Int64]), attributes: ["classes": .string("[\"a\", \"b\"]")])
+        try writer.close()
+        XCTAssertThrowsError(try TilingFolder(dir).tileLabels()) { error in
+            let text = String(describing: error)
+            XCTAssertTrue(text.contains(file) && text.contains("2×1 values for 3 tiles"), text)
+        }
+    }
+}
