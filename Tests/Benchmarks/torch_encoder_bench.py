@@ -14,12 +14,13 @@ import json
 import os
 import statistics
 import subprocess
-import time
 from functools import partial
 
 import timm
 import torch
 from timm.layers import SwiGLUPacked
+
+from timing import timed
 
 PRESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Data", "encoders", "presets")
 
@@ -44,16 +45,6 @@ def build(name):
         tokens = model.forward_features(x)
         return torch.cat([tokens[:, 0], tokens[:, model.num_prefix_tokens:].mean(1)], dim=-1)
     return features, side
-
-
-def timed(step, batch, steps):
-    step()  # warm-up
-    rates = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        rates.append(batch / (time.perf_counter() - start))
-    return statistics.median(rates)
 
 
 def main():

@@ -9,11 +9,12 @@ Needs torch (pip install torch into a virtual environment outside the repository
 import argparse
 import statistics
 import subprocess
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from timing import timed
 
 PRESETS = {  # img, patch, dim, depth, heads, ddim, ddepth, dheads, hidden, bottleneck, k
     "tiny": (224, 16, 192, 12, 3, 128, 4, 4, 512, 128, 1024),
@@ -109,16 +110,6 @@ class SDMAE(nn.Module):
         patches = self.patchify(images)
         every = torch.arange(self.tokens).expand(images.shape[0], -1)
         return self.encode(patches, every).mean(1)
-
-
-def timed(step, batch, steps):
-    step()  # warm-up
-    rates = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        rates.append(batch / (time.perf_counter() - start))
-    return statistics.median(rates)
 
 
 def main():

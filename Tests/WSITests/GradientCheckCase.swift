@@ -34,6 +34,19 @@ class GradientCheckCase: XCTestCase {
         XCTAssertLessThan(worst, 2e-2, "\(name): finite differences disagree (worst relative error \(worst))", file: file, line: line)
     }
 
+    /// A width-8 block on two sequences of three tokens: dx and every parameter's gradient.
+    func checkBlock(_ block: TransformerBlock, file: StaticString = #filePath, line: UInt = #line) {
+        let x = randomBuffer(2 * 3 * 8)
+        let w = probeWeights(48)
+        let probe = { self.dot(block.forward(x.pointer, batch: 2, tokens: 3), w) }
+        _ = probe()
+        let dx = block.backward(w).array(48)
+        check("Block dx", values: x.pointer, count: 48, analytic: dx, probe: probe, samples: 20, file: file, line: line)
+        for p in block.parameters {
+            check("Block d\(p.name)", values: p.value.pointer, count: p.count, analytic: p.grad.array, probe: probe, samples: 6, file: file, line: line)
+        }
+    }
+
     func probeWeights(_ count: Int) -> [Float] { (0..<count).map { _ in generator.normal() } }
 
     func dot(_ output: UnsafePointer<Float>, _ weights: [Float]) -> Double {

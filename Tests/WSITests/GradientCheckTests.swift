@@ -78,15 +78,7 @@ final class GradientCheckTests: GradientCheckCase {
     func testTransformerBlock() {
         let block = TransformerBlock("b", width: 8, heads: 2)
         for p in block.parameters where p.decay { for i in 0..<p.count { p.value[i] = generator.normal() * 0.3 } }
-        let x = randomBuffer(2 * 3 * 8)
-        let w = probeWeights(48)
-        let probe = { self.dot(block.forward(x.pointer, batch: 2, tokens: 3), w) }
-        _ = probe()
-        let dx = block.backward(w).array(48)
-        check("Block dx", values: x.pointer, count: 48, analytic: dx, probe: probe, samples: 20)
-        for p in block.parameters {
-            check("Block d\(p.name)", values: p.value.pointer, count: p.count, analytic: p.grad.array, probe: probe, samples: 6)
-        }
+        checkBlock(block)
     }
 
     func testL2NormalizeAndWeightNorm() {

@@ -35,14 +35,6 @@ final class EncoderLayerGradientTests: GradientCheckCase {
             for i in 0..<p.count { p.value[i] = generator.normal() * 0.3 + (p.name.hasSuffix("gamma") ? 0.5 : 0) }
         }
         XCTAssertEqual(block.fc2.inputs, 6)
-        let x = randomBuffer(2 * 3 * 8)
-        let w = probeWeights(48)
-        let probe = { self.dot(block.forward(x.pointer, batch: 2, tokens: 3), w) }
-        _ = probe()
-        let dx = block.backward(w).array(48)
-        check("Block dx", values: x.pointer, count: 48, analytic: dx, probe: probe, samples: 20)
-        for p in block.parameters {
-            check("Block d\(p.name)", values: p.value.pointer, count: p.count, analytic: p.grad.array, probe: probe, samples: 6)
-        }
+        checkBlock(block)
     }
 }
