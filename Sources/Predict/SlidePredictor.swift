@@ -100,6 +100,32 @@ public struct PredictionGrid: Sendable {
         (self.slide, self.patchSize, self.readLevel, self.footprint, self.stride, self.width, self.height) =
             (slide, patchSize, readLevel, footprint, stride, width, height)
     }
+
+    /// Level-0 pixels a side: past the largest slides scanned.
+    public static let maximumSide = 1 << 20
+    /// Cells of the score grid a heatmap allocates (stride-sized, over the whole slide).
+    public static let maximumCells = 1 << 26
+
+    /// Refuses what no slide's tiling gives, before a heatmap sizes a grid from it: a slide size,
+    /// tile size or stride out of range, more grid cells than any real tiling, or a tile lying
+    /// outside the slide (drawn nowhere, or past the grid's end).
+    public func check(origins: [(x: Int, y: Int)], path: String) throws {
+        func fail(_ reason: String) -> StorageError { .malformed(path: path, reason: reason) }
+        let side = 1...Self.maximumSide
+        guard side.contains(width), side.contains(height) else {
+            throw fail("a slide of \(width)×\(height) px is not a slide's size (1 to \(Self.maximumSide) a side)")
+        }
+        guard side.contains(footprint) else { throw fail("a tile of \(footprint) level-0 px is not a tile size (1 to \(Self.maximumSide))") }
+        guard stride.isFinite, stride >= 1, stride <= Double(Self.maximumSide) else {
+            throw fail("a stride of \(stride) level-0 px between tiles is not a tiling's (1 to \(Self.maximumSide))")
+        }
+        guard (Double(width) / stride) * (Double(height) / stride) <= Double(Self.maximumCells) else {
+            throw fail("a stride of \(stride) px over a \(width)×\(height) slide makes more than \(Self.maximumCells) grid cells")
+        }
+        if let i = origins.firstIndex(where: { $0.x < 0 || $0.y < 0 || $0.x >= width || $0.y >= height }) {
+            throw fail("tile \(i) at (\(origins[i].x), \(origins[i].y)) lies outside the \(width)×\(height) slide")
+        }
+    }
 }
 
 /// A slide's predictions read back: what heatmaps and aggregation need.
@@ -127,6 +153,7 @@ public struct SlidePredictions: Sendable {
         guard probabilities.values.allSatisfy(\.isFinite) else {
             throw StorageError.malformed(path: path, reason: "probabilities hold NaN or infinity; predict the slide again")
         }
+        guard coords.columns == 2 else { throw StorageError.malformed(path: path, reason: "coords is [\(coords.rows), \(coords.columns)], not [N, 2]") }
         func int(_ name: String) throws -> Int {
             guard case let .int(v) = try reader.attribute(name, of: "coords") else { throw StorageError.malformed(path: path, reason: "\(name) is not an integer") }
             return Int(v)
@@ -143,12 +170,15 @@ public struct SlidePredictions: Sendable {
         self.stride = stride
         slideWidth = try int("slide_width")
         slideHeight = try int("slide_height")
+        try PredictionGrid(slide: slide, patchSize: footprint, readLevel: 0, footprint: footprint, stride: stride, width: slideWidth,
+                           height: slideHeight).check(origins: origins, path: path)
     }
 
     /// Writes `predictions.h5`: coords with the grid's attributes, and `probabilities` [tiles,
     /// classes] (any per-tile scores) with the class names; `extra` datasets ride along.
     public static func write(origins: [(x: Int, y: Int)], values: [Float], classes: [String], grid: PredictionGrid,
                              extra: [(name: String, values: Matrix<Float>)] = [], to directory: String) throws {
+        try grid.check(origins: origins, path: grid.slide)
         let classesJSON = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)
         try AtomicFile.produce(directory + "/" + PredictionFiles.hdf5) { temporary in
             let writer = try HDF5Writer(path: temporary)

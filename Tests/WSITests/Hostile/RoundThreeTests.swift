@@ -2,6 +2,7 @@ import Annotations
 import Foundation
 import Imaging
 @testable import MIL
+import Predict
 @testable import SlideIO
 import Storage
 import Tiling
@@ -117,6 +118,40 @@ final class RoundThreeTests: XCTestCase {
         XCTAssertThrowsError(try TilingFolder(dir).tileLabels()) { error in
             let text = String(describing: error)
             XCTAssertTrue(text.contains(file) && text.contains("2×1 values for 3 tiles"), text)
+        }
+    }
+
+    /// A hand-edited predictions.h5: strides of 0, NaN, −96 or 0.001 px, a slide 2^31 px wide or a
+    /// tile past the slide's edge are refused when read, before a heatmap sizes its grid.
+    func testPredictionGridsNoSlideHasAreRefused() throws {
+        let dir = TestData.scratchDirectory()
+        func predictions(stride: Double = 256, width: Int64 = 2000, footprint: Int64 = 256, x: Int64 = 256) throws -> String {
+            let path = dir + "/" + PredictionFiles.hdf5
+            try? FileManager.default.removeItem(atPath: path)
+            let writer = try HDF5Writer(path: path)
+            try writer.write("coords", Matrix(rows: 2, columns: 2, values: [0, 0, x, 0] as [Int64]), attributes: [
+                "patch_size": .int(256), "patch_level": .int(0), "footprint_level0": .int(footprint), "stride_level0": .double(stride),
+                "slide_width": .int(width), "slide_height": .int(1500), "slide": .string("s.svs"),
+            ])
+            try writer.write("probabilities", Matrix(rows: 2, columns: 1, values: [0.2, 0.8] as [Float]), attributes: ["classes": .string("[\"t\"]")])
+            try writer.close()
+            return path
+        }
+        _ = try predictions()
+        XCTAssertEqual(try SlidePredictions(directory: dir).origins.count, 2)
+        let cases: [(String, () throws -> String)] = [
+            ("stride of 0.0", { try predictions(stride: 0) }), ("stride of nan", { try predictions(stride: .nan) }),
+            ("stride of -96.0", { try predictions(stride: -96) }), ("stride of 0.001", { try predictions(stride: 0.001) }),
+            ("2147483648×1500", { try predictions(width: 1 << 31) }), ("tile of 0 level-0", { try predictions(footprint: 0) }),
+            ("lies outside the 2000×1500 slide", { try predictions(x: 2000) }),
+            ("more than", { try predictions(stride: 1, width: 1_000_000) }),
+        ]
+        for (words, make) in cases {
+            let path = try make()
+            XCTAssertThrowsError(try SlidePredictions(directory: dir), words) { error in
+                let text = String(describing: error)
+                XCTAssertTrue(text.contains(path) && text.contains(words), text)
+            }
         }
     }
 }
