@@ -42,6 +42,8 @@ public struct TileStage: Stage {
 
     public let options: TilingOptions
     let annotations: String?
+    /// Every class drawn in the run's annotation files, read once for all slides.
+    private let annotationClasses = LoadedOnce<Set<String>>()
 
     public init(_ p: StageParameters) throws {
         let chosen = [p.double("mpp"), p.double("magnification"), p.int("level").map(Double.init)].compactMap { $0 }
@@ -82,6 +84,7 @@ public struct TileStage: Stage {
                 throw StageError.failed("\(stray): no slide of this run has its name (slides: "
                                         + context.slides.prefix(5).map(SlideDiscovery.stem).joined(separator: ", ") + ")")
             }
+            try checkClassesExist(files: files, folder: annotations)
             options.annotations = try AnnotationSet.file(for: slide, among: files).map(AnnotationSet.read)
             if options.annotations == nil, !options.roiClasses.isEmpty {
                 throw StageError.failed("roi_class is set but \(annotations) holds no annotations for \(SlideDiscovery.stem(of: slide))")
@@ -91,6 +94,20 @@ public struct TileStage: Stage {
         var note = "\(summary.keptTiles) patches kept of \(summary.tissueTiles) on tissue (\(summary.gridTiles) in the grid), level \(summary.readLevel)"
         if let reason = summary.whyNoTiles { note += "; no tiles: \(reason)" }
         return note
+    }
+
+    /// A class named in roi_class or exclude_class must be drawn somewhere in the run's
+    /// annotations: a misspelt one would keep no tile (or exclude none) without a word.
+    private func checkClassesExist(files: [String], folder: String) throws {
+        let named = options.roiClasses.union(options.excludeClasses)
+        guard !named.isEmpty else { return }
+        let drawn = try annotationClasses.with(files: files, load: { Set(try files.flatMap { try AnnotationSet.read(path: $0).classNames }) }) { $0 }
+        let unknown = named.subtracting(drawn).sorted()
+        guard unknown.isEmpty else {
+            throw StageError.invalid("roi_class / exclude_class \(unknown.joined(separator: ", ")): no annotation under \(folder) has "
+                                     + (unknown.count == 1 ? "this class" : "these classes") + "; the classes drawn there: "
+                                     + drawn.sorted().joined(separator: ", "))
+        }
     }
 
     public static func report(_ location: StageOutputLocation) -> ReportPart {

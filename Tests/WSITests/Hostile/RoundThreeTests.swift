@@ -2,6 +2,7 @@ import Annotations
 import Foundation
 import Imaging
 @testable import MIL
+@testable import Pipeline
 import Predict
 @testable import SlideIO
 import Storage
@@ -153,5 +154,21 @@ final class RoundThreeTests: XCTestCase {
                 XCTAssertTrue(text.contains(path) && text.contains(words), text)
             }
         }
+    }
+
+    /// A misspelt roi_class or exclude_class kept no tile (or excluded none) with exit 0.
+    func testAClassNoAnnotationHasIsRefusedNamingTheClassesDrawn() throws {
+        let dir = TestData.scratchDirectory()
+        let annotations = FrontDoorTests.repository + "/samples/annotations"
+        for option in ["--roi-class", "--exclude-class"] {
+            let run = try StageFixtures.stageCommand(TileStage.self, [TestData.tcgaSVS, "--out", dir + option, "--size", "256", "--annotations",
+                                                                      annotations, option, "Denes"]).run()
+            XCTAssertEqual(run.completed, 0, option)
+            let message = run.failed.map(\.error).joined(separator: "\n")
+            XCTAssertTrue(message.contains("Denes") && message.contains("Artefact, Dense, Loose"), message)
+        }
+        let good = try StageFixtures.stageCommand(TileStage.self, [TestData.tcgaSVS, "--out", dir + "/good", "--size", "256", "--annotations",
+                                                                   annotations, "--roi-class", "Dense"]).run()
+        XCTAssertEqual(good.completed, 1)
     }
 }
