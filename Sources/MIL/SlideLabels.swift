@@ -33,16 +33,25 @@ public struct SlideLabels: Sendable {
     /// Class names in label order: the given order, or sorted.
     public var classes: [String]
 
+    /// Extensions a slide id may carry in a labels table (a feature file's, a slide file's): `s00`,
+    /// `s00.h5` and `s00.svs` name one slide.
+    static let listedExtensions: Set<String> = ["h5", "hdf5", "svs", "tif", "tiff", "ndpi", "mrxs", "scn", "bif", "vms", "vmu", "svslide"]
+
+    static func slideName(_ listed: String) -> String {
+        let url = URL(fileURLWithPath: listed)
+        return listedExtensions.contains(url.pathExtension.lowercased()) ? url.deletingPathExtension().lastPathComponent : listed
+    }
+
     public init(path: String, classes given: [String] = []) throws {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw LabelsError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? "cannot read" : "no such file")
         }
         guard let text = String(data: data, encoding: .utf8) else { throw LabelsError.unreadable(path: path, reason: "not UTF-8 text") }
-        let lines = text.replacingOccurrences(of: "\r\n", with: "\n").split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        guard let headerLine = lines.first, !headerLine.trimmingCharacters(in: .whitespaces).isEmpty else {
+        let records = CSV.records(text)
+        guard let headerRecord = records.first, headerRecord.line == 1 else {
             throw LabelsError.malformed(path: path, line: 1, reason: "empty; expected a header 'slide_id,label'")
         }
-        let header = CSV.parse(line: headerLine).map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let header = headerRecord.fields.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
         func column(_ names: String...) -> Int? { names.lazy.compactMap { header.firstIndex(of: $0) }.first }
         guard let slideColumn = column("slide_id", "slide"), let labelColumn = column("label") else {
             throw LabelsError.malformed(path: path, line: 1, reason: "the header \(header) needs 'slide_id' and 'label' columns")
@@ -50,11 +59,12 @@ public struct SlideLabels: Sendable {
         let splitColumn = column("split"), foldColumn = column("fold"), patientColumn = column("case_id", "patient", "patient_id")
         var rows: [Row] = []
         var seen: [String: Int] = [:]
-        for (index, line) in lines.enumerated().dropFirst() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            let number = index + 1
-            let fields = CSV.parse(line: line).map { $0.trimmingCharacters(in: .whitespaces) }
+        for record in records.dropFirst() {
+            let number = record.line
+            let fields = record.fields.map { $0.trimmingCharacters(in: .whitespaces) }
             func field(_ column: Int?) -> String? { column.flatMap { fields.indices.contains($0) ? fields[$0] : nil } }
-            guard let slide = field(slideColumn), !slide.isEmpty else { throw LabelsError.malformed(path: path, line: number, reason: "no slide_id") }
+            guard let listed = field(slideColumn), !listed.isEmpty else { throw LabelsError.malformed(path: path, line: number, reason: "no slide_id") }
+            let slide = Self.slideName(listed)
             guard let label = field(labelColumn), !label.isEmpty else {
                 throw LabelsError.malformed(path: path, line: number, reason: "slide '\(slide)' has no label")
             }

@@ -171,4 +171,25 @@ final class RoundThreeTests: XCTestCase {
                                                                    annotations, "--roi-class", "Dense"]).run()
         XCTAssertEqual(good.completed, 1)
     }
+
+    /// `s00` and `s00.h5` are one slide (listed again, not a missing file); a quoted field may hold
+    /// a line break (RFC 4180), and the line numbers in errors stay those of the file.
+    func testLabelsTablesNameSlidesOnceAndReadQuotedLineBreaks() throws {
+        let dir = TestData.scratchDirectory()
+        let path = dir + "/labels.csv"
+        try "slide_id,label\ns00,a\ns00.h5,b\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try SlideLabels(path: path)) { error in
+            let text = String(describing: error)
+            XCTAssertTrue(text.contains("listed again") && text.contains("line 2"), text)
+        }
+        try "slide_id,label,case_id\ns01.svs,\"tumour, \"\"grade 2\"\"\nsecond line\",p1\ns02,normal,p2\n,\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try SlideLabels(path: path)) { error in
+            XCTAssertTrue(String(describing: error).contains("labels.csv:5:"), String(describing: error))
+        }
+        try "slide_id,label,case_id\ns01.svs,\"tumour, \"\"grade 2\"\"\nsecond line\",p1\ns02,normal,p2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let labels = try SlideLabels(path: path)
+        XCTAssertEqual(labels.rows.map(\.slide), ["s01", "s02"])
+        XCTAssertEqual(labels.rows.first?.label, "tumour, \"grade 2\"\nsecond line")
+        XCTAssertEqual(labels.rows.map(\.patient), ["p1", "p2"])
+    }
 }
