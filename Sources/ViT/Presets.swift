@@ -117,9 +117,8 @@ public enum EncoderPresets {
         throw EncoderError.unknownEncoder(name: nameOrPath, known: names)
     }
 
-    /// The encoder `nameOrPath` names with the weights of `weights`.
-    public static func load(_ nameOrPath: String, weights: String) throws -> VisionTransformer {
-        let preset = try resolve(nameOrPath)
+    /// The preset's encoder with the weights of `weights`, named and tiled as the preset says.
+    public static func load(_ preset: EncoderPreset, weights: String) throws -> VisionTransformer {
         let model = try VisionTransformer.load(config: preset.config, weights: weights)
         model.name = preset.name
         model.tileSize = preset.tileSize

@@ -47,7 +47,7 @@ public enum EncoderInference {
         return .published(preset, weights: weights)
     }
 
-    /// The files the encoder comes from (a changed file reloads it) and how to load it.
+    /// The files the encoder comes from: a run reloads it when one changes.
     static func files(_ choice: EncoderChoice, _ context: StageContext) throws -> [String] {
         switch choice {
         case let .published(_, weights): return [weights]
@@ -63,10 +63,7 @@ public enum EncoderInference {
         let encoder: any PatchEncoder
         switch choice {
         case let .published(preset, weights):
-            let model = try VisionTransformer.load(config: preset.config, weights: weights)
-            model.name = preset.name
-            model.tileSize = preset.tileSize
-            encoder = model
+            encoder = try EncoderPresets.load(preset, weights: weights)
         case .checkpoint:
             encoder = try SDMAEModel.load(path: files[0])
         }
