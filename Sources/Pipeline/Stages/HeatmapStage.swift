@@ -79,6 +79,9 @@ struct HeatmapStage: Stage {
         try SlideHeatmaps.write(predictions, source: directory + "/" + PredictionFiles.hdf5, thumbnail: thumbnail, classes: classes,
                                 style: style, rawGrid: rawGrid, to: context.output)
         var drawn = "\((classes.isEmpty ? predictions.classes : classes).count) heatmap(s)"
+        let stems = SlideHeatmaps.fileStems(predictions.classes)
+        let collisions = SlideHeatmaps.collisions(predictions.classes)
+        if !collisions.isEmpty { drawn += " (class names that make the same file name: \(collisions))" }
         if tiff {
             let opened = try Slide(path: slide)
             let downsample = tiffDownsample ?? predictions.stride
@@ -86,7 +89,7 @@ struct HeatmapStage: Stage {
                 let grid = ScoreGrid(origins: predictions.origins, scores: try predictions.scores(of: className, path: directory),
                                      footprint: predictions.footprint, stride: predictions.stride,
                                      slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight)
-                let levels = try AtomicFile.produce(context.output + "/heatmap-\(SlideHeatmaps.fileStem(className)).tif") { temporary in
+                let levels = try AtomicFile.produce(context.output + "/heatmap-\(stems[className] ?? SlideHeatmaps.fileStem(className)).tif") { temporary in
                     try HeatmapTIFF.write(grid: grid, style: style, slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight,
                                           downsample: downsample, mode: tiffMode, compression: tiffCompression,
                                           micronsPerPixel: opened.micronsPerPixel?.mean, title: className, to: temporary) { x0, y0, width, rows, scale in

@@ -1,5 +1,6 @@
 import Annotations
 import Foundation
+import Heatmap
 import Imaging
 @testable import MIL
 @testable import Pipeline
@@ -191,5 +192,36 @@ final class RoundThreeTests: XCTestCase {
         XCTAssertEqual(labels.rows.map(\.slide), ["s01", "s02"])
         XCTAssertEqual(labels.rows.first?.label, "tumour, \"grade 2\"\nsecond line")
         XCTAssertEqual(labels.rows.map(\.patient), ["p1", "p2"])
+    }
+
+    /// `a/b` and `a_b` wrote the same heatmap files, one overwriting the other.
+    func testClassesWhoseNamesSanitiseAlikeGetFilesOfTheirOwn() throws {
+        let classes = ["a/b", "a_b", "a b", "a_b-2", "tumour"]
+        let stems = SlideHeatmaps.fileStems(classes)
+        XCTAssertEqual(Set(stems.values).count, classes.count, "\(stems)")
+        XCTAssertEqual(stems["a/b"], "a_b")
+        XCTAssertEqual(stems["a_b-2"], "a_b-2", "a class's own plain name is kept")
+        XCTAssertEqual(stems["tumour"], "tumour")
+        XCTAssertTrue(SlideHeatmaps.collisions(classes).contains("'a_b' → a_b-3"), SlideHeatmaps.collisions(classes))
+        XCTAssertEqual(SlideHeatmaps.collisions(["tumour", "stroma"]), "")
+
+        let dir = TestData.scratchDirectory()
+        let predictions = try SlidePredictions(directory: try writePredictions(classes: ["a/b", "a_b"], in: dir))
+        try SlideHeatmaps.write(predictions, source: dir, thumbnail: RGBImage(width: 40, height: 30), classes: [], style: HeatmapStyle(),
+                                rawGrid: false, to: dir)
+        for stem in ["a_b", "a_b-2"] { XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/heatmap-\(stem).png"), stem) }
+    }
+
+    private func writePredictions(classes: [String], in dir: String) throws -> String {
+        let writer = try HDF5Writer(path: dir + "/" + PredictionFiles.hdf5)
+        try writer.write("coords", Matrix(rows: 2, columns: 2, values: [0, 0, 256, 0] as [Int64]), attributes: [
+            "patch_size": .int(256), "patch_level": .int(0), "footprint_level0": .int(256), "stride_level0": .double(256),
+            "slide_width": .int(2000), "slide_height": .int(1500), "slide": .string("s.svs"),
+        ])
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)
+        try writer.write("probabilities", Matrix(rows: 2, columns: classes.count, values: (0..<(2 * classes.count)).map { Float($0 % 3) / 3 }),
+                         attributes: ["classes": .string(json)])
+        try writer.close()
+        return dir
     }
 }
