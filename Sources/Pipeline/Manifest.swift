@@ -125,12 +125,19 @@ public struct Manifest: Sendable {
             entries.append(StageEntry(id: id, type: type, stage: stage, parameters: parameters, inputs: [:], output: output))
         }
 
-        // Inputs: a known stage id, else a path that must exist.
+        // Inputs: a known stage id, else a path that must exist. A stage of the wrong kind is
+        // reported after the order is known, so a cycle is named as one.
+        var wrongKinds: [ManifestError] = []
         for pending in pendingInputs {
             guard let index = entries.firstIndex(where: { $0.id == pending.id }) else { continue }
             let source: InputSource
             if nodes[pending.value] != nil {
                 guard pending.value != pending.id else { throw fail(pending.node, "stage '\(pending.id)' cannot read its own output") }
+                let reader = entries[index].type, upstream = entries.first { $0.id == pending.value }?.type.kind
+                if let upstream, let kinds = reader.inputs.first(where: { $0.name == pending.name })?.reads, !kinds.contains(upstream) {
+                    wrongKinds.append(fail(pending.node, "input '\(pending.name)' of \(reader.kind) reads the output of "
+                                           + kinds.joined(separator: " or ") + ", not of \(upstream) (stage '\(pending.value)')"))
+                }
                 source = .stage(pending.value)
             } else {
                 let resolved = resolve(pending.value)
@@ -149,6 +156,7 @@ public struct Manifest: Sendable {
         }
 
         let ordered = try topologicalOrder(entries, nodes: nodes, file: path)
+        if let wrongKind = wrongKinds.first { throw wrongKind }
         return Manifest(path: path, name: root["name"]?.scalar ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
                         slides: root["slides"]?.scalar.map(resolve), output: root["output"]?.scalar.map(resolve), stages: ordered)
     }

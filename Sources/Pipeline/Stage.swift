@@ -18,13 +18,17 @@ public struct InputSpec: Sendable {
     public var perSlide: Bool
     /// Required unless this parameter is given (the checkpoint input, unless an encoder is named).
     public var unlessParameter: String?
+    /// The kinds of stage whose output this input reads, when it reads another stage's (a
+    /// manifest that feeds it another kind is refused before anything runs); nil: any.
+    public var reads: [String]?
     public var help: String
 
     public init(_ name: String, required: Bool = true, unlessParameter: String? = nil, multiple: Bool = false, perSlide: Bool = false,
-                help: String) {
+                reads: [String]? = nil, help: String) {
         self.name = name
         self.required = required
         self.unlessParameter = unlessParameter
+        self.reads = reads
         self.multiple = multiple
         self.perSlide = perSlide
         self.help = help

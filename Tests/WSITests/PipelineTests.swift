@@ -57,7 +57,7 @@ final class PipelineTests: XCTestCase {
         let path = try manifest("""
             {"name": "j", "stages": [
               {"stage": "aggregate", "inputs": {"predictions": "predict"}},
-              {"stage": "predict", "inputs": {"tiles": "tile", "checkpoint": "tile", "classifier": "tile"}},
+              {"stage": "predict", "inputs": {"tiles": "tile", "checkpoint": "\(dir)", "classifier": "\(dir)"}},
               {"stage": "tile", "params": {"level": 0, "format": "none"}, "output": "./tiles/level0"}
             ]}
             """, in: dir, name: "m.json")

@@ -13,7 +13,7 @@ struct AggregateStage: Stage {
         ParameterSpec("k", .int(1...1_000_000), default: .int(50), help: "tiles averaged by topk"),
         ParameterSpec("threshold", .double(0...1), default: .double(0.5), help: "probability threshold of fraction"),
     ]
-    static let inputs = [InputSpec("predictions", perSlide: true, help: "the predict stage's folder")]
+    static let inputs = [InputSpec("predictions", perSlide: true, reads: ["predict", "predict-mil"], help: "the predict stage's folder")]
     static let tableName = "labels.csv"
     static let outputs = [
         OutputSpec(tableName, "slide, label, rule, tiles, a score per class"),

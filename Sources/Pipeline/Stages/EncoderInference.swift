@@ -25,7 +25,7 @@ public enum EncoderInference {
     /// For stages that only pick the encoder (train-classifier, evaluate).
     static let choiceParameters = [encoder, weights]
     public static let parameters = [batch, precision] + choiceParameters
-    static let checkpointInput = InputSpec("checkpoint", required: false, unlessParameter: "encoder",
+    static let checkpointInput = InputSpec("checkpoint", required: false, unlessParameter: "encoder", reads: ["pretrain"],
                                            help: "the pretrain stage's folder or an SD-MAE checkpoint file (unless an encoder is given)")
 
     public static func precision(_ p: StageParameters) -> Precision {

@@ -17,8 +17,8 @@ struct ExportGeoJSONStage: Stage {
                       help: "QuPath object type of the tiles"),
     ]
     static let inputs = [
-        InputSpec("tiles", perSlide: true, help: "the tile stage's folder"),
-        InputSpec("predictions", required: false, perSlide: true,
+        InputSpec("tiles", perSlide: true, reads: ["tile"], help: "the tile stage's folder"),
+        InputSpec("predictions", required: false, perSlide: true, reads: ["predict", "predict-mil"],
                   help: "the predict or predict-mil stage's folder: class probabilities or attention become measurements"),
     ]
     static let outputs = [

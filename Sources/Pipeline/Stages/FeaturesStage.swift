@@ -12,7 +12,7 @@ struct FeaturesStage: Stage {
     static let summary = "encoder features of every kept tile, as an HDF5 bag in the CLAM/TRIDENT layout"
     static let parameters = EncoderInference.parameters
     static let inputs = [
-        InputSpec("tiles", perSlide: true, help: "the tile stage's folder"),
+        InputSpec("tiles", perSlide: true, reads: ["tile"], help: "the tile stage's folder"),
         EncoderInference.checkpointInput,
     ]
     static let fileName = "features.h5"

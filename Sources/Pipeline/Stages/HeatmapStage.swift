@@ -27,7 +27,7 @@ struct HeatmapStage: Stage {
         ParameterSpec("tiff_compression", .choice(["auto"] + TIFFCompression.allCases.map(\.rawValue)), default: .string("auto"),
                       help: "auto: jpeg over the slide, deflate for RGBA (JPEG has no alpha)"),
     ]
-    static let inputs = [InputSpec("predictions", perSlide: true, help: "the predict or predict-mil stage's folder")]
+    static let inputs = [InputSpec("predictions", perSlide: true, reads: ["predict", "predict-mil"], help: "the predict or predict-mil stage's folder")]
     static let outputs = [
         OutputSpec("heatmap-<class>.png", "thumbnail with the scores blended in and a colour bar naming class and range"),
         OutputSpec("grid-<class>.npy", "the score grid at tile resolution, NaN where there is no tissue"),

@@ -15,8 +15,8 @@ struct PredictMILStage: Stage {
         ParameterSpec("top_k", .int(0...64), default: .int(6), help: "most and least attended tiles drawn per slide (0: none)"),
     ]
     static let inputs = [
-        InputSpec("features", multiple: true, help: "the features stage's folder, or CLAM/TRIDENT feature files or folders of them"),
-        InputSpec("model", help: "the train-mil stage's folder (its fold models vote) or one MIL checkpoint"),
+        InputSpec("features", multiple: true, reads: ["features"], help: "the features stage's folder, or CLAM/TRIDENT feature files or folders of them"),
+        InputSpec("model", reads: ["train-mil"], help: "the train-mil stage's folder (its fold models vote) or one MIL checkpoint"),
         InputSpec("slides", required: false, multiple: true,
                   help: "slide files or folders, for the top-k tiles and the slide size (a manifest's own slides are used otherwise)"),
     ]

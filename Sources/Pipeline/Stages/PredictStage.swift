@@ -11,9 +11,9 @@ struct PredictStage: Stage {
     static let summary = "per-tile class probabilities (CSV + HDF5)"
     static let parameters = EncoderInference.parameters
     static let inputs = [
-        InputSpec("tiles", perSlide: true, help: "the tile stage's folder"),
+        InputSpec("tiles", perSlide: true, reads: ["tile"], help: "the tile stage's folder"),
         EncoderInference.checkpointInput,
-        InputSpec("classifier", help: "the train-classifier stage's folder or a classifier file"),
+        InputSpec("classifier", reads: ["train-classifier"], help: "the train-classifier stage's folder or a classifier file"),
     ]
     static let outputs = [
         OutputSpec(PredictionFiles.csv, "x, y, a probability per class, the predicted class"),

@@ -54,7 +54,7 @@ struct PretrainStage: Stage {
         ParameterSpec("precision", .choice(Precision.allCases.map(\.rawValue)), default: .string("fp32"),
                       help: "matrix products: bf16 (AVX-512 BF16) trains tiny 1.4x and tiny96 1.14x faster and learns the same features; fp32 gives the same model on every CPU"),
     ]
-    static let inputs = [InputSpec("patches", multiple: true, help: "tile stage folders, folders of PNG/JPEG patches, or patch shards")]
+    static let inputs = [InputSpec("patches", multiple: true, reads: ["tile"], help: "tile stage folders, folders of PNG/JPEG patches, or patch shards")]
     static let outputs = [
         OutputSpec(RunFiles.finalModel, "the trained model: spec names, config in the metadata"),
         OutputSpec(RunFiles.metrics, "a line per step: loss parts, teacher entropy, gradient norm, images/s"),

@@ -22,7 +22,7 @@ struct TrainClassifierStage: Stage {
     ] + EncoderInference.choiceParameters
     static let inputs = [
         EncoderInference.checkpointInput,
-        InputSpec("tiles", required: false, perSlide: true,
+        InputSpec("tiles", required: false, perSlide: true, reads: ["tile"],
                   help: "the tile stage's folder, tiled with annotations: its labelled tiles train the probe, held out by slide "
                   + "(by blocks of 8 × 8 tiles when one slide is annotated)"),
     ]

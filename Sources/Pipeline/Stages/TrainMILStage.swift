@@ -34,7 +34,7 @@ struct TrainMILStage: Stage {
         ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(0), help: "folds, initialisation, sampling and dropout"),
     ]
     static let inputs = [
-        InputSpec("features", multiple: true,
+        InputSpec("features", multiple: true, reads: ["features"],
                   help: "the features stage's folder, or CLAM/TRIDENT feature files (<slide>.h5) or folders of them"),
     ]
     static let metricsName = "metrics.json"

@@ -224,4 +224,19 @@ final class RoundThreeTests: XCTestCase {
         try writer.close()
         return dir
     }
+
+    /// train-mil fed a tile stage's output was accepted and failed late; the manifest is refused
+    /// at the input's line and column, before anything runs.
+    func testAnInputFedTheWrongKindOfStageIsRefusedWhereItIsWritten() throws {
+        let dir = TestData.scratchDirectory()
+        let path = dir + "/m.yaml"
+        try "stages:\n  - stage: tile\n  - stage: train-mil\n    inputs: {features: tile}\n    params: {labels: \(path)}\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Manifest.load(path: path)) { error in
+            guard let error = error as? ManifestError else { return XCTFail("untyped \(error)") }
+            XCTAssertEqual(error.line, 4)
+            XCTAssertEqual(error.column, 24)
+            XCTAssertTrue(error.message.contains("reads the output of features, not of tile"), error.message)
+        }
+    }
 }
