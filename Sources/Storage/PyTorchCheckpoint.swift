@@ -266,8 +266,16 @@ struct Unpickler {
         case "torch._utils _rebuild_tensor_v2":
             guard args.count >= 4, case let .storage(dtype, key, count) = args[0], case let .int(offset) = args[1],
                   let shape = integers(args[2]), let strides = integers(args[3]), shape.count == strides.count,
-                  shape.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }), strides.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }), offset >= 0 else {
+                  shape.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }), strides.allSatisfy({ $0 >= 0 && $0 < 1 << 40 }), offset >= 0,
+                  offset < 1 << 40, count < 1 << 40 else {
                 throw fail("_rebuild_tensor_v2 with arguments that do not describe a tensor")
+            }
+            // The element count must stay a number: a forged shape's product could overflow.
+            var elements = 1
+            for extent in shape {
+                let (product, overflow) = elements.multipliedReportingOverflow(by: extent)
+                guard !overflow, product < 1 << 40 else { throw fail("a tensor of shape \(shape) is larger than any model's") }
+                elements = product
             }
             return .tensor(TensorReference(dtype: dtype, storageKey: key, storageCount: count, offset: offset, shape: shape, strides: strides))
         case "torch._utils _rebuild_parameter":

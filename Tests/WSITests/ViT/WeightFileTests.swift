@@ -49,6 +49,17 @@ final class WeightFileTests: XCTestCase {
             }
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the pickle's code ran")
+        // A forged shape whose element count overflows: refused, not trapped.
+        let forged: [UInt8] = [0x80, 0x02, 0x7D] + [0x58, 1, 0, 0, 0] + Array("w".utf8) + Array("ctorch._utils\n_rebuild_tensor_v2\n".utf8)
+            + [0x28, 0x28] + [0x58, 7, 0, 0, 0] + Array("storage".utf8) + Array("ctorch\nFloatStorage\n".utf8)
+            + [0x58, 1, 0, 0, 0, 0x30, 0x58, 3, 0, 0, 0] + Array("cpu".utf8) + [0x4B, 4, 0x74, 0x51, 0x4B, 0]
+            + [0x8A, 5, 0, 0, 0, 0, 0x7F, 0x8A, 5, 0, 0, 0, 0, 0x7F, 0x8A, 5, 0, 0, 0, 0, 0x7F, 0x87]
+            + [0x4B, 1, 0x4B, 1, 0x4B, 1, 0x87, 0x89, 0x29, 0x74, 0x52, 0x73, 0x2E]
+        let path = folder + "/forged.bin"
+        try Self.storedZip([("forged/data.pkl", forged), ("forged/data/0", [UInt8](repeating: 0, count: 16))]).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try TensorFile.open(path)) { error in
+            XCTAssertTrue(String(describing: error).contains("larger than any model"), String(describing: error))
+        }
     }
 
     func testCheckpointsAreReadWithWrappersAndPrefixes() throws {
