@@ -277,6 +277,9 @@ struct Unpickler {
                 guard !overflow, product < 1 << 40 else { throw fail("a tensor of shape \(shape) is larger than any model's") }
                 elements = product
             }
+            // A state dict's tensors are views of at most their storage; a forged stride of 0 could
+            // otherwise make a few stored bytes ask for gigabytes when widened.
+            guard elements <= count else { throw fail("a tensor of shape \(shape) has more values than its storage's \(count)") }
             return .tensor(TensorReference(dtype: dtype, storageKey: key, storageCount: count, offset: offset, shape: shape, strides: strides))
         case "torch._utils _rebuild_parameter":
             guard let tensor = args.first, case .tensor = tensor else { throw fail("_rebuild_parameter without a tensor") }
