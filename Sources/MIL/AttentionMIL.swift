@@ -86,34 +86,34 @@ public final class AttentionMIL {
 
     /// Runs the bag through the network; `features` is N×D, row-major.
     public func forward(_ features: UnsafePointer<Float>, tiles: Int, training: Bool = false,
-                        using generator: inout SeededGenerator) -> BagOutput {
-        let raw = attend(features, tiles: tiles, training: training, using: &generator)
-        let logits = classify()
+                        using generator: inout SeededGenerator) throws -> BagOutput {
+        let raw = try attend(features, tiles: tiles, training: training, using: &generator)
+        let logits = try classify()
         return BagOutput(rawAttention: raw, attention: Array(UnsafeBufferPointer(start: attention.pointer, count: tiles)),
                          logits: logits, probabilities: probabilities)
     }
 
     /// Inference on a bag held in an array; `FeatureBag.read` has already refused empty bags.
-    public func predict(_ features: [Float]) -> BagOutput {
+    public func predict(_ features: [Float]) throws -> BagOutput {
         precondition(features.count >= config.embedDim, "a bag needs at least one tile")
         var unused = SeededGenerator(seed: 0)
-        return features.withUnsafeBufferPointer { forward($0.baseAddress!, tiles: features.count / config.embedDim, using: &unused) }
+        return try features.withUnsafeBufferPointer { try forward($0.baseAddress!, tiles: features.count / config.embedDim, using: &unused) }
     }
 
     /// h = dropout(ReLU(W1 x + b1)); s = wc (tanh(Va h) ⊙ sigmoid(Vb h)) + bc; A = softmax(s).
     /// Returns s.
-    private func attend(_ x: UnsafePointer<Float>, tiles: Int, training: Bool, using generator: inout SeededGenerator) -> [Float] {
+    private func attend(_ x: UnsafePointer<Float>, tiles: Int, training: Bool, using generator: inout SeededGenerator) throws -> [Float] {
         self.tiles = tiles
         instanceRows = []
         instanceTargets = []
         let (l, da) = (config.hidden, config.attentionWidth)
-        let preActivation = hiddenLayer.forward(x, rows: tiles)                                   // N×L
+        let preActivation = try hiddenLayer.forward(x, rows: tiles)                                   // N×L
         let rectified = relu.forward(preActivation, count: tiles * l)                             // N×L
         let h = dropout.forward(rectified, count: tiles * l, training: training, using: &generator) // N×L
-        let u = attentionA.forward(h, rows: tiles)                                                // N×Da
-        let v = attentionB.forward(h, rows: tiles)                                                // N×Da
+        let u = try attentionA.forward(h, rows: tiles)                                                // N×Da
+        let v = try attentionB.forward(h, rows: tiles)                                                // N×Da
         let gated = gate.forward(u, v, count: tiles * da)                                         // N×Da
-        let scores = attentionC.forward(gated, rows: tiles)                                       // N×1
+        let scores = try attentionC.forward(gated, rows: tiles)                                       // N×1
         let raw = Array(UnsafeBufferPointer(start: scores, count: tiles))
         attention.reserve(tiles)
         attention.pointer.update(from: scores, count: tiles)
@@ -122,11 +122,11 @@ public final class AttentionMIL {
     }
 
     /// M = A h, logits = Wk M + bk.
-    private func classify() -> [Float] {
+    private func classify() throws -> [Float] {
         let l = config.hidden
         pooled.reserve(l)
         gemv(transpose: true, m: tiles, n: l, hidden, lda: l, attention.pointer, pooled.pointer)  // L
-        let logits = Array(UnsafeBufferPointer(start: classifier.forward(pooled.pointer, rows: 1), count: config.classes)) // C
+        let logits = try Array(UnsafeBufferPointer(start: classifier.forward(pooled.pointer, rows: 1), count: config.classes)) // C
         var p = logits
         p.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, count: config.classes) }
         probabilities = p
@@ -144,7 +144,7 @@ public final class AttentionMIL {
     /// positive and its k least attended as negative; in subtyping mode every other class's
     /// classifier learns its k most attended as negative, and the losses are averaged over
     /// classes. Nil without an instance branch or for a bag of fewer than 2k tiles.
-    public func instanceLoss(label: Int) -> Float? {
+    public func instanceLoss(label: Int) throws -> Float? {
         instanceRows = []
         instanceTargets = []
         let k = config.kSample
@@ -164,7 +164,7 @@ public final class AttentionMIL {
             instanceRows.append(rows)
             instanceTargets.append(targets)
             guard !rows.isEmpty else { continue }
-            let logits = instanceLogits(c)
+            let logits = try instanceLogits(c)
             for (r, target) in targets.enumerated() {
                 var pair = [logits[2 * r], logits[2 * r + 1]]
                 pair.withUnsafeMutableBufferPointer { logSoftmaxInPlace($0.baseAddress!, count: 2) }
@@ -175,18 +175,18 @@ public final class AttentionMIL {
     }
 
     /// Instance classifier c on its selected rows of h: 2 logits per row.
-    private func instanceLogits(_ c: Int) -> UnsafeMutablePointer<Float> {
+    private func instanceLogits(_ c: Int) throws -> UnsafeMutablePointer<Float> {
         let l = config.hidden, rows = instanceRows[c]
         let input = instanceInputs[c]
         input.reserve(rows.count * l)
         for (r, row) in rows.enumerated() { (input.pointer + r * l).update(from: hidden + row * l, count: l) }
-        return instanceClassifiers[c].forward(input.pointer, rows: rows.count)
+        return try instanceClassifiers[c].forward(input.pointer, rows: rows.count)
     }
 
     /// Both losses of the last forward pass, weighted as CLAM weights them.
-    public func loss(label: Int) -> BagLoss {
+    public func loss(label: Int) throws -> BagLoss {
         let bag = bagLoss(label: label)
-        guard let instance = instanceLoss(label: label) else { return BagLoss(bag: bag, instance: nil, total: bag) }
+        guard let instance = try instanceLoss(label: label) else { return BagLoss(bag: bag, instance: nil, total: bag) }
         let w = Float(config.bagWeight)
         return BagLoss(bag: bag, instance: instance, total: w * bag + (1 - w) * instance)
     }
@@ -194,7 +194,7 @@ public final class AttentionMIL {
     // MARK: Backward
 
     /// Accumulates the gradient of `loss(label:)` (called just before) into every parameter.
-    public func backward(label: Int) {
+    public func backward(label: Int) throws {
         let (l, n) = (config.hidden, tiles)
         let usesInstances = instanceRows.contains { !$0.isEmpty }
         let bagWeight: Float = usesInstances ? Float(config.bagWeight) : 1
@@ -205,7 +205,7 @@ public final class AttentionMIL {
         // Bag branch: d logits = w (p − onehot).
         var dLogits = probabilities.map { bagWeight * $0 }
         dLogits[label] -= bagWeight
-        let dPooled = dLogits.withUnsafeBufferPointer { classifier.backward($0.baseAddress!) }        // L
+        let dPooled = try dLogits.withUnsafeBufferPointer { try classifier.backward($0.baseAddress!) }        // L
         // M = A h: dh += A ⊗ dM, dA_n = h_n · dM.
         var dAttention = [Float](repeating: 0, count: n)
         for t in 0..<n {
@@ -224,11 +224,11 @@ public final class AttentionMIL {
         // The softmax ignores a shift of every score, so bc's true gradient is 0; float rounding
         // would leave ~1e-8 there, which Adam's normalisation turns into a full learning-rate step.
         let biasGradient = attentionC.bias.map { $0.grad[0] }
-        let dGated = dScores.withUnsafeBufferPointer { attentionC.backward($0.baseAddress!) } // N×Da
+        let dGated = try dScores.withUnsafeBufferPointer { try attentionC.backward($0.baseAddress!) } // N×Da
         if let bias = attentionC.bias, let biasGradient { bias.grad[0] = biasGradient }
         gate.backward(dGated)
-        let fromA = attentionA.backward(gate.gradientU.pointer)                                     // N×L
-        let fromB = attentionB.backward(gate.gradientV.pointer)                                     // N×L
+        let fromA = try attentionA.backward(gate.gradientU.pointer)                                     // N×L
+        let fromB = try attentionB.backward(gate.gradientV.pointer)                                     // N×L
         for i in 0..<(n * l) { dh[i] += fromA[i] + fromB[i] }
 
         // Instance branch: CE averaged over each classifier's rows, then over classes.
@@ -245,7 +245,7 @@ public final class AttentionMIL {
                     dInstance[2 * r] = scale * (pair[0] - (instanceTargets[c][r] == 0 ? 1 : 0))
                     dInstance[2 * r + 1] = scale * (pair[1] - (instanceTargets[c][r] == 1 ? 1 : 0))
                 }
-                let dRows = dInstance.withUnsafeBufferPointer { instanceClassifiers[c].backward($0.baseAddress!) } // rows×L
+                let dRows = try dInstance.withUnsafeBufferPointer { try instanceClassifiers[c].backward($0.baseAddress!) } // rows×L
                 for (r, row) in rows.enumerated() {
                     for j in 0..<l { dh[row * l + j] += dRows[r * l + j] }
                 }
@@ -254,6 +254,6 @@ public final class AttentionMIL {
 
         let dRectified = dropout.backward(dh)                                                       // N×L
         let dPreActivation = relu.backward(dRectified)                                              // N×L
-        hiddenLayer.backward(dPreActivation)
+        try hiddenLayer.backward(dPreActivation)
     }
 }

@@ -33,11 +33,11 @@ public struct MILEnsemble {
     public var config: MILConfig { models[0].config }
     public var classNames: [String] { (0..<config.classes).map(config.className) }
 
-    public func predict(_ bag: FeatureBag) -> (probabilities: [Float], rawAttention: [Float]) {
+    public func predict(_ bag: FeatureBag) throws -> (probabilities: [Float], rawAttention: [Float]) {
         var probabilities = [Float](repeating: 0, count: config.classes)
         var attention = [Float](repeating: 0, count: bag.tiles)
         for model in models {
-            let output = model.predict(bag.features)
+            let output = try model.predict(bag.features)
             for i in probabilities.indices { probabilities[i] += output.probabilities[i] / Float(models.count) }
             for i in attention.indices { attention[i] += output.rawAttention[i] / Float(models.count) }
         }

@@ -191,16 +191,16 @@ public struct MILTrainer {
                 let slide = members[Int(generator.next() % UInt64(members.count))]
                 let bag = try store.bag(slide)
                 optimiser.zeroGradients()
-                bag.features.withUnsafeBufferPointer {
-                    _ = model.forward($0.baseAddress!, tiles: bag.tiles, training: true, using: &generator)
+                try bag.features.withUnsafeBufferPointer {
+                    _ = try model.forward($0.baseAddress!, tiles: bag.tiles, training: true, using: &generator)
                 }
-                let loss = model.loss(label: cohort.labels[slide])
+                let loss = try model.loss(label: cohort.labels[slide])
                 guard loss.total.isFinite else {
                     throw MILSplitError.invalid("\(split.name), epoch \(epoch): the loss on slide '\(cohort.slides[slide])' is not a number; "
                                                 + "lower the learning rate or check the features")
                 }
                 lossSum += Double(loss.total)
-                model.backward(label: cohort.labels[slide])
+                try model.backward(label: cohort.labels[slide])
                 optimiser.update()
             }
             var record = MILEpochRecord(epoch: epoch, trainLoss: lossSum / Double(max(1, split.train.count)), seconds: 0)
@@ -221,7 +221,7 @@ public struct MILTrainer {
         if let best {
             for (parameter, values) in zip(model.parameters, best.weights) { parameter.value.copy(from: values) }
         }
-        let test = split.test.isEmpty ? nil : try evaluate(model, split.test)
+        let test = try split.test.isEmpty ? nil : evaluate(model, split.test)
         let result = MILFoldResult(name: split.name, trainSlides: split.train.map { cohort.slides[$0] },
                                    validationSlides: split.validation.map { cohort.slides[$0] }, testSlides: split.test.map { cohort.slides[$0] },
                                    epochs: history.count, bestEpoch: best?.epoch ?? history.count, history: history, test: test,
@@ -236,7 +236,7 @@ public struct MILTrainer {
         var lossSum = 0.0
         var predictions: [MILEvaluation.SlidePrediction] = []
         for slide in slides {
-            let output = model.predict(try store.bag(slide).features)
+            let output = try model.predict(store.bag(slide).features)
             probabilities += output.probabilities
             lossSum += Double(model.bagLoss(label: cohort.labels[slide]))
             let predicted = output.probabilities.indices.max { output.probabilities[$0] < output.probabilities[$1] } ?? 0

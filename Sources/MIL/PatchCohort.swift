@@ -74,7 +74,7 @@ public enum PatchCohort {
 
     /// A folder `write` made, read back as `train-mil` reads it, with the split its table names.
     public static func read(_ folder: String) throws -> (MILCohort, MILSplit) {
-        let cohort = try MILCohort(bags: try FeatureBag.discover([folder]), labels: try SlideLabels(path: folder + "/labels.csv"))
+        let cohort = try MILCohort(bags: FeatureBag.discover([folder]), labels: SlideLabels(path: folder + "/labels.csv"))
         let split = try MILSplits.make(labels: cohort.labels, patients: cohort.patients, splits: cohort.splits, folds: cohort.folds,
                                        classes: 2, k: 5, seed: 0)[0]
         return (cohort, split)
@@ -102,8 +102,8 @@ public enum PatchCohort {
         guard let evaluation = result.test, let bagAUC = evaluation.auc else {
             throw MILSplitError.invalid("the cohort's test split has no predictions")
         }
-        let instanceAUCs = test.filter(\.positive).compactMap { bag in
-            ROC.auc(scores: model.predict(bag.features.flatMap { $0 }).rawAttention, positive: bag.tumour)
+        let instanceAUCs = try test.filter(\.positive).compactMap { bag in
+            try ROC.auc(scores: model.predict(bag.features.flatMap { $0 }).rawAttention, positive: bag.tumour)
         }
         return Outcome(bagAUC: bagAUC, balancedAccuracy: evaluation.report.balancedAccuracy,
                        instanceAUC: instanceAUCs.reduce(0, +) / Double(max(instanceAUCs.count, 1)), epochs: result.epochs, bestEpoch: result.bestEpoch)

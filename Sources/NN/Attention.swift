@@ -49,7 +49,7 @@ public final class Attention {
     }
 
     @discardableResult
-    public func forward(_ qkv: UnsafePointer<Float>, batch: Int, tokens: Int) -> UnsafeMutablePointer<Float> {
+    public func forward(_ qkv: UnsafePointer<Float>, batch: Int, tokens: Int) throws -> UnsafeMutablePointer<Float> {
         self.qkv = qkv
         self.batch = batch
         self.tokens = tokens
@@ -58,7 +58,7 @@ public final class Attention {
         probabilities.reserve(batch * heads * n * n)
         forwardRoundedInputs = precision == .bf16 && batch > 0 && n > 0
         if forwardRoundedInputs {
-            forwardBF16(qkv, batch: batch, tokens: n)
+            try forwardBF16(qkv, batch: batch, tokens: n)
             return output.pointer
         }
         let (heads, headWidth, width, scale, out, probabilities) = (heads, headWidth, width, scale, output.pointer, probabilities.pointer)
@@ -96,42 +96,44 @@ public final class Attention {
         return out
     }
 
-    private func forwardBF16(_ qkv: UnsafePointer<Float>, batch: Int, tokens n: Int) {
+    private func forwardBF16(_ qkv: UnsafePointer<Float>, batch: Int, tokens n: Int) throws {
         _ = BF16Product.singleThreaded
         let ld = 3 * width, threads = Parallel.threads
         let converted = qkvBF16.reserve(batch * n * ld), scratch = probabilitiesBF16.reserve(threads * n * n)
         if productTokens != n || products.count != threads {
-            products = (0..<threads).map { _ in HeadProducts(tokens: n, headWidth: self.headWidth, width: self.width) }
+            products = try (0..<threads).map { _ in try HeadProducts(tokens: n, headWidth: self.headWidth, width: self.width) }
             productTokens = n
         }
         convertToBF16(qkv, converted, count: batch * n * ld)
         let (heads, headWidth, width, scale, out, probabilities) = (heads, headWidth, width, scale, output.pointer, probabilities.pointer)
         let work = UncheckedProducts(products)
-        Parallel.forChunksIndexed(batch * heads) { thread, pairs in
+        let succeeded = Parallel.forChunksIndexedSucceeding(batch * heads) { thread, pairs in
             let products = work.values[thread]
             let p16 = scratch + thread * n * n
             for pair in pairs {
                 let b = pair / heads, h = pair % heads
                 let q = UnsafePointer(converted) + b * n * ld + h * headWidth, k = q + width, v = q + 2 * width
                 let a = probabilities + pair * n * n
-                products.run(products.scores, q, k, into: a)
+                guard products.run(products.scores, q, k, into: a) else { return false }
                 for i in 0..<(n * n) { a[i] *= scale }
                 softmaxRowsInPlace(a, rows: n, count: n)
                 ck_to_bf16(a, p16, n * n)
-                products.run(products.values, p16, v, into: out + b * n * width + h * headWidth)
+                guard products.run(products.values, p16, v, into: out + b * n * width + h * headWidth) else { return false }
             }
+            return true
         }
+        guard succeeded else { throw LibraryRefusal(what: "to run an attention product of \(n) tokens × \(headWidth)") }
     }
 
     /// Returns d(qkv) [batch·tokens, 3·width].
     @discardableResult
-    public func backward(_ dOut: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    public func backward(_ dOut: UnsafePointer<Float>) throws -> UnsafeMutablePointer<Float> {
         guard let qkv else { preconditionFailure("Attention.backward before forward") }
         let n = tokens, ld = 3 * width
         inputGradient.reserve(batch * n * ld)
         scratch.reserve(Parallel.threads * n * n)
         if precision == .bf16, forwardRoundedInputs {
-            backwardBF16(dOut, tokens: n)
+            try backwardBF16(dOut, tokens: n)
             return inputGradient.pointer
         }
         let (heads, headWidth, width, scale) = (heads, headWidth, width, scale)
@@ -159,14 +161,14 @@ extension Attention {
     /// The four products of attention's backward on bfloat16 operands, as the fp32 path does them:
     /// dP = dO·Vᵀ, dV = Pᵀ·dO, then (after the softmax backward in fp32, scaled) dQ = dS·K and
     /// dK = dSᵀ·Q, written straight into the q|k|v gradient rows.
-    private func backwardBF16(_ dOut: UnsafePointer<Float>, tokens n: Int) {
+    private func backwardBF16(_ dOut: UnsafePointer<Float>, tokens n: Int) throws {
         let ld = 3 * width, threads = Parallel.threads
         let dOut16 = outputGradientBF16.reserve(batch * n * width), p16All = probabilitiesBF16.reserve(threads * n * n)
         convertToBF16(dOut, dOut16, count: batch * n * width)
         let (heads, headWidth, width, scale) = (heads, headWidth, width, scale)
         let (dqkv, probabilities, scratch, qkv16) = (inputGradient.pointer, probabilities.pointer, scratch.pointer, UnsafePointer(qkvBF16.pointer))
         let work = UncheckedProducts(products)
-        Parallel.forChunksIndexed(batch * heads) { thread, pairs in
+        let succeeded = Parallel.forChunksIndexedSucceeding(batch * heads) { thread, pairs in
             let products = work.values[thread]
             let dA = scratch + thread * n * n, p16 = p16All + thread * n * n
             for pair in pairs {
@@ -176,14 +178,16 @@ extension Attention {
                 let a = probabilities + pair * n * n
                 let dO = UnsafePointer(dOut16) + b * n * width + h * headWidth
                 ck_to_bf16(a, p16, n * n)
-                products.run(products.probabilityGradient, dO, v, into: dA)
-                products.run(products.valueGradient, p16, dO, into: dv)
+                guard products.run(products.probabilityGradient, dO, v, into: dA),
+                      products.run(products.valueGradient, p16, dO, into: dv) else { return false }
                 softmaxBackwardRows(a, dA, tokens: n, scale: scale)
                 ck_to_bf16(dA, p16, n * n)
-                products.run(products.queryGradient, p16, k, into: dq)
-                products.run(products.keyGradient, p16, q, into: dk)
+                guard products.run(products.queryGradient, p16, k, into: dq),
+                      products.run(products.keyGradient, p16, q, into: dk) else { return false }
             }
+            return true
         }
+        guard succeeded else { throw LibraryRefusal(what: "to run an attention gradient of \(n) tokens × \(headWidth)") }
     }
 }
 
@@ -204,29 +208,33 @@ private func softmaxBackwardRows(_ a: UnsafePointer<Float>, _ dA: UnsafeMutableP
 private final class HeadProducts {
     let scores, values, probabilityGradient, valueGradient, queryGradient, keyGradient: UnsafeMutablePointer<cdnnl_matmul>
 
-    init(tokens: Int, headWidth: Int, width: Int) {
+    init(tokens: Int, headWidth: Int, width: Int) throws {
         let n = Int64(tokens), d = Int64(headWidth), qkv = Int64(3 * width), rows = Int64(width)
-        func make(_ m: Int64, _ k: Int64, _ columns: Int64, a: (Int64, Int64), b: (Int64, Int64), c: (Int64, Int64)) -> UnsafeMutablePointer<cdnnl_matmul> {
+        var made: [UnsafeMutablePointer<cdnnl_matmul>] = []
+        func make(_ m: Int64, _ k: Int64, _ columns: Int64, a: (Int64, Int64), b: (Int64, Int64), c: (Int64, Int64)) throws -> UnsafeMutablePointer<cdnnl_matmul> {
             guard let product = cdnnl_matmul_create_strided(m, k, columns, a.0, a.1, b.0, b.1, c.0, c.1) else {
-                preconditionFailure("oneDNN refused an attention product of \(tokens) tokens × \(headWidth)")
+                for product in made { cdnnl_matmul_destroy(product) }
+                throw LibraryRefusal(what: "an attention product of \(tokens) tokens × \(headWidth)")
             }
+            made.append(product)
             return product
         }
-        scores = make(n, d, n, a: (qkv, 1), b: (1, qkv), c: (n, 1))                  // S = Q·Kᵀ, K read transposed
-        values = make(n, n, d, a: (n, 1), b: (qkv, 1), c: (rows, 1))                 // O = P·V into the output rows
-        probabilityGradient = make(n, d, n, a: (rows, 1), b: (1, qkv), c: (n, 1))    // dP = dO·Vᵀ
-        valueGradient = make(n, n, d, a: (1, n), b: (rows, 1), c: (qkv, 1))          // dV = Pᵀ·dO
-        queryGradient = make(n, n, d, a: (n, 1), b: (qkv, 1), c: (qkv, 1))           // dQ = dS·K
-        keyGradient = make(n, n, d, a: (1, n), b: (qkv, 1), c: (qkv, 1))             // dK = dSᵀ·Q
+        scores = try make(n, d, n, a: (qkv, 1), b: (1, qkv), c: (n, 1))                  // S = Q·Kᵀ, K read transposed
+        values = try make(n, n, d, a: (n, 1), b: (qkv, 1), c: (rows, 1))                 // O = P·V into the output rows
+        probabilityGradient = try make(n, d, n, a: (rows, 1), b: (1, qkv), c: (n, 1))    // dP = dO·Vᵀ
+        valueGradient = try make(n, n, d, a: (1, n), b: (rows, 1), c: (qkv, 1))          // dV = Pᵀ·dO
+        queryGradient = try make(n, n, d, a: (n, 1), b: (qkv, 1), c: (qkv, 1))           // dQ = dS·K
+        keyGradient = try make(n, n, d, a: (1, n), b: (qkv, 1), c: (qkv, 1))             // dK = dSᵀ·Q
     }
 
     deinit {
         for product in [scores, values, probabilityGradient, valueGradient, queryGradient, keyGradient] { cdnnl_matmul_destroy(product) }
     }
 
+    /// Whether oneDNN ran it; inside the parallel region a failure is collected, not thrown.
     func run(_ product: UnsafeMutablePointer<cdnnl_matmul>, _ a: UnsafePointer<UInt16>, _ b: UnsafePointer<UInt16>,
-             into c: UnsafeMutablePointer<Float>) {
-        guard cdnnl_matmul_run(product, a, b, nil, c) == 1 else { preconditionFailure("oneDNN attention product failed") }
+             into c: UnsafeMutablePointer<Float>) -> Bool {
+        cdnnl_matmul_run(product, a, b, nil, c) == 1
     }
 }
 

@@ -78,26 +78,26 @@ public final class Linear {
 
     /// The bf16 backward: dy rounded once, dW from dyᵀ and the forward's rounded input, dx from
     /// dy and the rounded weights; db stays an fp32 sum.
-    private func backwardBF16(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    private func backwardBF16(_ dy: UnsafePointer<Float>) throws -> UnsafeMutablePointer<Float> {
         let dy16 = gradientBF16.reserve(rows * outputs)
         convertToBF16(dy, dy16, count: rows * outputs)
-        weightGradient.accumulate(rows: rows, dy: dy16, x: inputBF16.pointer, into: weight.grad.pointer)
+        try weightGradient.accumulate(rows: rows, dy: dy16, x: inputBF16.pointer, into: weight.grad.pointer)
         if bias != nil {
             let ones = onesColumn()
             Parallel.forChunks(outputs, grain: 8, alignment: Self.tileRows) { band in accumulateBiasGradient(dy, band: band, ones: ones) }
         }
         inputGradient.reserve(rows * inputs)
         if computesInputGradient {
-            weightBF16.withUnsafeBufferPointer { w in
-                inputGradientProduct.run(rows: rows, x: dy16, weight: w.baseAddress!, bias: nil, y: inputGradient.pointer)
+            try weightBF16.withUnsafeBufferPointer { w in
+                try inputGradientProduct.run(rows: rows, x: dy16, weight: w.baseAddress!, bias: nil, y: inputGradient.pointer)
             }
         }
         return inputGradient.pointer
     }
 
-    private func forwardBF16(_ x: UnsafePointer<Float>, rows: Int) {
+    private func forwardBF16(_ x: UnsafePointer<Float>, rows: Int) throws {
         convertToBF16(x, inputBF16.reserve(rows * inputs), count: rows * inputs)
-        forwardFilled(rows: rows)
+        try forwardFilled(rows: rows)
     }
 
     /// In bf16, the buffer a producer (LayerNorm, GELU) may write this layer's input into as
@@ -109,13 +109,13 @@ public final class Linear {
 
     /// The forward on the input written into `bf16Input(rows:)`.
     @discardableResult
-    func forwardFilled(rows: Int) -> UnsafeMutablePointer<Float> {
+    func forwardFilled(rows: Int) throws -> UnsafeMutablePointer<Float> {
         precondition(precision == .bf16, "Linear.forwardFilled needs bf16 weights")
         self.rows = rows
         input = nil
         output.reserve(rows * outputs)
-        weightBF16.withUnsafeBufferPointer { w in
-            product.run(rows: rows, x: inputBF16.pointer, weight: w.baseAddress!, bias: bias.map { UnsafePointer($0.value.pointer) },
+        try weightBF16.withUnsafeBufferPointer { w in
+            try product.run(rows: rows, x: inputBF16.pointer, weight: w.baseAddress!, bias: bias.map { UnsafePointer($0.value.pointer) },
                         y: output.pointer)
         }
         return output.pointer
@@ -123,24 +123,24 @@ public final class Linear {
 
     /// Inference in bf16: GELU(forward) on the input written into `bf16Input(rows:)`, as
     /// bfloat16 bits into `y` (the next layer's staged input); nothing is kept for backward.
-    func forwardFilledGELU(rows: Int, into y: UnsafeMutablePointer<UInt16>) {
+    func forwardFilledGELU(rows: Int, into y: UnsafeMutablePointer<UInt16>) throws {
         precondition(precision == .bf16, "Linear.forwardFilledGELU needs bf16 weights")
         self.rows = rows
         input = nil
-        weightBF16.withUnsafeBufferPointer { w in
-            geluProduct.runGELU(rows: rows, x: inputBF16.pointer, weight: w.baseAddress!, bias: bias.map { UnsafePointer($0.value.pointer) }, y: y)
+        try weightBF16.withUnsafeBufferPointer { w in
+            try geluProduct.runGELU(rows: rows, x: inputBF16.pointer, weight: w.baseAddress!, bias: bias.map { UnsafePointer($0.value.pointer) }, y: y)
         }
     }
 
     /// `x` must stay unchanged until `backward` (it is cached by reference, as in llm.c).
     @discardableResult
-    public func forward(_ x: UnsafePointer<Float>, rows: Int) -> UnsafeMutablePointer<Float> {
+    public func forward(_ x: UnsafePointer<Float>, rows: Int) throws -> UnsafeMutablePointer<Float> {
         self.rows = rows
         input = x
         output.reserve(rows * outputs)
         let y = output.pointer
         if precision == .bf16, rows > 0 {
-            forwardBF16(x, rows: rows)
+            try forwardBF16(x, rows: rows)
             input = x
             return output.pointer
         }
@@ -157,8 +157,8 @@ public final class Linear {
 
     /// Accumulates dW and db; returns dx (or the untouched buffer when `computesInputGradient` is off).
     @discardableResult
-    public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
-        if precision == .bf16, rows > 0 { return backwardBF16(dy) }
+    public func backward(_ dy: UnsafePointer<Float>) throws -> UnsafeMutablePointer<Float> {
+        if precision == .bf16, rows > 0 { return try backwardBF16(dy) }
         guard let x = input else { preconditionFailure("Linear.backward before forward") }
         let (inputs, outputs, rows, dw) = (inputs, outputs, rows, weight.grad.pointer)
         let ones = onesColumn()

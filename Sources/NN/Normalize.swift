@@ -59,7 +59,7 @@ public final class WeightNormLinear {
     public var output: Buffer { linear.output }
 
     @discardableResult
-    public func forward(_ x: UnsafePointer<Float>, rows: Int) -> UnsafeMutablePointer<Float> {
+    public func forward(_ x: UnsafePointer<Float>, rows: Int) throws -> UnsafeMutablePointer<Float> {
         // The normalised weight lives in the inner Linear's parameter, rebuilt every step from V.
         rowNorms.reserve(outputs)
         let v = direction.value.pointer, w = linear.weight.value.pointer
@@ -70,14 +70,14 @@ public final class WeightNormLinear {
             rowNorms[k] = norm
             for i in 0..<inputs { w[k * inputs + i] = v[k * inputs + i] / norm }
         }
-        return linear.forward(x, rows: rows)
+        return try linear.forward(x, rows: rows)
     }
 
     /// dV = (dW − W (W·dW)) / ‖V‖ per row.
     @discardableResult
-    public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    public func backward(_ dy: UnsafePointer<Float>) throws -> UnsafeMutablePointer<Float> {
         linear.weight.grad.zero()
-        let dx = linear.backward(dy)
+        let dx = try linear.backward(dy)
         let w = linear.weight.value.pointer, dw = linear.weight.grad.pointer, dv = direction.grad.pointer
         for k in 0..<outputs {
             var dot: Float = 0

@@ -53,6 +53,24 @@ public enum Parallel {
             }
         }
     }
+
+    /// Like `forChunksIndexed` for work that can fail inside the parallel region (a library call
+    /// returning an error code): every chunk runs, and the result says whether all succeeded.
+    public static func forChunksIndexedSucceeding(_ count: Int, _ body: (Int, Range<Int>) -> Bool) -> Bool {
+        let chunks = min(threads, max(1, count))
+        var succeeded = [Bool](repeating: true, count: chunks)
+        succeeded.withUnsafeMutableBufferPointer { flags in
+            let results = UncheckedFlags(flags.baseAddress!)
+            forChunksIndexed(count) { chunk, range in results.pointer[chunk] = body(chunk, range) }
+        }
+        return !succeeded.contains(false)
+    }
+}
+
+/// Each chunk writes only its own flag.
+private struct UncheckedFlags: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Bool>
+    init(_ pointer: UnsafeMutablePointer<Bool>) { self.pointer = pointer }
 }
 
 /// The closures write disjoint ranges of buffers the caller owns; Sendable checking cannot see that.

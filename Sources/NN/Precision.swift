@@ -20,6 +20,13 @@ public enum Precision: String, CaseIterable, Codable, Sendable {
     }
 }
 
+/// oneDNN refused to create or run a product (a shape it cannot do, or memory it could not get):
+/// the item being computed fails with this error, the process goes on.
+public struct LibraryRefusal: Error, CustomStringConvertible, Equatable {
+    public let what: String
+    public var description: String { "oneDNN refused \(what)" }
+}
+
 /// A bfloat16 matrix product through oneDNN (the library PyTorch's CPU autocast uses). As with
 /// OpenBLAS, oneDNN runs single-threaded and the rows are split across `Parallel`'s threads; a
 /// primitive per row count and thread is kept, since creating one costs far more than a product.
@@ -48,42 +55,40 @@ final class BF16Product {
 
     /// y[rows, outputs] = x[rows, inputs] · Wᵀ (+ b), with x and W as bfloat16 bits and W stored
     /// [outputs, inputs] as a PyTorch Linear weight.
-    func run(rows: Int, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) {
+    func run(rows: Int, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>) throws {
         precondition(!gelu, "a GELU product writes bfloat16: runGELU")
-        execute(rows: rows, x: x, weight: weight, bias: bias, y: UnsafeMutableRawPointer(y), outputSize: 4)
+        try execute(rows: rows, x: x, weight: weight, bias: bias, y: UnsafeMutableRawPointer(y), outputSize: 4)
     }
 
     /// y = GELU(x · Wᵀ + b) as bfloat16 bits: an inference MLP's first layer writing the second
     /// layer's input, with no fp32 activation in between.
-    func runGELU(rows: Int, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<UInt16>) {
+    func runGELU(rows: Int, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<UInt16>) throws {
         precondition(gelu, "this product has no GELU")
-        execute(rows: rows, x: x, weight: weight, bias: bias, y: UnsafeMutableRawPointer(y), outputSize: 2)
+        try execute(rows: rows, x: x, weight: weight, bias: bias, y: UnsafeMutableRawPointer(y), outputSize: 2)
     }
 
     private func execute(rows: Int, x: UnsafePointer<UInt16>, weight: UnsafePointer<UInt16>, bias: UnsafePointer<Float>?,
-                         y: UnsafeMutableRawPointer, outputSize: Int) {
+                         y: UnsafeMutableRawPointer, outputSize: Int) throws {
         _ = Self.singleThreaded
         let chunks = min(Parallel.threads, max(1, rows / 64))
         let ranges = (0..<chunks).map { (rows * $0 / chunks)..<(rows * ($0 + 1) / chunks) }
-        let chosen: [UnsafeMutablePointer<cdnnl_matmul>] = ranges.enumerated().map { thread, range in
+        let shape = "a bf16 matrix product of \(rows)×\(inputs)×\(outputs)"
+        let chosen: [UnsafeMutablePointer<cdnnl_matmul>] = try ranges.enumerated().map { thread, range in
             let key = Key(rows: range.count, thread: thread)
             if let cached = primitives[key] { return cached }
             guard let created = cdnnl_matmul_create_with(Int64(range.count), Int64(inputs), Int64(outputs), transposedWeight ? 1 : 0, hasBias ? 1 : 0,
-                                                         gelu ? 1 : 0) else {
-                preconditionFailure("oneDNN refused a bf16 matmul of \(range.count)×\(inputs)×\(outputs)")
-            }
+                                                         gelu ? 1 : 0) else { throw LibraryRefusal(what: shape) }
             primitives[key] = created
             return created
         }
         let (inputCount, outputCount) = (inputs, outputs)
         let work = UncheckedPointers(chosen)
-        Parallel.forChunksIndexed(chunks) { thread, _ in
+        let succeeded = Parallel.forChunksIndexedSucceeding(chunks) { thread, _ in
             let range = ranges[thread]
-            guard cdnnl_matmul_run(work.values[thread], x + range.lowerBound * inputCount, weight, bias,
-                                   y + range.lowerBound * outputCount * outputSize) == 1 else {
-                preconditionFailure("oneDNN bf16 matmul failed")
-            }
+            return cdnnl_matmul_run(work.values[thread], x + range.lowerBound * inputCount, weight, bias,
+                                    y + range.lowerBound * outputCount * outputSize) == 1
         }
+        guard succeeded else { throw LibraryRefusal(what: "to run " + shape) }
     }
 }
 
@@ -104,31 +109,30 @@ final class BF16WeightGradient {
 
     deinit { for primitive in primitives.values { cdnnl_matmul_destroy(primitive) } }
 
-    func accumulate(rows: Int, dy: UnsafePointer<UInt16>, x: UnsafePointer<UInt16>, into dw: UnsafeMutablePointer<Float>) {
+    func accumulate(rows: Int, dy: UnsafePointer<UInt16>, x: UnsafePointer<UInt16>, into dw: UnsafeMutablePointer<Float>) throws {
         _ = BF16Product.singleThreaded
         let chunks = min(Parallel.threads, max(1, outputs / 16))
         let bands = (0..<chunks).map { (outputs * $0 / chunks)..<(outputs * ($0 + 1) / chunks) }
-        let chosen: [UnsafeMutablePointer<cdnnl_matmul>] = bands.enumerated().map { thread, band in
+        let shape = "a bf16 weight gradient of \(outputs)×\(rows)×\(inputs)"
+        let chosen: [UnsafeMutablePointer<cdnnl_matmul>] = try bands.enumerated().map { thread, band in
             let key = Key(band: band.count, rows: rows, thread: thread)
             if let cached = primitives[key] { return cached }
             guard let created = cdnnl_matmul_create_strided(Int64(band.count), Int64(rows), Int64(inputs), 1, Int64(outputs),
-                                                            Int64(inputs), 1, Int64(inputs), 1) else {
-                preconditionFailure("oneDNN refused a bf16 weight gradient of \(outputs)×\(rows)×\(inputs)")
-            }
+                                                            Int64(inputs), 1, Int64(inputs), 1) else { throw LibraryRefusal(what: shape) }
             primitives[key] = created
             return created
         }
         let (inputCount, partial) = (inputs, scratch.pointer)
         let work = UncheckedPointers(chosen)
-        Parallel.forChunksIndexed(chunks) { thread, _ in
+        let succeeded = Parallel.forChunksIndexedSucceeding(chunks) { thread, _ in
             let band = bands[thread]
             let out = partial + band.lowerBound * inputCount
-            guard cdnnl_matmul_run(work.values[thread], dy + band.lowerBound, x, nil, out) == 1 else {
-                preconditionFailure("oneDNN bf16 weight gradient failed")
-            }
+            guard cdnnl_matmul_run(work.values[thread], dy + band.lowerBound, x, nil, out) == 1 else { return false }
             let target = dw + band.lowerBound * inputCount
             for i in 0..<(band.count * inputCount) { target[i] += out[i] }
+            return true
         }
+        guard succeeded else { throw LibraryRefusal(what: "to run " + shape) }
     }
 }
 

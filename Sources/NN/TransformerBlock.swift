@@ -72,17 +72,17 @@ public final class TransformerBlock {
 
     /// `keepsForBackward` false (inference) lets layers skip what only backward reads.
     @discardableResult
-    public func forward(_ x: UnsafePointer<Float>, batch: Int, tokens: Int, keepsForBackward: Bool = true) -> UnsafeMutablePointer<Float> {
+    public func forward(_ x: UnsafePointer<Float>, batch: Int, tokens: Int, keepsForBackward: Bool = true) throws -> UnsafeMutablePointer<Float> {
         rows = batch * tokens
         let count = rows * width
         residual.reserve(count)
         output.reserve(count)
-        let q = normalisedProduct(norm1, qkv, x)                                // [rows, 3·width]
-        let p = projection.forward(attention.forward(q, batch: batch, tokens: tokens), rows: rows)  // [rows, width]
+        let q = try normalisedProduct(norm1, qkv, x)                                // [rows, 3·width]
+        let p = try projection.forward(attention.forward(q, batch: batch, tokens: tokens), rows: rows)  // [rows, width]
         let a = layerScale1.map { $0.forward(p, rows: rows) } ?? p             // [rows, width]
         let x1 = residual.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { x1[i] = x[i] + a[i] } }
-        let f = multiLayerPerceptron(x1, keepsForBackward: keepsForBackward)    // [rows, width]
+        let f = try multiLayerPerceptron(x1, keepsForBackward: keepsForBackward)    // [rows, width]
         let m = layerScale2.map { $0.forward(f, rows: rows) } ?? f             // [rows, width]
         let y = output.pointer
         Parallel.forChunks(count, grain: 65536) { range in for i in range { y[i] = x1[i] + m[i] } }
@@ -92,18 +92,18 @@ public final class TransformerBlock {
     /// The block's output for the first token of each sequence alone (the class token), [batch,
     /// width]: all that `token` pooling reads of the last block. Keys and values still come from
     /// every token; the rest of the block runs on `batch` rows instead of batch·tokens.
-    public func forwardFirstToken(_ x: UnsafePointer<Float>, batch: Int, tokens: Int) -> UnsafeMutablePointer<Float> {
+    public func forwardFirstToken(_ x: UnsafePointer<Float>, batch: Int, tokens: Int) throws -> UnsafeMutablePointer<Float> {
         rows = batch * tokens
-        let q = normalisedProduct(norm1, qkv, x)                                // [rows, 3·width]
+        let q = try normalisedProduct(norm1, qkv, x)                                // [rows, 3·width]
         let o = attention.forwardFirstQuery(q, batch: batch, tokens: tokens)    // [batch, width]
         rows = batch
-        let p = projection.forward(o, rows: batch)                              // [batch, width]
+        let p = try projection.forward(o, rows: batch)                              // [batch, width]
         let a = layerScale1.map { $0.forward(p, rows: batch) } ?? p            // [batch, width]
         residual.reserve(batch * width)
         output.reserve(batch * width)
         let x1 = residual.pointer, width = width
         for b in 0..<batch { for i in 0..<width { x1[b * width + i] = x[b * tokens * width + i] + a[b * width + i] } }
-        let f = multiLayerPerceptron(x1, keepsForBackward: false)               // [batch, width]
+        let f = try multiLayerPerceptron(x1, keepsForBackward: false)               // [batch, width]
         let m = layerScale2.map { $0.forward(f, rows: batch) } ?? f            // [batch, width]
         let y = output.pointer
         for i in 0..<(batch * width) { y[i] = x1[i] + m[i] }
@@ -111,34 +111,34 @@ public final class TransformerBlock {
     }
 
     /// linear(norm(x)); in bf16 the norm writes the product's bfloat16 input itself.
-    private func normalisedProduct(_ norm: LayerNorm, _ linear: Linear, _ x: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
-        guard let staged = linear.bf16Input(rows: rows) else { return linear.forward(norm.forward(x, rows: rows), rows: rows) }
+    private func normalisedProduct(_ norm: LayerNorm, _ linear: Linear, _ x: UnsafePointer<Float>) throws -> UnsafeMutablePointer<Float> {
+        guard let staged = linear.bf16Input(rows: rows) else { return try linear.forward(norm.forward(x, rows: rows), rows: rows) }
         norm.forward(x, rows: rows, bf16: staged)
-        return linear.forwardFilled(rows: rows)
+        return try linear.forwardFilled(rows: rows)
     }
 
     /// fc2(act(fc1(norm2(x)))). A bf16 inference runs fc1 and GELU as one product that writes
     /// fc2's bfloat16 input: the widest activation never exists in fp32.
-    private func multiLayerPerceptron(_ x: UnsafePointer<Float>, keepsForBackward: Bool) -> UnsafeMutablePointer<Float> {
+    private func multiLayerPerceptron(_ x: UnsafePointer<Float>, keepsForBackward: Bool) throws -> UnsafeMutablePointer<Float> {
         if !keepsForBackward, mlp == .gelu, let staged = fc1.bf16Input(rows: rows), let hidden = fc2.bf16Input(rows: rows) {
             norm2.forward(x, rows: rows, bf16: staged)
-            fc1.forwardFilledGELU(rows: rows, into: hidden)
-            return fc2.forwardFilled(rows: rows)
+            try fc1.forwardFilledGELU(rows: rows, into: hidden)
+            return try fc2.forwardFilled(rows: rows)
         }
-        return activatedProduct(normalisedProduct(norm2, fc1, x), keepsForBackward: keepsForBackward)
+        return try activatedProduct(normalisedProduct(norm2, fc1, x), keepsForBackward: keepsForBackward)
     }
 
     /// fc2(act(hidden)); in bf16 GELU writes fc2's bfloat16 input itself.
-    private func activatedProduct(_ hidden: UnsafePointer<Float>, keepsForBackward: Bool) -> UnsafeMutablePointer<Float> {
+    private func activatedProduct(_ hidden: UnsafePointer<Float>, keepsForBackward: Bool) throws -> UnsafeMutablePointer<Float> {
         if mlp == .swigluPacked {
-            return fc2.forward(swiglu.forward(hidden, rows: rows, width: fc1.outputs), rows: rows)
+            return try fc2.forward(swiglu.forward(hidden, rows: rows, width: fc1.outputs), rows: rows)
         }
         let count = rows * fc1.outputs
         guard let staged = fc2.bf16Input(rows: rows) else {
-            return fc2.forward(gelu.forward(hidden, count: count, keepsForBackward: keepsForBackward), rows: rows)
+            return try fc2.forward(gelu.forward(hidden, count: count, keepsForBackward: keepsForBackward), rows: rows)
         }
         gelu.forward(hidden, count: count, bf16: staged, keepsForBackward: keepsForBackward)
-        return fc2.forwardFilled(rows: rows)
+        return try fc2.forwardFilled(rows: rows)
     }
 
     private func activationBackward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
@@ -146,15 +146,15 @@ public final class TransformerBlock {
     }
 
     @discardableResult
-    public func backward(_ dy: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    public func backward(_ dy: UnsafePointer<Float>) throws -> UnsafeMutablePointer<Float> {
         let count = rows * width
         inputGradient.reserve(count)
         let dx = inputGradient.pointer
         let dF = layerScale2.map { UnsafePointer($0.backward(dy)) } ?? dy
-        let dMLP = norm2.backward(fc1.backward(activationBackward(fc2.backward(dF))))
+        let dMLP = try norm2.backward(fc1.backward(activationBackward(fc2.backward(dF))))
         Parallel.forChunks(count, grain: 65536) { range in for i in range { dx[i] = dy[i] + dMLP[i] } }
         let dP = layerScale1.map { UnsafePointer($0.backward(dx)) } ?? UnsafePointer(dx)
-        let dAttention = norm1.backward(qkv.backward(attention.backward(projection.backward(dP))))
+        let dAttention = try norm1.backward(qkv.backward(attention.backward(projection.backward(dP))))
         Parallel.forChunks(count, grain: 65536) { range in for i in range { dx[i] += dAttention[i] } }
         return dx
     }

@@ -55,20 +55,20 @@ public enum ClassifierTraining {
         let c = patches.classes.count
 
         /// The probe trained on the training rows of `features` and its held-out report.
-        func probeOn(_ features: [Float], width: Int) -> (LinearProbe, ClassificationReport, train: [Float], test: [Float]) {
+        func probeOn(_ features: [Float], width: Int) throws -> (LinearProbe, ClassificationReport, train: [Float], test: [Float]) {
             func rows(_ indices: [Int]) -> [Float] { indices.flatMap { features[($0 * width)..<(($0 + 1) * width)] } }
             let trainFeatures = rows(train), testFeatures = rows(test)
-            let probe = LinearProbe.train(features: trainFeatures, labels: trainLabels, classes: patches.classes, width: width, settings: settings)
+            let probe = try LinearProbe.train(features: trainFeatures, labels: trainLabels, classes: patches.classes, width: width, settings: settings)
             let p = probe.probabilities(testFeatures)
             let predicted = (0..<test.count).map { i in (0..<c).max { p[i * c + $0] < p[i * c + $1] } ?? 0 }
             return (probe, ClassificationReport(truth: testLabels, predicted: predicted, classes: patches.classes), trainFeatures, testFeatures)
         }
         let width = encoder.featureWidth
-        let (probe, linear, trainFeatures, testFeatures) = probeOn(try encoded(by: encoder), width: width)
+        let (probe, linear, trainFeatures, testFeatures) = try probeOn(encoded(by: encoder), width: width)
         let knn = Evaluation.knn(trainFeatures: trainFeatures, trainLabels: trainLabels, testFeatures: testFeatures, width: width,
                                  classes: c, k: 20)
-        let randomEncoder = probeOn(try encoded(by: encoder.randomlyInitialised(seed: seed)), width: width).1
-        let colourHistogram = probeOn(try ColourHistogram.features(of: dataset), width: ColourHistogram.width).1
+        let randomEncoder = try probeOn(encoded(by: encoder.randomlyInitialised(seed: seed)), width: width).1
+        let colourHistogram = try probeOn(ColourHistogram.features(of: dataset), width: ColourHistogram.width).1
         return ClassifierTrainingResult(probe: probe, linear: linear, knn: ClassificationReport(truth: testLabels, predicted: knn, classes: patches.classes),
                                         trainingSamples: train.count, randomEncoder: randomEncoder, colourHistogram: colourHistogram)
     }

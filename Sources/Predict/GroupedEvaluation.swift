@@ -160,7 +160,7 @@ public enum ColourHistogram {
     public static func features(of dataset: PatchDataset) throws -> [Float] {
         var histograms: [Float] = []
         histograms.reserveCapacity(dataset.count * width)
-        for i in 0..<dataset.count { histograms += features(try dataset.image(i)) }
+        for i in 0..<dataset.count { histograms += try features(dataset.image(i)) }
         return histograms
     }
 }
@@ -239,15 +239,15 @@ public struct GroupedEvaluation: Sendable {
         let histograms = try ColourHistogram.features(of: dataset)
 
         let width = encoder.featureWidth
-        let results = [("checkpoint", trained, width), ("random init", untrained, width),
+        let results = try [("checkpoint", trained, width), ("random init", untrained, width),
                        ("colour histogram", histograms, ColourHistogram.width)].map { name, features, width in
-            crossValidate(name: name, features: features, width: width, labels: labels, classes: patches.classes, fold: fold, folds: k)
+            try crossValidate(name: name, features: features, width: width, labels: labels, classes: patches.classes, fold: fold, folds: k)
         }
         return EvaluationReport(classes: patches.classes, samples: dataset.count, pictures: patches.dataset.count, groups: distinct,
                                 folds: k, knnK: knnK, results: results)
     }
 
-    func crossValidate(name: String, features: [Float], width: Int, labels: [Int], classes: [String], fold: [Int], folds: Int) -> FeatureEvaluation {
+    func crossValidate(name: String, features: [Float], width: Int, labels: [Int], classes: [String], fold: [Int], folds: Int) throws -> FeatureEvaluation {
         var linearPredicted = [Int](repeating: 0, count: labels.count), knnPredicted = linearPredicted
         var linearFolds: [Double] = [], knnFolds: [Double] = []
         for f in 0..<folds {
@@ -258,7 +258,7 @@ public struct GroupedEvaluation: Sendable {
             let trainLabels = train.map { labels[$0] }, testLabels = test.map { labels[$0] }
             var settings = probe
             settings.seed = seed &+ UInt64(f)
-            let model = LinearProbe.train(features: trainFeatures, labels: trainLabels, classes: classes, width: width, settings: settings)
+            let model = try LinearProbe.train(features: trainFeatures, labels: trainLabels, classes: classes, width: width, settings: settings)
             let p = model.probabilities(testFeatures), c = classes.count
             let linear = (0..<test.count).map { i in (0..<c).max { p[i * c + $0] < p[i * c + $1] } ?? 0 }
             let knn = Evaluation.knn(trainFeatures: trainFeatures, trainLabels: trainLabels, testFeatures: testFeatures, width: width,

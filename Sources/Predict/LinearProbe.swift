@@ -37,7 +37,7 @@ public struct LinearProbe: Equatable, Sendable {
 
     /// Full-batch AdamW on the cross-entropy, with the NN layers the encoder uses.
     public static func train(features: [Float], labels: [Int], classes: [String], width: Int,
-                             settings: TrainingSettings = TrainingSettings()) -> LinearProbe {
+                             settings: TrainingSettings = TrainingSettings()) throws -> LinearProbe {
         let n = labels.count, c = classes.count
         var mean = [Float](repeating: 0, count: width), std = [Float](repeating: 0, count: width)
         for i in 0..<n { for j in 0..<width { mean[j] += features[i * width + j] } }
@@ -55,7 +55,7 @@ public struct LinearProbe: Equatable, Sendable {
                               weightDecay: settings.weightDecay)
         let gradient = Buffer(count: n * c)
         for _ in 0..<settings.epochs {
-            let logits = linear.forward(standardised.pointer, rows: n)
+            let logits = try linear.forward(standardised.pointer, rows: n)
             for i in 0..<n {
                 let row = gradient.pointer + i * c
                 row.update(from: logits + i * c, count: c)
@@ -64,7 +64,7 @@ public struct LinearProbe: Equatable, Sendable {
                 for k in 0..<c { row[k] /= Float(n) }
             }
             optimiser.zeroGradients()
-            linear.backward(gradient.pointer)
+            try linear.backward(gradient.pointer)
             optimiser.update()
         }
         return LinearProbe(classes: classes, mean: mean, std: std, weight: linear.weight.value.array, bias: linear.bias!.value.array)
@@ -86,7 +86,7 @@ public struct LinearProbe: Equatable, Sendable {
     }
 
     public func write(to path: String, metadata extra: [String: String] = [:]) throws {
-        let classesJSON = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)
+        let classesJSON = try String(decoding: JSONSerialization.data(withJSONObject: classes), as: UTF8.self)
         var metadata = extra
         metadata["format"] = "wsi-linear-probe"
         metadata["classes"] = classesJSON

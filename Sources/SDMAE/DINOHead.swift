@@ -30,23 +30,23 @@ public final class DINOHead {
     public var parameters: [Parameter] { fc0.parameters + fc2.parameters + fc4.parameters + lastLayer.parameters }
 
     /// Pooled logits [groups, K] of `groups` consecutive blocks of `rowsPerGroup` token rows.
-    public func forward(_ x: UnsafePointer<Float>, groups: Int, rowsPerGroup: Int) -> UnsafeMutablePointer<Float> {
+    public func forward(_ x: UnsafePointer<Float>, groups: Int, rowsPerGroup: Int) throws -> UnsafeMutablePointer<Float> {
         self.groups = groups
         self.rowsPerGroup = rowsPerGroup
         let rows = groups * rowsPerGroup, width = fc4.outputs
-        let h0 = gelu0.forward(fc0.forward(x, rows: rows), count: rows * fc0.outputs)
-        let h2 = gelu2.forward(fc2.forward(h0, rows: rows), count: rows * fc2.outputs)
-        let normalised = normalize.forward(fc4.forward(h2, rows: rows), rows: rows)
+        let h0 = try gelu0.forward(fc0.forward(x, rows: rows), count: rows * fc0.outputs)
+        let h2 = try gelu2.forward(fc2.forward(h0, rows: rows), count: rows * fc2.outputs)
+        let normalised = try normalize.forward(fc4.forward(h2, rows: rows), rows: rows)
         pooled.reserve(groups * width)
         meanPool(normalised, groups: groups, rows: rowsPerGroup, width: width, into: pooled.pointer)
-        return lastLayer.forward(pooled.pointer, rows: groups)
+        return try lastLayer.forward(pooled.pointer, rows: groups)
     }
 
     /// From d(pooled logits) [groups, K] to d(input) [rows, din]; each token gets 1/rowsPerGroup
     /// of its group's gradient.
-    public func backward(_ dLogits: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    public func backward(_ dLogits: UnsafePointer<Float>) throws -> UnsafeMutablePointer<Float> {
         let width = fc4.outputs, rows = groups * rowsPerGroup
-        let dPooled = lastLayer.backward(dLogits)
+        let dPooled = try lastLayer.backward(dLogits)
         tokenGradient.reserve(rows * width)
         let share = 1 / Float(rowsPerGroup)
         for g in 0..<groups {
@@ -55,7 +55,7 @@ public final class DINOHead {
                 for j in 0..<width { row[j] = dPooled[g * width + j] * share }
             }
         }
-        let d4 = fc4.backward(normalize.backward(tokenGradient.pointer))
-        return fc0.backward(gelu0.backward(fc2.backward(gelu2.backward(d4))))
+        let d4 = try fc4.backward(normalize.backward(tokenGradient.pointer))
+        return try fc0.backward(gelu0.backward(fc2.backward(gelu2.backward(d4))))
     }
 }

@@ -66,7 +66,7 @@ public struct FeatureExtractor {
             item.wait()
             next = i + 1 < batches.count ? prefetch(batches[i + 1]) : nil
             let images = try box.result!.get()
-            try consume(indices, images.withUnsafeBufferPointer { encoder.features(images: $0.baseAddress!, batch: indices.count) })
+            try consume(indices, images.withUnsafeBufferPointer { try encoder.features(images: $0.baseAddress!, batch: indices.count) })
             progress.advance(by: indices.count)
         }
         progress.finish()
@@ -76,7 +76,7 @@ public struct FeatureExtractor {
     /// encoder's name in metadata).
     public static func write(_ features: [Float], names: [String], width: Int, encoder: String, to path: String) throws {
         if path.hasSuffix(".safetensors") {
-            let namesJSON = String(decoding: try JSONSerialization.data(withJSONObject: names), as: UTF8.self)
+            let namesJSON = try String(decoding: JSONSerialization.data(withJSONObject: names), as: UTF8.self)
             try Safetensors.write([(name: "features", shape: [names.count, width], values: features)],
                                   metadata: ["names": namesJSON, "encoder": encoder], to: path)
         } else {

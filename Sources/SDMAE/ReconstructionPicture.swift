@@ -7,11 +7,11 @@ import NN
 public enum ReconstructionPicture {
     /// `prediction` replaces the model's output in checks (a perfect prediction is its target).
     public static func render(model: SDMAEModel, images: [Float], batch: Int, seed: UInt64,
-                              prediction predicted: (() -> [Float])? = nil) -> RGBImage {
+                              prediction predicted: (() -> [Float])? = nil) throws -> RGBImage {
         let config = model.config
         var generator = SeededGenerator(seed: seed)
         let mask = TokenMask.random(batch: batch, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
-        images.withUnsafeBufferPointer { _ = model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }
+        try images.withUnsafeBufferPointer { _ = try model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }
         let prediction = predicted?() ?? model.prediction
         let s = config.imageSize, p = config.patchSize, g = config.grid, gap = 4
         var canvas = RGBImage(width: 3 * s + 2 * gap, height: batch * s + (batch - 1) * gap, fill: (255, 255, 255))

@@ -163,16 +163,16 @@ public final class SDMAEModel {
 
     /// Forward pass and losses for `images` ([B,3,S,S] in [0,1]) under `mask`.
     @discardableResult
-    public func forward(images: UnsafePointer<Float>, batch: Int, mask: TokenMask) -> StepLosses {
+    public func forward(images: UnsafePointer<Float>, batch: Int, mask: TokenMask) throws -> StepLosses {
         precondition(mask.visible.count == batch && mask.masked.count == batch)
         self.mask = mask
         self.batch = batch
-        let latent = encode(images, batch: batch, tokens: mask.visible)         // [B·nv, d]
-        let decoded = decode(latent)                                             // [B·L, dd]
+        let latent = try encode(images, batch: batch, tokens: mask.visible)         // [B·nv, d]
+        let decoded = try decode(latent)                                             // [B·L, dd]
         splitDecoded(decoded)                                                    // visible [B·nv, dd], masked [B·nm, dd]
-        let prediction = decoderPred.forward(maskedDecoded.pointer, rows: batch * mask.masked[0].count)  // [B·nm, P·P·3]
+        let prediction = try decoderPred.forward(maskedDecoded.pointer, rows: batch * mask.masked[0].count)  // [B·nm, P·P·3]
         let reconstruction = reconstructionLoss(images, prediction: prediction)
-        let (distillation, entropy, usage) = distillationLoss(latent)
+        let (distillation, entropy, usage) = try distillationLoss(latent)
         let p = config.distillationWeight
         return StepLosses(reconstruction: reconstruction, distillation: distillation,
                           total: (1 - p) * reconstruction + p * distillation, teacherEntropy: entropy, prototypeEntropy: usage)
@@ -180,11 +180,11 @@ public final class SDMAEModel {
 
     /// The encoder on the listed tokens of each image (every image lists as many):
     /// patch embedding plus positions, the blocks, the final norm → [B·n, d].
-    func encode(_ images: UnsafePointer<Float>, batch: Int, tokens: [[Int]], keepsForBackward: Bool = true) -> UnsafePointer<Float> {
+    func encode(_ images: UnsafePointer<Float>, batch: Int, tokens: [[Int]], keepsForBackward: Bool = true) throws -> UnsafePointer<Float> {
         let n = tokens[0].count, d = config.width
         patches.reserve(batch * n * config.patchValues)
         Patches.channelFirst(images, config: config, batch: batch, tokens: tokens, into: patches.pointer)
-        let embedded = patchEmbed.forward(patches.pointer, rows: batch * n)     // [B·n, d]
+        let embedded = try patchEmbed.forward(patches.pointer, rows: batch * n)     // [B·n, d]
         encoderInput.reserve(batch * n * d)
         for b in 0..<batch {
             for (i, token) in tokens[b].enumerated() {
@@ -193,15 +193,15 @@ public final class SDMAEModel {
             }
         }
         var x = UnsafePointer(encoderInput.pointer)                             // [B·n, d]
-        for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: n, keepsForBackward: keepsForBackward)) }
+        for block in blocks { x = try UnsafePointer(block.forward(x, batch: batch, tokens: n, keepsForBackward: keepsForBackward)) }
         return UnsafePointer(norm.forward(x, rows: batch * n))                  // [B·n, d]
     }
 
     /// The decoder over all positions of the current mask: visible tokens first, then mask tokens
     /// → [B·L, dd].
-    func decode(_ latent: UnsafePointer<Float>) -> UnsafePointer<Float> {
+    func decode(_ latent: UnsafePointer<Float>) throws -> UnsafePointer<Float> {
         let nv = mask.visible[0].count, L = config.tokens, dd = config.decoderWidth
-        let decodedVisible = decoderEmbed.forward(latent, rows: batch * nv)    // [B·nv, dd]
+        let decodedVisible = try decoderEmbed.forward(latent, rows: batch * nv)    // [B·nv, dd]
         decoderInput.reserve(batch * L * dd)
         for b in 0..<batch {
             for (i, token) in mask.visible[b].enumerated() {
@@ -214,7 +214,7 @@ public final class SDMAEModel {
             }
         }
         var y = UnsafePointer(decoderInput.pointer)                             // [B·L, dd]
-        for block in decoderBlocks { y = UnsafePointer(block.forward(y, batch: batch, tokens: L)) }
+        for block in decoderBlocks { y = try UnsafePointer(block.forward(y, batch: batch, tokens: L)) }
         return UnsafePointer(decoderNorm.forward(y, rows: batch * L))           // [B·L, dd]
     }
 
@@ -242,10 +242,10 @@ public final class SDMAEModel {
     /// Cross-entropy from the centred, sharpened teacher (decoder, visible tokens) to the student
     /// (encoder), each head's logits pooled over an image's tokens; also the teacher's entropies
     /// per image and of the batch mean.
-    private func distillationLoss(_ latent: UnsafePointer<Float>) -> (loss: Double, teacherEntropy: Double, prototypeEntropy: Double) {
+    private func distillationLoss(_ latent: UnsafePointer<Float>) throws -> (loss: Double, teacherEntropy: Double, prototypeEntropy: Double) {
         let nv = mask.visible[0].count, k = config.prototypes
-        let studentLogits = studentHead.forward(latent, groups: batch, rowsPerGroup: nv)                      // [B, K]
-        let teacherLogits = teacherHead.forward(visibleDecoded.pointer, groups: batch, rowsPerGroup: nv)      // [B, K]
+        let studentLogits = try studentHead.forward(latent, groups: batch, rowsPerGroup: nv)                      // [B, K]
+        let teacherLogits = try teacherHead.forward(visibleDecoded.pointer, groups: batch, rowsPerGroup: nv)      // [B, K]
         studentPooled.reserve(batch * k)
         teacherPooled.reserve(batch * k)
         studentPooled.pointer.update(from: studentLogits, count: batch * k)
@@ -397,24 +397,24 @@ public final class SDMAEModel {
     }
 
     /// Gradients of the total loss into every parameter's `grad` (accumulated: zero them first).
-    public func backward() {
-        let dMaskedDecoded = backwardReconstruction()                           // [B·nm, dd]
+    public func backward() throws {
+        let dMaskedDecoded = try backwardReconstruction()                           // [B·nm, dd]
         backwardDistillationLogits()
-        let dLatentFromDecoder = backwardDecoder(dMaskedDecoded)                 // [B·nv, d]
-        let dLatentFromStudent = studentHead.backward(studentLogitGradient.pointer)  // [B·nv, d]
+        let dLatentFromDecoder = try backwardDecoder(dMaskedDecoded)                 // [B·nv, d]
+        let dLatentFromStudent = try studentHead.backward(studentLogitGradient.pointer)  // [B·nv, d]
         let rows = batch * mask.visible[0].count * config.width
         for i in 0..<rows { dLatentFromDecoder[i] += dLatentFromStudent[i] }
-        backwardEncoder(dLatentFromDecoder)
+        try backwardEncoder(dLatentFromDecoder)
     }
 
     /// d/dpred of (1−p)·mean (pred − target)², through decoder_pred → [B·nm, dd].
-    private func backwardReconstruction() -> UnsafeMutablePointer<Float> {
+    private func backwardReconstruction() throws -> UnsafeMutablePointer<Float> {
         let values = batch * mask.masked[0].count * config.patchValues
         predictionGradient.reserve(values)
         let prediction = decoderPred.output.pointer
         let scale = (1 - Float(config.distillationWeight)) * 2 / Float(values)
         for i in 0..<values { predictionGradient[i] = scale * (prediction[i] - target[i]) }
-        return decoderPred.backward(predictionGradient.pointer)
+        return try decoderPred.backward(predictionGradient.pointer)
     }
 
     /// The distillation loss on the pooled logits: dL/dz_s = p (q − P) / (B τs);
@@ -452,7 +452,7 @@ public final class SDMAEModel {
 
     /// Through the decoder: visible rows take the teacher head's gradient, masked rows
     /// decoder_pred's; the mask token sums its rows; returns the gradient of the latent [B·nv, d].
-    private func backwardDecoder(_ dMaskedDecoded: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+    private func backwardDecoder(_ dMaskedDecoded: UnsafePointer<Float>) throws -> UnsafeMutablePointer<Float> {
         let nv = mask.visible[0].count, nm = mask.masked[0].count, L = config.tokens, dd = config.decoderWidth
         decodedGradient.reserve(batch * L * dd)
         let dDecoded = decodedGradient.pointer                                   // [B·L, dd]
@@ -460,13 +460,13 @@ public final class SDMAEModel {
             // Balanced targets are fixed, as in SwAV: no gradient reaches the teacher through P.
             for b in 0..<batch { (dDecoded + b * L * dd).update(repeating: 0, count: nv * dd) }
         } else {
-            let dVisible = teacherHead.backward(teacherLogitGradient.pointer)    // [B·nv, dd]
+            let dVisible = try teacherHead.backward(teacherLogitGradient.pointer)    // [B·nv, dd]
             for b in 0..<batch { (dDecoded + b * L * dd).update(from: dVisible + b * nv * dd, count: nv * dd) }
         }
         for b in 0..<batch { (dDecoded + (b * L + nv) * dd).update(from: dMaskedDecoded + b * nm * dd, count: nm * dd) }
 
         var dy = decoderNorm.backward(dDecoded)                                  // [B·L, dd]
-        for block in decoderBlocks.reversed() { dy = block.backward(dy) }
+        for block in decoderBlocks.reversed() { dy = try block.backward(dy) }
         for b in 0..<batch {
             for i in 0..<nm {
                 let row = dy + (b * L + nv + i) * dd
@@ -475,13 +475,13 @@ public final class SDMAEModel {
         }
         latentGradient.reserve(batch * nv * dd)
         for b in 0..<batch { (latentGradient.pointer + b * nv * dd).update(from: dy + b * L * dd, count: nv * dd) }
-        return decoderEmbed.backward(latentGradient.pointer)                     // [B·nv, d]
+        return try decoderEmbed.backward(latentGradient.pointer)                     // [B·nv, d]
     }
 
-    private func backwardEncoder(_ dLatent: UnsafeMutablePointer<Float>) {
+    private func backwardEncoder(_ dLatent: UnsafeMutablePointer<Float>) throws {
         var dx = norm.backward(dLatent)                                          // [B·nv, d]
-        for block in blocks.reversed() { dx = block.backward(dx) }
-        patchEmbed.backward(dx)
+        for block in blocks.reversed() { dx = try block.backward(dx) }
+        try patchEmbed.backward(dx)
     }
 
     /// Updates the teacher centre after an optimiser step, from this batch alone.
@@ -518,16 +518,16 @@ public final class SDMAEModel {
     // MARK: Downstream features
 
     /// Mean over all tokens of the normalised encoder output, no masking: [batch, width].
-    public func features(images: UnsafePointer<Float>, batch: Int) -> [Float] {
+    public func features(images: UnsafePointer<Float>, batch: Int) throws -> [Float] {
         let d = config.width, plane = 3 * config.imageSize * config.imageSize
         var features = [Float](repeating: 0, count: batch * d)
         // Encoded a few images at a time: every layer keeps its activations for backward, so
         // memory grows with the rows in flight, while GEMMs of 16 images' tokens already run at speed.
         let chunk = Self.inferenceChunk
-        features.withUnsafeMutableBufferPointer { out in
+        try features.withUnsafeMutableBufferPointer { out in
             for start in stride(from: 0, to: batch, by: chunk) {
                 let count = min(chunk, batch - start)
-                encodeAllTokens(images + start * plane, batch: count, into: out.baseAddress! + start * d)
+                try encodeAllTokens(images + start * plane, batch: count, into: out.baseAddress! + start * d)
             }
         }
         return features
@@ -535,9 +535,9 @@ public final class SDMAEModel {
 
     static let inferenceChunk = 16
 
-    private func encodeAllTokens(_ images: UnsafePointer<Float>, batch: Int, into out: UnsafeMutablePointer<Float>) {
+    private func encodeAllTokens(_ images: UnsafePointer<Float>, batch: Int, into out: UnsafeMutablePointer<Float>) throws {
         let L = config.tokens
-        let latent = encode(images, batch: batch, tokens: [[Int]](repeating: Array(0..<L), count: batch), keepsForBackward: false)  // [B·L, d]
+        let latent = try encode(images, batch: batch, tokens: [[Int]](repeating: Array(0..<L), count: batch), keepsForBackward: false)  // [B·L, d]
         meanPool(latent, groups: batch, rows: L, width: config.width, into: out)                            // [B, d]
     }
 }

@@ -179,7 +179,7 @@ public final class Trainer {
             model.teacherTemperature = Float(teacherTemperatures.value(at: step))
             var losses = StepLosses(reconstruction: 0, distillation: 0, total: 0, teacherEntropy: 0, prototypeEntropy: 0)
             if case let .success(batch) = batch {
-                losses = batch.images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: share.count, mask: mask) }
+                losses = try batch.images.withUnsafeBufferPointer { try model.forward(images: $0.baseAddress!, batch: share.count, mask: mask) }
             }
             let centreSums: [Float]
             (losses, centreSums) = try averageOverRanks(losses, batch: batch, waited: &synchronisation)
@@ -187,7 +187,7 @@ public final class Trainer {
                 throw TrainingError.nonFinite(step: step, what: "the loss", checkpoint: lastCheckpoint)
             }
             optimiser.zeroGradients()
-            model.backward()
+            try model.backward()
             try averageGradients(step: step, waited: &synchronisation)
             let norm = optimiser.gradientNorm()
             guard norm.isFinite else { throw TrainingError.nonFinite(step: step, what: "the gradient norm", checkpoint: lastCheckpoint) }
@@ -238,7 +238,7 @@ public final class Trainer {
         let dataset = loader.dataset
         let hash = fnv1a((0..<dataset.count).map(dataset.name).joined(separator: "\n"))
         let mine = "\(dataset.count) patches, names hash \(String(hash, radix: 16))"
-        let leaders = String(decoding: try group.broadcast(Data(mine.utf8), what: "comparing the ranks' patch lists"), as: UTF8.self)
+        let leaders = try String(decoding: group.broadcast(Data(mine.utf8), what: "comparing the ranks' patch lists"), as: UTF8.self)
         let same: Result<Void, Error> = mine == leaders ? .success(()) : .failure(TrainingError.unsupportedWithRanks(
             "rank \(group.rank) sees \(mine), rank 0 \(leaders): every rank must read the same patch folders"))
         try group.agree(same, what: "comparing the ranks' patch lists")
@@ -247,7 +247,7 @@ public final class Trainer {
     /// Gives every rank the leader's step, weights, optimiser state and centre (after a resume).
     private func synchroniseState(from step: Int) throws -> Int {
         guard group.size > 1 else { return step }
-        let leaders = Int(String(decoding: try group.broadcast(Data(String(step).utf8), what: "sharing the first step"), as: UTF8.self)) ?? 0
+        let leaders = try Int(String(decoding: group.broadcast(Data(String(step).utf8), what: "sharing the first step"), as: UTF8.self)) ?? 0
         guard leaders > 0 else { return leaders }
         for (index, parameter) in model.parameters.enumerated() {
             try group.broadcast(parameter.value.pointer, count: parameter.count, what: "sharing the checkpoint's weights")
@@ -327,7 +327,7 @@ public final class Trainer {
         try model.writeWeights(to: runDirectory + "/" + pointer.model, step: step)
         try optimiser.writeState(to: runDirectory + "/" + pointer.optimizer)
         let previous = try readPointer()
-        try AtomicFile.write(try JSONFile.encode(pointer), to: runDirectory + "/" + RunFiles.latest)
+        try AtomicFile.write(JSONFile.encode(pointer), to: runDirectory + "/" + RunFiles.latest)
         if let previous, previous.model != pointer.model, !options.keepsCheckpoints {
             try? FileManager.default.removeItem(atPath: runDirectory + "/" + previous.model)
             try? FileManager.default.removeItem(atPath: runDirectory + "/" + previous.optimizer)

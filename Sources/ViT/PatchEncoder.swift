@@ -16,7 +16,7 @@ public protocol PatchEncoder: AnyObject {
     /// One tile as the network reads it: planar floats [3, inputSize, inputSize].
     func prepare(_ image: RGBImage, into out: UnsafeMutablePointer<Float>)
     /// Features [batch, featureWidth] of prepared images.
-    func features(images: UnsafePointer<Float>, batch: Int) -> [Float]
+    func features(images: UnsafePointer<Float>, batch: Int) throws -> [Float]
     /// The same architecture with fresh random weights: the baseline learning claims are read against.
     func randomlyInitialised(seed: UInt64) -> any PatchEncoder
 }
@@ -31,12 +31,12 @@ extension VisionTransformer: PatchEncoder {
 
     /// A few images at a time: activations grow with the rows in flight, while 16 images' tokens
     /// already make products that run at speed.
-    public func features(images: UnsafePointer<Float>, batch: Int) -> [Float] {
+    public func features(images: UnsafePointer<Float>, batch: Int) throws -> [Float] {
         let side = inputSize, plane = 3 * side * side, chunk = 16
         var out: [Float] = []
         out.reserveCapacity(batch * featureWidth)
         for start in stride(from: 0, to: batch, by: chunk) {
-            out += features(images + start * plane, batch: min(chunk, batch - start), side: side)
+            out += try features(images + start * plane, batch: min(chunk, batch - start), side: side)
         }
         return out
     }

@@ -88,32 +88,32 @@ public final class VisionTransformer {
     // MARK: Forward, as timm's forward_features then forward_head
 
     /// `pixels` [B, 3, S, S] (the transform's output) → tokens after the final norm [B·T, D].
-    public func tokens(_ pixels: UnsafePointer<Float>, batch: Int, side: Int) -> UnsafePointer<Float> {
+    public func tokens(_ pixels: UnsafePointer<Float>, batch: Int, side: Int) throws -> UnsafePointer<Float> {
         precondition(side % config.patchSize == 0, "a \(side)-px input is not a whole number of \(config.patchSize)-px patches")
         let grid = side / config.patchSize, t = tokenCount(side: side)
-        let embedded = embedPatches(pixels, batch: batch, side: side)          // [B·g², D]
+        let embedded = try embedPatches(pixels, batch: batch, side: side)          // [B·g², D]
         let x0 = assembleSequence(embedded, batch: batch, grid: grid)          // [B·T, D]
         var x = UnsafePointer(x0)
-        for block in blocks { x = UnsafePointer(block.forward(x, batch: batch, tokens: t, keepsForBackward: false)) }  // [B·T, D]
+        for block in blocks { x = try UnsafePointer(block.forward(x, batch: batch, tokens: t, keepsForBackward: false)) }  // [B·T, D]
         return UnsafePointer(norm.forward(x, rows: batch * t))                 // [B·T, D]
     }
 
     /// Pooled features [B, F] of `pixels` [B, 3, S, S]. With `token` pooling the last block
     /// runs for the class token alone (the same numbers: every step after attention is per row).
-    public func features(_ pixels: UnsafePointer<Float>, batch: Int, side: Int) -> [Float] {
+    public func features(_ pixels: UnsafePointer<Float>, batch: Int, side: Int) throws -> [Float] {
         guard config.pooling == .token, let last = blocks.last else {
-            return pool(tokens(pixels, batch: batch, side: side), batch: batch, tokens: tokenCount(side: side))
+            return try pool(tokens(pixels, batch: batch, side: side), batch: batch, tokens: tokenCount(side: side))
         }
         let t = tokenCount(side: side), d = config.width
-        let embedded = embedPatches(pixels, batch: batch, side: side)          // [B·g², D]
+        let embedded = try embedPatches(pixels, batch: batch, side: side)          // [B·g², D]
         var x = UnsafePointer(assembleSequence(embedded, batch: batch, grid: side / config.patchSize))  // [B·T, D]
-        for block in blocks.dropLast() { x = UnsafePointer(block.forward(x, batch: batch, tokens: t, keepsForBackward: false)) }
-        let first = last.forwardFirstToken(x, batch: batch, tokens: t)          // [B, D]
+        for block in blocks.dropLast() { x = try UnsafePointer(block.forward(x, batch: batch, tokens: t, keepsForBackward: false)) }
+        let first = try last.forwardFirstToken(x, batch: batch, tokens: t)          // [B, D]
         return Array(UnsafeBufferPointer(start: norm.forward(first, rows: batch), count: batch * d))  // [B, D]
     }
 
     /// A conv with kernel = stride = p is a Linear on each patch flattened channel-major.
-    private func embedPatches(_ pixels: UnsafePointer<Float>, batch: Int, side: Int) -> UnsafeMutablePointer<Float> {
+    private func embedPatches(_ pixels: UnsafePointer<Float>, batch: Int, side: Int) throws -> UnsafeMutablePointer<Float> {
         let p = config.patchSize, grid = side / p, values = 3 * p * p
         patches.reserve(batch * grid * grid * values)
         let out = patches.pointer
@@ -131,7 +131,7 @@ public final class VisionTransformer {
                 }
             }
         }
-        return patchEmbed.forward(patches.pointer, rows: batch * grid * grid)
+        return try patchEmbed.forward(patches.pointer, rows: batch * grid * grid)
     }
 
     /// [cls, registers, patches] with positions added where the config puts them.

@@ -109,7 +109,7 @@ struct BenchCommand: Command {
             options.annotations = try AnnotationSet.file(for: path, among: annotationFiles).map(AnnotationSet.read)
             var summaries: [TilingSummary] = []
             for run in 0..<runs {
-                summaries.append(try TileExtractor(options: options).run(slidePath: path, outputDirectory: "\(scratch)/\(run)"))
+                try summaries.append(TileExtractor(options: options).run(slidePath: path, outputDirectory: "\(scratch)/\(run)"))
                 try? FileManager.default.removeItem(atPath: "\(scratch)/\(run)")
             }
             let tiles = summaries[0].tissueTiles
@@ -146,9 +146,9 @@ enum ModelBench {
         if let notice { print(notice) }
         if let encoder = values.string("encoder") {
             guard what[0] == "embed", let preset = EncoderPresets.named(encoder) else { throw UsageError("--encoder goes with 'embed'") }
-            return embed(preset, batch: batch, precision: precision, steps: steps)
+            return try embed(preset, batch: batch, precision: precision, steps: steps)
         }
-        if what[0] == "matmul" { return matmul(config, rows: batch * config.tokens, precision: precision, steps: steps) }
+        if what[0] == "matmul" { return try matmul(config, rows: batch * config.tokens, precision: precision, steps: steps) }
         let model = SDMAEModel(config: config, seed: 0)
         model.precision = precision
         var generator = SeededGenerator(seed: 1)
@@ -159,14 +159,14 @@ enum ModelBench {
             let start = Date()
             if what[0] == "train" {
                 let mask = TokenMask.random(batch: batch, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
-                _ = images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }
+                _ = try images.withUnsafeBufferPointer { try model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }
                 optimiser.zeroGradients()
-                model.backward()
+                try model.backward()
                 optimiser.update()
                 model.refreshLowPrecisionWeights()
                 model.updateCenter()
             } else {
-                _ = images.withUnsafeBufferPointer { model.features(images: $0.baseAddress!, batch: batch) }
+                _ = try images.withUnsafeBufferPointer { try model.features(images: $0.baseAddress!, batch: batch) }
             }
             if step > 0 { rates.append(Double(batch) / Date().timeIntervalSince(start)) }
         }
@@ -181,7 +181,7 @@ enum ModelBench {
     }
 
     /// A published encoder's inference on random pixels, as `wsi features` runs it.
-    static func embed(_ preset: EncoderPreset, batch: Int, precision: Precision, steps: Int) -> Int32 {
+    static func embed(_ preset: EncoderPreset, batch: Int, precision: Precision, steps: Int) throws -> Int32 {
         let loadStart = Date()
         let model = VisionTransformer(config: preset.config, seed: 0)
         model.precision = precision
@@ -192,7 +192,7 @@ enum ModelBench {
         var rates: [Double] = []
         for step in 0...steps {
             let start = Date()
-            _ = images.withUnsafeBufferPointer { model.features(images: $0.baseAddress!, batch: batch) }
+            _ = try images.withUnsafeBufferPointer { try model.features(images: $0.baseAddress!, batch: batch) }
             if step > 0 { rates.append(Double(batch) / Date().timeIntervalSince(start)) }
         }
         let flops = encoderFLOPs(preset.config, hidden: model.hiddenWidth)
@@ -223,7 +223,7 @@ enum ModelBench {
     }
 
     /// Each of the encoder's linear-layer shapes, forward only, timed alone.
-    static func matmul(_ config: SDMAEConfig, rows: Int, precision: Precision, steps: Int) -> Int32 {
+    static func matmul(_ config: SDMAEConfig, rows: Int, precision: Precision, steps: Int) throws -> Int32 {
         let d = config.width
         var generator = SeededGenerator(seed: 1)
         for (name, inputs, outputs) in [("qkv", d, 3 * d), ("proj", d, d), ("fc1", d, 4 * d), ("fc2", 4 * d, d)] {
@@ -233,10 +233,10 @@ enum ModelBench {
             layer.refreshLowPrecisionWeights()
             let x = (0..<(rows * inputs)).map { _ in generator.uniform() }
             var seconds: [Double] = []
-            x.withUnsafeBufferPointer { x in
+            try x.withUnsafeBufferPointer { x in
                 for step in 0...steps {
                     let start = Date()
-                    layer.forward(x.baseAddress!, rows: rows)
+                    try layer.forward(x.baseAddress!, rows: rows)
                     if step > 0 { seconds.append(Date().timeIntervalSince(start)) }
                 }
             }

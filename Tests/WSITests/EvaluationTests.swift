@@ -32,7 +32,7 @@ final class EvaluationTests: XCTestCase {
         // A Kather tile is also a one-level slide, as PNG and JPEG pictures are.
         let slide = try Slide(path: patches.dataset.name(0))
         XCTAssertEqual(slide.dimensions.width, 150)
-        XCTAssertTrue(try slide.readRegion(x: 10, y: 20, level: 0, width: 1, height: 1)[0, 0] == tumour[10, 20])
+        try XCTAssertTrue(slide.readRegion(x: 10, y: 20, level: 0, width: 1, height: 1)[0, 0] == tumour[10, 20])
     }
 
     func testGroupsByPatternTableAndFile() throws {
@@ -40,17 +40,17 @@ final class EvaluationTests: XCTestCase {
         let byPattern = try patches.groups(by: .pattern(Self.katherPattern))
         XCTAssertEqual(Set(byPattern).count, 21, "24 tiles from 21 source images")
         XCTAssertEqual(byPattern.filter { $0 == "CRC-Prim-HE-06_005" }.count, 3)
-        XCTAssertEqual(Set(try patches.groups(by: .perFile)).count, 24)
-        XCTAssertThrowsError(try patches.groups(by: .pattern("^no-such-prefix"))) { error in
+        try XCTAssertEqual(Set(patches.groups(by: .perFile)).count, 24)
+        try XCTAssertThrowsError(patches.groups(by: .pattern("^no-such-prefix"))) { error in
             XCTAssertTrue("\(error)".contains("does not match the group pattern"), "\(error)")
         }
         let dir = TestData.scratchDirectory()
         let names = patches.dataset.sources.indices.map { URL(fileURLWithPath: patches.dataset.name($0)).lastPathComponent }
         let table = "file,group\n" + names.enumerated().map { "\($1),patient-\($0 % 4)" }.joined(separator: "\n") + "\n"
         try table.write(toFile: dir + "/groups.csv", atomically: true, encoding: .utf8)
-        XCTAssertEqual(Set(try patches.groups(by: .table(dir + "/groups.csv"))), ["patient-0", "patient-1", "patient-2", "patient-3"])
+        try XCTAssertEqual(Set(patches.groups(by: .table(dir + "/groups.csv"))), ["patient-0", "patient-1", "patient-2", "patient-3"])
         try "file,group\nnothing.tif,x\n".write(toFile: dir + "/partial.csv", atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try patches.groups(by: .table(dir + "/partial.csv"))) { error in
+        try XCTAssertThrowsError(patches.groups(by: .table(dir + "/partial.csv"))) { error in
             XCTAssertTrue("\(error)".contains("not listed in the groups table"), "\(error)")
         }
     }
@@ -93,7 +93,7 @@ final class EvaluationTests: XCTestCase {
         let architecture = "{\"bottleneck\":8,\"decoderDepth\":1,\"decoderHeads\":2,\"decoderWidth\":8,\"depth\":1,\"headHidden\":8,"
             + "\"heads\":2,\"imageSize\":48,\"patchSize\":16,\"prototypes\":8,\"width\":16}"
         try Safetensors.write(model.stateTensors(), metadata: ["config": architecture], to: dir + "/model.safetensors")
-        XCTAssertEqual(try SDMAEModel.load(path: dir + "/model.safetensors").config, config)
+        try XCTAssertEqual(SDMAEModel.load(path: dir + "/model.safetensors").config, config)
 
         var arguments = Arguments(["--checkpoint", dir + "/model.safetensors", "--labelled", Self.kather, "--group-pattern", Self.katherPattern,
                                    "--out", dir + "/out", "--folds", "3", "--epochs", "100", "--quiet"])
@@ -115,13 +115,13 @@ final class EvaluationTests: XCTestCase {
         // Colour alone tells adipose and empty from the rest: the histogram is far above chance (1/8).
         XCTAssertGreaterThan(report.results[2].linear.balancedAccuracy, 0.25)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/evaluate/" + EvaluateStage.confusionName))
-        let html = try String(contentsOfFile: try Report.write(outputRoot: dir + "/out"), encoding: .utf8)
+        let html = try String(contentsOfFile: Report.write(outputRoot: dir + "/out"), encoding: .utf8)
         XCTAssertTrue(html.contains("<h2>Evaluation: evaluate</h2>"))
         XCTAssertTrue(html.contains("src=\"evaluate/confusion-linear.png\""))
     }
 
     /// The teacher's two entropies and the collapse watch on synthetic and real steps.
-    func testCollapseWatch() {
+    func testCollapseWatch() throws {
         let watch = CollapseWatch(prototypes: 1024, after: 10, active: true)
         func losses(_ teacher: Double, _ usage: Double) -> StepLosses {
             StepLosses(reconstruction: 1, distillation: 1, total: 1, teacherEntropy: teacher, prototypeEntropy: usage)
@@ -140,7 +140,7 @@ final class EvaluationTests: XCTestCase {
         var generator = SeededGenerator(seed: 2)
         let images = (0..<(4 * 3 * 16 * 16)).map { _ in generator.uniform() }
         let mask = TokenMask.random(batch: 4, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
-        let step = images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: 4, mask: mask) }
+        let step = try images.withUnsafeBufferPointer { try model.forward(images: $0.baseAddress!, batch: 4, mask: mask) }
         XCTAssertGreaterThanOrEqual(step.prototypeEntropy, step.teacherEntropy - 1e-9)
         XCTAssertLessThanOrEqual(step.prototypeEntropy, log(Double(config.prototypes)) + 1e-9)
     }
@@ -171,8 +171,8 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(warming.options.teacherTemperatureWarmupEpochs, 30)
         XCTAssertNil(authors.options.teacherTemperatureWarmupStart, "no warm-up unless asked for")
         XCTAssertEqual(authors.config.prototypes, SDMAEConfig.tiny.prototypes, "K from the preset")
-        XCTAssertThrowsError(try stage(["--tau-t-warmup-from", "0.04"]), "a warm-up without a length is a mistake, not a no-op")
-        XCTAssertThrowsError(try stage(["--tau-t-warmup-epochs", "5"]), "a warm-up without a start is a mistake, not a no-op")
+        try XCTAssertThrowsError(stage(["--tau-t-warmup-from", "0.04"]), "a warm-up without a length is a mistake, not a no-op")
+        try XCTAssertThrowsError(stage(["--tau-t-warmup-epochs", "5"]), "a warm-up without a start is a mistake, not a no-op")
         for recipe in PretrainRecipe.allCases {
             for name in recipe.values.keys {
                 XCTAssertNotNil(PretrainStage.parameters.first { $0.name == name && $0.defaultValue == nil },
@@ -194,10 +194,10 @@ final class RecipeTests: XCTestCase {
         XCTAssertNil(preset.options.initialisation, "Xavier stays unrecorded, as in older runs")
         let coarse = try stage(["--patch-size", "16", "--image-size", "128"])
         XCTAssertEqual(coarse.config.tokens, 64)
-        XCTAssertThrowsError(try stage(["--patch-size", "10"])) { error in
+        try XCTAssertThrowsError(stage(["--patch-size", "10"])) { error in
             XCTAssertTrue("\(error)".contains("not a multiple of patch size 10"), "\(error)")
         }
-        XCTAssertEqual(try stage(["--init", "trunc-normal"]).options.initialisation, .truncatedNormal)
+        try XCTAssertEqual(stage(["--init", "trunc-normal"]).options.initialisation, .truncatedNormal)
 
         func spread(_ model: SDMAEModel, _ name: String) throws -> (std: Float, maximum: Float) {
             let parameter = try XCTUnwrap(model.parameters.first { $0.name == name }, name)
@@ -215,6 +215,6 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(narrow.std, 0.0176, accuracy: 0.001)
         XCTAssertLessThanOrEqual(narrow.maximum, 0.04)
         let embedding = "patch_embed.proj.weight"
-        XCTAssertEqual(try spread(xavier, embedding).std, try spread(timm, embedding).std, "the patch embedding stays Xavier")
+        try XCTAssertEqual(spread(xavier, embedding).std, spread(timm, embedding).std, "the patch embedding stays Xavier")
     }
 }

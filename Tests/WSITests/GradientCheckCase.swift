@@ -16,16 +16,16 @@ class GradientCheckCase: XCTestCase {
 
     /// Checks d(probe)/d(value[i]) for a few indices of `values` against `analytic`.
     func check(_ name: String, values: UnsafeMutablePointer<Float>, count: Int, analytic: [Float],
-               probe: () -> Double, samples: Int = 12, step: Float = 1e-2, file: StaticString = #filePath, line: UInt = #line) {
+               probe: () throws -> Double, samples: Int = 12, step: Float = 1e-2, file: StaticString = #filePath, line: UInt = #line) throws {
         var worst: Float = 0
         let scale = max(analytic.map(abs).max() ?? 0, 1e-3)
         for s in 0..<min(samples, count) {
             let i = s == 0 ? 0 : Int(generator.next() % UInt64(count))
             let saved = values[i]
             values[i] = saved + step
-            let plus = probe()
+            let plus = try probe()
             values[i] = saved - step
-            let minus = probe()
+            let minus = try probe()
             values[i] = saved
             let numeric = Float((plus - minus) / Double(2 * step))
             worst = max(worst, abs(numeric - analytic[i]) / scale)
@@ -35,15 +35,15 @@ class GradientCheckCase: XCTestCase {
     }
 
     /// A width-8 block on two sequences of three tokens: dx and every parameter's gradient.
-    func checkBlock(_ block: TransformerBlock, file: StaticString = #filePath, line: UInt = #line) {
+    func checkBlock(_ block: TransformerBlock, file: StaticString = #filePath, line: UInt = #line) throws {
         let x = randomBuffer(2 * 3 * 8)
         let w = probeWeights(48)
-        let probe = { self.dot(block.forward(x.pointer, batch: 2, tokens: 3), w) }
-        _ = probe()
-        let dx = block.backward(w).array(48)
-        check("Block dx", values: x.pointer, count: 48, analytic: dx, probe: probe, samples: 20, file: file, line: line)
+        let probe = { try self.dot(block.forward(x.pointer, batch: 2, tokens: 3), w) }
+        _ = try probe()
+        let dx = try block.backward(w).array(48)
+        try check("Block dx", values: x.pointer, count: 48, analytic: dx, probe: probe, samples: 20, file: file, line: line)
         for p in block.parameters {
-            check("Block d\(p.name)", values: p.value.pointer, count: p.count, analytic: p.grad.array, probe: probe, samples: 6, file: file, line: line)
+            try check("Block d\(p.name)", values: p.value.pointer, count: p.count, analytic: p.grad.array, probe: probe, samples: 6, file: file, line: line)
         }
     }
 

@@ -11,7 +11,7 @@ final class MILModelTests: XCTestCase {
 
     func loadFixture() throws -> (AttentionMIL, [String: NamedTensor]) {
         let model = try AttentionMIL.load(path: Self.folder + "/weights.safetensors")
-        return (model, try Safetensors.read(path: Self.folder + "/expected.safetensors").tensors)
+        return try (model, Safetensors.read(path: Self.folder + "/expected.safetensors").tensors)
     }
 
     func assertClose(_ actual: [Float], _ expected: [Float], tolerance: Float, _ name: String, file: StaticString = #filePath, line: UInt = #line) {
@@ -33,30 +33,30 @@ final class MILModelTests: XCTestCase {
     func testOutputsAndLossesMatchReference() throws {
         let (model, expected) = try loadFixture()
         for (bag, label) in [("bag0", 2), ("bag1", 0)] {
-            let output = model.predict(try XCTUnwrap(expected[bag + ".features"]).floats)
+            let output = try model.predict(XCTUnwrap(expected[bag + ".features"]).floats)
             assertClose(output.rawAttention, expected[bag + ".attention_raw"]!.floats, tolerance: 1e-5, bag + " raw attention")
             assertClose(output.attention, expected[bag + ".attention"]!.floats, tolerance: 1e-5, bag + " attention")
             assertClose(output.logits, expected[bag + ".logits"]!.floats, tolerance: 1e-5, bag + " logits")
             assertClose(output.probabilities, expected[bag + ".prob"]!.floats, tolerance: 1e-5, bag + " probabilities")
-            let loss = model.loss(label: label)
+            let loss = try model.loss(label: label)
             assertClose([loss.bag], expected[bag + ".bag_loss"]!.floats, tolerance: 1e-5, bag + " bag loss")
-            assertClose([try XCTUnwrap(loss.instance)], expected[bag + ".instance_loss"]!.floats, tolerance: 1e-5, bag + " instance loss")
+            try assertClose([XCTUnwrap(loss.instance)], expected[bag + ".instance_loss"]!.floats, tolerance: 1e-5, bag + " instance loss")
             if let total = expected[bag + ".total_loss"] { assertClose([loss.total], total.floats, tolerance: 1e-5, bag + " total loss") }
         }
     }
 
     func testGradientsAndAdamWStepMatchReference() throws {
         let (model, expected) = try loadFixture()
-        _ = model.predict(expected["bag0.features"]!.floats)
-        _ = model.loss(label: 2)
-        model.backward(label: 2)
+        _ = try model.predict(expected["bag0.features"]!.floats)
+        _ = try model.loss(label: 2)
+        try model.backward(label: 2)
         for p in model.parameters {
-            assertClose(p.grad.array, try XCTUnwrap(expected["grad." + p.name]).floats, tolerance: 1e-4, "grad " + p.name)
+            try assertClose(p.grad.array, XCTUnwrap(expected["grad." + p.name]).floats, tolerance: 1e-4, "grad " + p.name)
         }
         let optimiser = AdamW(parameters: model.parameters, learningRate: 2e-4, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 1e-5)
         optimiser.update()
         for p in model.parameters {
-            assertClose(p.value.array, try XCTUnwrap(expected["step1." + p.name]).floats, tolerance: 1e-4, "step " + p.name)
+            try assertClose(p.value.array, XCTUnwrap(expected["step1." + p.name]).floats, tolerance: 1e-4, "step " + p.name)
         }
     }
 
@@ -71,14 +71,14 @@ final class MILModelTests: XCTestCase {
             let tiles = 11
             let bag = (0..<(tiles * 6)).map { _ in generator.normal() }
             let label = 1
-            func loss() -> Double {
+            func loss() throws -> Double {
                 var dropoutGenerator = SeededGenerator(seed: 5)
-                bag.withUnsafeBufferPointer { _ = model.forward($0.baseAddress!, tiles: tiles, training: true, using: &dropoutGenerator) }
-                return Double(model.loss(label: label).total)
+                try bag.withUnsafeBufferPointer { _ = try model.forward($0.baseAddress!, tiles: tiles, training: true, using: &dropoutGenerator) }
+                return try Double(model.loss(label: label).total)
             }
-            _ = loss()
+            _ = try loss()
             for p in model.parameters { p.grad.zero() }
-            model.backward(label: label)
+            try model.backward(label: label)
             var worst: Float = 0
             for p in model.parameters {
                 let analytic = p.grad.array
@@ -86,9 +86,9 @@ final class MILModelTests: XCTestCase {
                 for i in stride(from: 0, to: p.count, by: max(1, p.count / 7)) {
                     let saved = p.value[i]
                     p.value[i] = saved + 1e-2
-                    let plus = loss()
+                    let plus = try loss()
                     p.value[i] = saved - 1e-2
-                    let minus = loss()
+                    let minus = try loss()
                     p.value[i] = saved
                     worst = max(worst, abs(Float((plus - minus) / 2e-2) - analytic[i]) / scale)
                 }
@@ -109,12 +109,12 @@ final class MILModelTests: XCTestCase {
 
         try Safetensors.write([(name: "x", shape: [1], values: [0])], metadata: ["config": #"{"embed_dim": 4, "classes": 2, "size": [6, 3]}"#],
                               to: directory + "/wrong.safetensors")
-        XCTAssertThrowsError(try AttentionMIL.load(path: directory + "/wrong.safetensors")) {
+        try XCTAssertThrowsError(AttentionMIL.load(path: directory + "/wrong.safetensors")) {
             XCTAssertTrue("\($0)".contains("no tensor attention_net.0.weight"), "\($0)")
         }
         try Safetensors.write([(name: "x", shape: [1], values: [0])], metadata: ["config": #"{"embed_dim": 4, "classes": 2, "size": [100000000, 3]}"#],
                               to: directory + "/huge.safetensors")
-        XCTAssertThrowsError(try AttentionMIL.load(path: directory + "/huge.safetensors")) {
+        try XCTAssertThrowsError(AttentionMIL.load(path: directory + "/huge.safetensors")) {
             XCTAssertTrue("\($0)".contains("size"), "\($0)")
         }
     }

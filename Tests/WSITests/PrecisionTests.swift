@@ -43,14 +43,14 @@ final class PrecisionTests: XCTestCase {
 
     func testBF16FeaturesFollowFP32OnRealPatches() throws {
         try XCTSkipUnless(Precision.bf16Available, "no AVX-512 BF16 on this CPU")
-        let model = SDMAEModel(config: try XCTUnwrap(SDMAEConfig.preset(named: "tiny96")), seed: 4)
+        let model = try SDMAEModel(config: XCTUnwrap(SDMAEConfig.preset(named: "tiny96")), seed: 4)
         let dataset = try Self.realPatches()
         XCTAssertGreaterThan(dataset.count, 100)
         let reference = try FeatureExtractor(encoder: model).run(dataset)
         model.precision = .bf16
         let low = try FeatureExtractor(encoder: model).run(dataset)
         model.precision = .fp32
-        XCTAssertEqual(try FeatureExtractor(encoder: model).run(dataset), reference, "fp32 is untouched by a bf16 pass")
+        try XCTAssertEqual(FeatureExtractor(encoder: model).run(dataset), reference, "fp32 is untouched by a bf16 pass")
         let d = model.config.width
         let cosines = (0..<dataset.count).map { i in cosine(reference[(i * d)..<((i + 1) * d)], low[(i * d)..<((i + 1) * d)]) }
         let mean = cosines.reduce(0, +) / Double(cosines.count)
@@ -69,10 +69,10 @@ final class AttentionPrecisionTests: XCTestCase {
         let (batch, tokens, width, heads) = (3, 37, 48, 3)
         let qkv = (0..<(batch * tokens * 3 * width)).map { _ in generator.normal() }
         let attention = Attention(width: width, heads: heads)
-        let reference = qkv.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: attention.forward($0.baseAddress!, batch: batch, tokens: tokens),
+        let reference = try qkv.withUnsafeBufferPointer { try Array(UnsafeBufferPointer(start: attention.forward($0.baseAddress!, batch: batch, tokens: tokens),
                                                                                     count: batch * tokens * width)) }
         attention.precision = .bf16
-        let low = qkv.withUnsafeBufferPointer { Array(UnsafeBufferPointer(start: attention.forward($0.baseAddress!, batch: batch, tokens: tokens),
+        let low = try qkv.withUnsafeBufferPointer { try Array(UnsafeBufferPointer(start: attention.forward($0.baseAddress!, batch: batch, tokens: tokens),
                                                                               count: batch * tokens * width)) }
         let scale = reference.map(abs).max() ?? 1
         let worst = zip(reference, low).map { abs($0 - $1) }.max() ?? .infinity
@@ -81,14 +81,14 @@ final class AttentionPrecisionTests: XCTestCase {
 
         // Backward: the four bf16 products per head against fp32, q, k and v parts separately.
         let dOut = (0..<(batch * tokens * width)).map { _ in generator.normal() }
-        func gradient(_ precision: Precision) -> [Float] {
+        func gradient(_ precision: Precision) throws -> [Float] {
             let layer = Attention(width: width, heads: heads)
             layer.precision = precision
-            qkv.withUnsafeBufferPointer { _ = layer.forward($0.baseAddress!, batch: batch, tokens: tokens) }
-            let d = dOut.withUnsafeBufferPointer { layer.backward($0.baseAddress!) }
+            try qkv.withUnsafeBufferPointer { _ = try layer.forward($0.baseAddress!, batch: batch, tokens: tokens) }
+            let d = try dOut.withUnsafeBufferPointer { try layer.backward($0.baseAddress!) }
             return Array(UnsafeBufferPointer(start: d, count: batch * tokens * 3 * width))
         }
-        let (exact, rounded) = (gradient(.fp32), gradient(.bf16))
+        let (exact, rounded) = try (gradient(.fp32), gradient(.bf16))
         XCTAssertNotEqual(exact, rounded, "the bf16 backward ran")
         for (part, name) in ["q", "k", "v"].enumerated() {
             func columns(_ g: [Float]) -> [Float] {
@@ -113,7 +113,7 @@ final class TrainingPrecisionTests: XCTestCase {
         let batches = try (0..<6).map { b in
             try FeatureExtractor.loadImages(dataset, indices: Array((b * batch)..<((b + 1) * batch)), encoder: SDMAEModel(config: config), workers: 2)
         }
-        func run(_ precision: Precision, steps: Int) -> (losses: [Double], gradients: [[Float]]) {
+        func run(_ precision: Precision, steps: Int) throws -> (losses: [Double], gradients: [[Float]]) {
             let model = SDMAEModel(config: config, seed: 7)
             model.precision = precision
             let optimiser = AdamW(parameters: model.parameters, learningRate: 1e-3)
@@ -122,9 +122,9 @@ final class TrainingPrecisionTests: XCTestCase {
             for step in 0..<steps {
                 let mask = TokenMask.random(batch: batch, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
                 let images = batches[step % batches.count]
-                losses.append(images.withUnsafeBufferPointer { model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }.total)
+                try losses.append(images.withUnsafeBufferPointer { try model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }.total)
                 optimiser.zeroGradients()
-                model.backward()
+                try model.backward()
                 if step == 0 { gradients = model.parameters.map(\.grad.array) }
                 optimiser.update()
                 model.refreshLowPrecisionWeights()
@@ -132,7 +132,7 @@ final class TrainingPrecisionTests: XCTestCase {
             }
             return (losses, gradients)
         }
-        let reference = run(.fp32, steps: 12), low = run(.bf16, steps: 12)
+        let reference = try run(.fp32, steps: 12), low = try run(.bf16, steps: 12)
         XCTAssertEqual(low.losses[0], reference.losses[0], accuracy: 0.01 * reference.losses[0], "first loss within 1 %")
         var worst = 1.0
         for (a, b) in zip(reference.gradients, low.gradients) where a.contains(where: { $0 != 0 }) {

@@ -40,11 +40,11 @@ final class PretrainingTests: XCTestCase {
         for (a, b) in zip(model.parameters, reloaded.parameters) { XCTAssertEqual(a.value.array, b.value.array, a.name) }
 
         // A PyTorch state dict carries no config: the caller names it, or gets a clear error.
-        XCTAssertThrowsError(try SDMAEModel.load(path: TestData.path("sdmae-tiny/weights.safetensors"))) { error in
+        try XCTAssertThrowsError(SDMAEModel.load(path: TestData.path("sdmae-tiny/weights.safetensors"))) { error in
             guard case .badMetadata = error as? CheckpointError else { return XCTFail("\(error)") }
         }
-        XCTAssertNoThrow(try SDMAEModel.load(path: TestData.path("sdmae-tiny/weights.safetensors"), fallback: fixture.config))
-        XCTAssertThrowsError(try SDMAEModel.load(path: TestData.path("sdmae-tiny/weights.safetensors"), fallback: Self.smallConfig)) { error in
+        try XCTAssertNoThrow(SDMAEModel.load(path: TestData.path("sdmae-tiny/weights.safetensors"), fallback: fixture.config))
+        try XCTAssertThrowsError(SDMAEModel.load(path: TestData.path("sdmae-tiny/weights.safetensors"), fallback: Self.smallConfig)) { error in
             guard case .shapeMismatch = error as? CheckpointError else { return XCTFail("\(error)") }
         }
     }
@@ -84,52 +84,52 @@ final class PretrainingTests: XCTestCase {
         let dataset = try PatchDataset(paths: [tiles, images])
         let shard = try PatchShardReader(path: tiles + "/" + PatchShard.fileName)
         XCTAssertEqual(dataset.count, shard.count + 1)
-        XCTAssertEqual(try dataset.image(0), try shard.patch(0))
+        try XCTAssertEqual(dataset.image(0), shard.patch(0))
         XCTAssertTrue(dataset.name(0).hasSuffix("#\(shard.records[0].x)_\(shard.records[0].y)"))
         let empty = dir + "/empty"
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
-        XCTAssertThrowsError(try PatchDataset(paths: [empty])) { XCTAssertEqual($0 as? DatasetError, .empty(paths: [empty])) }
+        try XCTAssertThrowsError(PatchDataset(paths: [empty])) { XCTAssertEqual($0 as? DatasetError, .empty(paths: [empty])) }
     }
 
     /// A geometry or mask ratio that hides no token is refused up front, not found as a NaN loss.
     func testNothingToReconstructIsRefused() throws {
         let dir = TestData.scratchDirectory()
-        let dataset = try PatchDataset(paths: [try Self.realPatches(dir)])
+        let dataset = try PatchDataset(paths: [Self.realPatches(dir)])
         var options = TrainingOptions()
         options.batchSize = 2
         var oneToken = Self.smallConfig
         oneToken.patchSize = oneToken.imageSize
-        XCTAssertThrowsError(try Trainer(config: oneToken, options: options, dataset: dataset, runDirectory: dir + "/one-token")) {
+        try XCTAssertThrowsError(Trainer(config: oneToken, options: options, dataset: dataset, runDirectory: dir + "/one-token")) {
             XCTAssertEqual($0 as? TrainingError, .nothingToReconstruct(maskRatio: oneToken.maskRatio, tokens: 1))
         }
         var unmasked = Self.smallConfig
         unmasked.maskRatio = 0
-        XCTAssertThrowsError(try Trainer(config: unmasked, options: options, dataset: dataset, runDirectory: dir + "/unmasked")) {
+        try XCTAssertThrowsError(Trainer(config: unmasked, options: options, dataset: dataset, runDirectory: dir + "/unmasked")) {
             XCTAssertEqual($0 as? TrainingError, .nothingToReconstruct(maskRatio: 0, tokens: unmasked.tokens))
         }
     }
 
     func testLoaderBatchesArePureFunctionsOfSeedAndStep() throws {
-        let dataset = try PatchDataset(paths: [try Self.realPatches(TestData.scratchDirectory())])
+        let dataset = try PatchDataset(paths: [Self.realPatches(TestData.scratchDirectory())])
         let make = { BatchLoader(dataset: dataset, batchSize: 4, augmentation: Augmentation(size: 16), seed: 3, workers: 2) }
         let (a, b) = (make(), make())
-        XCTAssertEqual(try a.make(5).images, try b.make(5).images)
-        XCTAssertEqual(try a.make(5).indices, try b.make(5).indices)
-        XCTAssertNotEqual(try a.make(5).images, try a.make(6).images)
+        try XCTAssertEqual(a.make(5).images, b.make(5).images)
+        try XCTAssertEqual(a.make(5).indices, b.make(5).indices)
+        try XCTAssertNotEqual(a.make(5).images, a.make(6).images)
         // One epoch visits every patch once.
         let epoch = try (0..<a.stepsPerEpoch).flatMap { try a.make($0).indices }
         XCTAssertEqual(Set(epoch).count, epoch.count)
         // The background producer hands out the same batches.
         a.start(first: 2, end: 4)
-        XCTAssertEqual(try a.batch(2).images, try b.make(2).images)
-        XCTAssertEqual(try a.batch(3).images, try b.make(3).images)
+        try XCTAssertEqual(a.batch(2).images, b.make(2).images)
+        try XCTAssertEqual(a.batch(3).images, b.make(3).images)
     }
 
     /// Kill-and-resume: stopping after a checkpoint and resuming gives the very same weights and
     /// metrics as an uninterrupted run.
     func testResumeContinuesBitForBit() throws {
         let dir = TestData.scratchDirectory()
-        let dataset = try PatchDataset(paths: [try Self.realPatches(dir)])
+        let dataset = try PatchDataset(paths: [Self.realPatches(dir)])
         var options = TrainingOptions()
         options.epochs = 2
         options.batchSize = 8
@@ -151,7 +151,7 @@ final class PretrainingTests: XCTestCase {
         XCTAssertEqual(whole.model.center, resumed.model.center)
         let metrics = { (name: String) in try String(contentsOfFile: dir + "/\(name)/metrics.csv", encoding: .utf8)
             .split(separator: "\n").map { $0.split(separator: ",").prefix(8).joined(separator: ",") } }
-        XCTAssertEqual(try metrics("whole"), try metrics("split"), "same losses, one line per step")
+        try XCTAssertEqual(metrics("whole"), metrics("split"), "same losses, one line per step")
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/split/" + RunFiles.finalModel))
     }
 
@@ -159,7 +159,7 @@ final class PretrainingTests: XCTestCase {
     /// constant τt), the next already a warmer one, and the model ends at the configured τt.
     func testTeacherTemperatureWarmsUp() throws {
         let dir = TestData.scratchDirectory()
-        let dataset = try PatchDataset(paths: [try Self.realPatches(dir)])
+        let dataset = try PatchDataset(paths: [Self.realPatches(dir)])
         var options = TrainingOptions()
         options.epochs = 2
         options.batchSize = 8
@@ -186,7 +186,7 @@ final class PretrainingTests: XCTestCase {
 
     func testNonFiniteLossStopsAndKeepsLastCheckpoint() throws {
         let dir = TestData.scratchDirectory()
-        let dataset = try PatchDataset(paths: [try Self.realPatches(dir)])
+        let dataset = try PatchDataset(paths: [Self.realPatches(dir)])
         var options = TrainingOptions()
         options.epochs = 1
         options.batchSize = 8
@@ -195,19 +195,19 @@ final class PretrainingTests: XCTestCase {
         trainer.showProgress = false
         try trainer.run(resume: false, stopAfter: 2)
         trainer.model.parameters[0].value[0] = .nan
-        XCTAssertThrowsError(try trainer.run(resume: false)) { error in
+        try XCTAssertThrowsError(trainer.run(resume: false)) { error in
             guard case let .nonFinite(step, _, _) = error as? TrainingError else { return XCTFail("\(error)") }
             XCTAssertEqual(step, 0)
         }
         let pointer = try JSONDecoder().decode(CheckpointPointer.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/run/" + RunFiles.latest)))
         XCTAssertEqual(pointer.step, 2, "the last good checkpoint is untouched")
-        XCTAssertTrue(try SDMAEModel.load(path: dir + "/run/" + pointer.model).parameters[0].value.array.allSatisfy(\.isFinite))
+        try XCTAssertTrue(SDMAEModel.load(path: dir + "/run/" + pointer.model).parameters[0].value.array.allSatisfy(\.isFinite))
     }
 
     /// Learning check on real patches: the reconstruction loss falls and the teacher does not collapse.
     func testShortRunLearns() throws {
         let dir = TestData.scratchDirectory()
-        let dataset = try PatchDataset(paths: [try Self.realPatches(dir)])
+        let dataset = try PatchDataset(paths: [Self.realPatches(dir)])
         var options = TrainingOptions()
         options.epochs = 12
         options.batchSize = 8
@@ -272,7 +272,7 @@ final class SDMAEOptionTests: XCTestCase {
             config.targetNormalisation = mode
             let model = SDMAEModel(config: config, seed: 3)
             let images = (0..<(3 * 16 * 16)).map { _ in generator.uniform() }
-            let picture = ReconstructionPicture.render(model: model, images: images, batch: 1, seed: 1, prediction: { model.target.array })
+            let picture = try ReconstructionPicture.render(model: model, images: images, batch: 1, seed: 1, prediction: { model.target.array })
             for (x, y) in [(1, 1), (7, 9), (15, 15)] {
                 let original = (0..<3).map { UInt8((images[$0 * 256 + y * 16 + x] * 255).rounded()) }
                 let drawn = picture[2 * (16 + 4) + x, y]
@@ -281,7 +281,7 @@ final class SDMAEOptionTests: XCTestCase {
         }
     }
 
-    func testCenterModes() {
+    func testCenterModes() throws {
         for mode in CenterMode.allCases {
             var config = PretrainingTests.smallConfig
             config.centerMode = mode
@@ -291,7 +291,7 @@ final class SDMAEOptionTests: XCTestCase {
             var generator = SeededGenerator(seed: 8)
             let images = (0..<(2 * 3 * 16 * 16)).map { _ in generator.uniform() }
             let mask = TokenMask.random(batch: 2, tokens: 16, masked: 8, using: &generator)
-            images.withUnsafeBufferPointer { _ = model.forward(images: $0.baseAddress!, batch: 2, mask: mask) }
+            try images.withUnsafeBufferPointer { _ = try model.forward(images: $0.baseAddress!, batch: 2, mask: mask) }
             let source = mode == .probabilities ? model.teacherDistribution : model.teacherPooledLogits
             model.updateCenter()
             for k in 0..<config.prototypes {

@@ -45,8 +45,8 @@ struct PredictMILStage: Stage {
     }
 
     func run(_ context: StageContext) throws -> String {
-        let ensemble = try MILEnsemble(path: try context.input("model")[0])
-        let bags = try FeatureBag.discover(try context.input("features"))
+        let ensemble = try MILEnsemble(path: context.input("model")[0])
+        let bags = try FeatureBag.discover(context.input("features"))
         let slideFiles = try (context.inputs["slides"] ?? []).flatMap { try SlideDiscovery.slides(at: $0) } + context.slides
         let classes = ensemble.classNames
         var table = CSV.row(["slide_id", "tiles"] + classes.map { "p_" + $0 } + ["predicted"])
@@ -56,7 +56,7 @@ struct PredictMILStage: Stage {
             guard bag.width == ensemble.config.embedDim else {
                 throw StageError.failed("\(entry.path): features are \(bag.width) wide, the model takes \(ensemble.config.embedDim)")
             }
-            let (probabilities, raw) = ensemble.predict(bag)
+            let (probabilities, raw) = try ensemble.predict(bag)
             let best = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
             table += CSV.row([bag.slide, String(bag.tiles)] + probabilities.map { String(format: "%.6f", $0) } + [classes[best]])
 
@@ -64,7 +64,7 @@ struct PredictMILStage: Stage {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let verdict = SlideVerdict(slide: bag.slide, tiles: bag.tiles, classes: classes, probabilities: probabilities.map(Double.init),
                                        predicted: classes[best], models: ensemble.paths.map { URL(fileURLWithPath: $0).lastPathComponent })
-            try AtomicFile.write(try JSONFile.encode(verdict), to: folder + "/" + PredictionFiles.summary)
+            try AtomicFile.write(JSONFile.encode(verdict), to: folder + "/" + PredictionFiles.summary)
             guard !bag.origins.isEmpty else { continue }  // a bag without coords has no place on a slide
             let percentiles = percentileRanks(raw)
             var csv = CSV.row(["x", "y", "attention", "percentile"])
@@ -104,12 +104,12 @@ struct PredictMILStage: Stage {
         let k = min(topK, order.count / 2)
         func tiles(_ indices: [Int]) throws -> [(RGBImage, String)] {
             try indices.map { i in
-                (try slide.readRegion(x: bag.origins[i].x, y: bag.origins[i].y, level: level, width: side, height: side),
+                try (slide.readRegion(x: bag.origins[i].x, y: bag.origins[i].y, level: level, width: side, height: side),
                  String(format: "%.1f%%", percentiles[i] * 100))
             }
         }
-        let strip = TileStrip.render(title: "\(bag.slide): MOST AND LEAST ATTENDED", top: try tiles(Array(order.prefix(k))),
-                                     bottom: try tiles(Array(order.suffix(k).reversed())))
+        let strip = try TileStrip.render(title: "\(bag.slide): MOST AND LEAST ATTENDED", top: tiles(Array(order.prefix(k))),
+                                         bottom: tiles(Array(order.suffix(k).reversed())))
         try strip.write(to: folder + "/" + TileStrip.fileName)
     }
 

@@ -3,6 +3,7 @@ import Foundation
 import Heatmap
 import Imaging
 @testable import MIL
+@testable import NN
 @testable import Pipeline
 import Predict
 @testable import SlideIO
@@ -237,6 +238,21 @@ final class RoundThreeTests: XCTestCase {
             XCTAssertEqual(error.line, 4)
             XCTAssertEqual(error.column, 24)
             XCTAssertTrue(error.message.contains("reads the output of features, not of tile"), error.message)
+        }
+    }
+
+    /// A product oneDNN will not create or run fails the item being computed with an error that
+    /// names the product; it used to stop the whole process (preconditionFailure).
+    func testAProductTheLibraryRefusesIsAnErrorNotATrap() {
+        let x = [UInt16](repeating: 0, count: 64), y = UnsafeMutablePointer<Float>.allocate(capacity: 64)
+        defer { y.deallocate() }
+        let product = BF16Product(inputs: -4, outputs: 8, hasBias: false)
+        XCTAssertThrowsError(try product.run(rows: 2, x: x, weight: x, bias: nil, y: y)) { error in
+            XCTAssertEqual(error as? LibraryRefusal, LibraryRefusal(what: "a bf16 matrix product of 2×-4×8"))
+        }
+        let gradient = BF16WeightGradient(inputs: 4, outputs: 8)
+        XCTAssertThrowsError(try gradient.accumulate(rows: -2, dy: x, x: x, into: y)) { error in
+            XCTAssertTrue(String(describing: error).hasPrefix("oneDNN refused a bf16 weight gradient"), "\(error)")
         }
     }
 }

@@ -55,13 +55,13 @@ final class EncoderFixtureTests: XCTestCase {
         // PyTorch's own pixels, so the network is checked apart from the transform.
         let pixels = try XCTUnwrap(fixture.expected["pixels"]).floats
         let side = fixture.config.transform.outputSize, batch = fixture.images.count, t = model.tokenCount(side: side)
-        let tokens = pixels.withUnsafeBufferPointer {
-            Array(UnsafeBufferPointer(start: model.tokens($0.baseAddress!, batch: batch, side: side), count: batch * t * fixture.config.width))
+        let tokens = try pixels.withUnsafeBufferPointer {
+            try Array(UnsafeBufferPointer(start: model.tokens($0.baseAddress!, batch: batch, side: side), count: batch * t * fixture.config.width))
         }
         let expectedTokens = try XCTUnwrap(expected["tokens"])
         XCTAssertEqual(expectedTokens.shape, [batch, t, fixture.config.width], file: file, line: line)
         XCTAssertLessThan(Self.maxDifference(tokens, expectedTokens.floats), tolerance, "\(fixture.name) tokens", file: file, line: line)
-        let features = pixels.withUnsafeBufferPointer { model.features($0.baseAddress!, batch: batch, side: side) }
+        let features = try pixels.withUnsafeBufferPointer { try model.features($0.baseAddress!, batch: batch, side: side) }
         let expectedFeatures = try XCTUnwrap(expected["features"])
         XCTAssertEqual(expectedFeatures.shape, [batch, model.featureWidth], file: file, line: line)
         XCTAssertLessThan(Self.maxDifference(features, expectedFeatures.floats), tolerance, "\(fixture.name) features", file: file, line: line)
@@ -123,7 +123,7 @@ final class EncoderFixtureTests: XCTestCase {
             model.precision = .bf16
             let pixels = try XCTUnwrap(fixture.expected["pixels"]).floats
             let side = fixture.config.transform.outputSize, f = model.featureWidth
-            let ours = pixels.withUnsafeBufferPointer { model.features($0.baseAddress!, batch: 4, side: side) }
+            let ours = try pixels.withUnsafeBufferPointer { try model.features($0.baseAddress!, batch: 4, side: side) }
             let theirs = try XCTUnwrap(fixture.expected["features"]).floats
             for image in 0..<4 {
                 let a = ours[(image * f)..<((image + 1) * f)], b = theirs[(image * f)..<((image + 1) * f)]

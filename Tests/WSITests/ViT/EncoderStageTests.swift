@@ -15,28 +15,28 @@ final class EncoderStageTests: XCTestCase {
     func testFeaturesWithAPublishedEncoderMatchTheModelTileByTile() throws {
         let dir = TestData.scratchDirectory()
         let out = dir + "/out"
-        XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, [TestData.cmuSVS, "--out", out, "--size", "256", "--mpp", "0.5",
+        try XCTAssertEqual(StageFixtures.stageCommand(TileStage.self, [TestData.cmuSVS, "--out", out, "--size", "256", "--mpp", "0.5",
                                                                        "--format", "shard"]).run().completed, 1)
-        XCTAssertEqual(try StageFixtures.stageCommand(FeaturesStage.self, [TestData.cmuSVS, "--out", out, "--tiles", out + "/tile",
+        try XCTAssertEqual(StageFixtures.stageCommand(FeaturesStage.self, [TestData.cmuSVS, "--out", out, "--tiles", out + "/tile",
                                                                            "--encoder", Self.config, "--weights", Self.weights,
                                                                            "--precision", "fp32"]).run().completed, 1)
         let bag = out + "/features/CMU-1-Small-Region/features.h5"
         let reader = try HDF5Reader(path: bag)
         let features = try reader.floatMatrix("features")
         XCTAssertEqual(features.columns, 64)
-        XCTAssertEqual(try reader.attribute("encoder_width", of: "features"), .int(64))
+        try XCTAssertEqual(reader.attribute("encoder_width", of: "features"), .int(64))
         guard case let .string(encoder) = try reader.attribute("encoder", of: "features") else { return XCTFail("no encoder attribute") }
         XCTAssertEqual(encoder, "uni-like:model.safetensors")
         let folder = TilingFolder(out + "/tile/CMU-1-Small-Region")
-        XCTAssertEqual(features.rows, try folder.origins().count)
+        try XCTAssertEqual(features.rows, folder.origins().count)
         XCTAssertGreaterThan(features.rows, 10)
 
         // The stage's features are the model's on the tile as read from the shard.
-        let model = try VisionTransformer.load(config: try ViTConfig.read(path: Self.config), weights: Self.weights)
+        let model = try VisionTransformer.load(config: ViTConfig.read(path: Self.config), weights: Self.weights)
         let dataset = try folder.patches(slidePath: TestData.cmuSVS)
         for index in [0, features.rows - 1] {
-            let pixels = model.config.transform.apply(try dataset.image(index))
-            let direct = pixels.withUnsafeBufferPointer { model.features(images: $0.baseAddress!, batch: 1) }
+            let pixels = try model.config.transform.apply(dataset.image(index))
+            let direct = try pixels.withUnsafeBufferPointer { try model.features(images: $0.baseAddress!, batch: 1) }
             let stored = Array(features.values[(index * 64)..<((index + 1) * 64)])
             XCTAssertLessThan(EncoderFixtureTests.maxDifference(direct, stored), 1e-5, "tile \(index)")
         }
@@ -50,13 +50,13 @@ final class EncoderStageTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/predict-mil/labels.csv"), result.output)
         let bag = try HDF5Reader(path: dir + "/out/features/tcga-cr-7395-01a-01-ts1/features.h5")
-        XCTAssertEqual(try bag.floatMatrix("features").columns, 64)
+        try XCTAssertEqual(bag.floatMatrix("features").columns, 64)
     }
 
     func testEncoderOptionsAreCheckedBeforeAnythingRuns() throws {
         guard let wsi = PipelineTests.wsiBinary() else { return XCTFail("the wsi executable was not built beside the tests") }
         let dir = TestData.scratchDirectory()
-        XCTAssertEqual(try StageFixtures.stageCommand(TileStage.self, [TestData.cmuSVS, "--out", dir, "--size", "256"]).run().completed, 1)
+        try XCTAssertEqual(StageFixtures.stageCommand(TileStage.self, [TestData.cmuSVS, "--out", dir, "--size", "256"]).run().completed, 1)
         let cases: [([String], Int32, String)] = [
             (["--encoder", "uni"], 2, "uni_v1 | uni_v2"),
             (["--encoder", "uni_v1"], 2, "needs its weights"),
