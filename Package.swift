@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations/Distributed → SlideIO → Tissue → Tiling → NN → ViT → SDMAE →
+// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations/Distributed (on Console) → SlideIO → Tissue → Tiling → NN → ViT → SDMAE →
 // Predict → MIL → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "Console"),
         .target(name: "Annotations"),
         .target(name: "Concurrency"),
-        .target(name: "Distributed", dependencies: ["CMPI"]),
+        .target(name: "Distributed", dependencies: ["CMPI", "Console"]),
         .target(name: "Storage", dependencies: ["CHDF5"]),
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG", "CTIFF", "Storage"]),
         .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging", "Concurrency"]),

@@ -1,17 +1,28 @@
 internal import CMPI
+import Console
 import Foundation
 
-public enum DistributedError: Error, CustomStringConvertible, Equatable {
+public enum DistributedError: ExitStatusError, CustomStringConvertible, Equatable {
     case mpi(call: String, message: String)
     /// Another rank failed at a point where every rank checks in; its own message names the cause.
     case peerFailed(what: String)
     case mismatch(String)
+    /// Ranks started with other arguments than the leader's would train on the leader's data
+    /// and settings while believing their own.
+    case differentCommand(rank: Int, option: String, mine: String, leaders: String)
+
+    public var exitStatus: Int32 {
+        if case .differentCommand = self { return 2 }
+        return 1
+    }
 
     public var description: String {
         switch self {
         case let .mpi(call, message): return "\(call) failed: \(message)"
         case let .peerFailed(what): return "another rank failed while \(what) (its message says why)"
         case let .mismatch(message): return message
+        case let .differentCommand(rank, option, mine, leaders):
+            return "rank \(rank) was started with \(option) \(mine), rank 0 with \(option) \(leaders): start every rank with the same command"
         }
     }
 }
@@ -69,11 +80,34 @@ public final class ProcessGroup: @unchecked Sendable {
         MPI_Finalize()
     }
 
-    /// Ends every rank of the job: the message first, on this rank's standard error.
-    public func abort(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("rank \(rank) of \(size): \(message); ending the job\n".utf8))
-        if let world { MPI_Abort(world, 1) }
-        exit(1)
+    /// Ends every rank of the job with exit status `status` (mpirun passes it on): the message
+    /// first, on this rank's standard error.
+    public func abort(_ message: String, status: Int32 = 1) -> Never {
+        FileHandle.standardError.write(Data("rank \(rank) of \(size) ends the job: \(message)\n".utf8))
+        if let world { MPI_Abort(world, status) }
+        exit(status)
+    }
+
+    /// Every rank compares its command line with the leader's. mpirun's `A : B` form or a
+    /// hand-written launcher can start ranks with other options, which would otherwise train
+    /// silently on the leader's patches, output and settings.
+    public func checkSameCommand(_ arguments: [String]) throws {
+        guard size > 1 else { return }
+        let leaders = try JSONDecoder().decode([String].self, from: broadcast(JSONEncoder().encode(arguments), what: "comparing the ranks' commands"))
+        guard leaders != arguments else { return }
+        let common = min(arguments.count, leaders.count)
+        let at = (0..<common).first { arguments[$0] != leaders[$0] } ?? common
+        func optionAndValue(_ words: [String]) -> (option: String, value: String) {
+            let value = at < words.count ? words[at] : "(nothing)"
+            if value.hasPrefix("-") { return (value, at + 1 < words.count ? words[at + 1] : "") }
+            let option = words[..<min(at, words.count)].last { $0.hasPrefix("-") } ?? "argument \(at + 1)"
+            return (option, value)
+        }
+        let (mine, theirs) = (optionAndValue(arguments), optionAndValue(leaders))
+        let option = mine.option == theirs.option ? mine.option : "the arguments"
+        throw DistributedError.differentCommand(rank: rank, option: option,
+                                                mine: option == mine.option ? mine.value : arguments.joined(separator: " "),
+                                                leaders: option == theirs.option ? theirs.value : leaders.joined(separator: " "))
     }
 
     // MARK: Collectives

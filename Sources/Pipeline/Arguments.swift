@@ -1,7 +1,9 @@
+import Console
 import Foundation
 
 /// A command line mistake: printed with the command's usage, exit status 2.
-public struct UsageError: Error, CustomStringConvertible {
+public struct UsageError: ExitStatusError, CustomStringConvertible {
+    public var exitStatus: Int32 { 2 }
     public let description: String
     public init(_ message: String) { description = message }
 }

@@ -7,6 +7,8 @@ import Storage
 /// context, or the run is over (`stage` nil).
 struct FollowerJob: Codable {
     var stage: String?
+    /// With `stage` nil: the leader's exit status, which every rank ends with.
+    var exitStatus: Int32?
     var slides: [String] = []
     var output = ""
     var inputs: [String: [String]] = [:]
@@ -38,18 +40,19 @@ public struct PipelineFollower {
 
     /// Called once by the leader when its run ends, however it ends (a runner that could not
     /// start included): the followers stop waiting and the job can finish.
-    public static func release(_ group: ProcessGroup) {
-        guard group.size > 1, group.isLeader, let message = try? JSONEncoder().encode(FollowerJob(stage: nil)) else { return }
+    public static func release(_ group: ProcessGroup, status: Int32) {
+        guard group.size > 1, group.isLeader, let message = try? JSONEncoder().encode(FollowerJob(stage: nil, exitStatus: status)) else { return }
         _ = try? group.broadcast(message, what: "ending the run")
     }
 
-    /// Returns when the leader's run ends; false if an item failed on this rank.
-    public func serve() throws -> Bool {
+    /// Returns the exit status when the leader's run ends: the leader's, which accounts for an
+    /// item that failed on this rank too (every rank agrees on each item's outcome).
+    public func serve() throws -> Int32 {
         var succeeded = true
         while true {
             let message = try group.broadcast(Data(), what: "waiting for the leader's next stage", patient: true)
             let job = try JSONDecoder().decode(FollowerJob.self, from: message)
-            guard let id = job.stage else { return succeeded }
+            guard let id = job.stage else { return job.exitStatus ?? (succeeded ? 0 : 1) }
             guard let entry = manifest.stages.first(where: { $0.id == id }) else {
                 group.abort("the leader runs stage '\(id)', which this rank's manifest does not have: start every rank with the same command")
             }

@@ -29,9 +29,12 @@ public struct RunOptions: Sendable {
 public struct RunSummary: Sendable {
     public var completed = 0
     public var upToDate = 0
-    public var failed: [(slide: String, stage: String, error: String)] = []
+    public var failed: [(slide: String, stage: String, error: String, exitStatus: Int32)] = []
     public var blocked = 0
     public var deferred: [String] = []
+
+    /// 0 when nothing failed; 2 when a failure was the command's (an option the stage refused).
+    public var exitStatus: Int32 { failed.map(\.exitStatus).max() ?? 0 }
 }
 
 /// What a run wrote, for `wsi report` and `wsi status`.
@@ -115,7 +118,7 @@ public final class PipelineRunner: @unchecked Sendable {
                     continue
                 }
                 let outcome: ItemOutcome
-                do { outcome = try runItem(entry, slide: nil) } catch { outcome = .failed(describeError(error)) }
+                do { outcome = try runItem(entry, slide: nil) } catch { outcome = .failed(error) }
                 record(outcome, into: &box.summary, entry: entry, slide: "*")
             } else {
                 let counter = Counter()
@@ -125,7 +128,7 @@ public final class PipelineRunner: @unchecked Sendable {
                         let slide = slides[index]
                         let outcome: ItemOutcome
                         do { outcome = try runItem(entry, slide: slide, showProgress: showInner) } catch {
-                            outcome = .failed(describeError(error))
+                            outcome = .failed(error)
                         }
                         box.lock.lock()
                         record(outcome, into: &box.summary, entry: entry, slide: slide)
@@ -156,8 +159,12 @@ public final class PipelineRunner: @unchecked Sendable {
     enum ItemOutcome {
         case completed(Double, note: String)
         case upToDate
-        case failed(String)
+        case failed(String, exitStatus: Int32)
         case blocked(String)
+
+        static func failed(_ error: Error) -> ItemOutcome {
+            .failed(describeError(error), exitStatus: (error as? ExitStatusError)?.exitStatus ?? 1)
+        }
     }
 
     private func record(_ outcome: ItemOutcome, into summary: inout RunSummary, entry: StageEntry, slide: String) {
@@ -168,8 +175,8 @@ public final class PipelineRunner: @unchecked Sendable {
             printError(String(format: "%@%@: done in %.1f s", entry.id, name, seconds) + (note.isEmpty ? "" : ": " + note))
         case .upToDate:
             summary.upToDate += 1
-        case let .failed(message):
-            summary.failed.append((slide, entry.id, message))
+        case let .failed(message, exitStatus):
+            summary.failed.append((slide, entry.id, message, exitStatus))
             printError("\(entry.id)\(name): FAILED: \(message)")
         case let .blocked(reason):
             summary.blocked += 1
@@ -199,7 +206,7 @@ public final class PipelineRunner: @unchecked Sendable {
                     let chosen: [String]
                     if entry.type.inputs.first(where: { $0.name == name })?.perSlide == true {
                         guard let folders = perSlideFolders(path, slide: slide) else {
-                            return .failed("input '\(name)': \(path) has no folder for \(slide.map(SlideDiscovery.stem) ?? "any slide")")
+                            return .failed("input '\(name)': \(path) has no folder for \(slide.map(SlideDiscovery.stem) ?? "any slide")", exitStatus: 1)
                         }
                         chosen = folders
                     } else {
@@ -280,9 +287,9 @@ public final class PipelineRunner: @unchecked Sendable {
             do {
                 try ledger.markFailed(slide: key(slide), stage: entry.id, error: message, seconds: seconds)
             } catch {
-                return .failed(message + "; and the ledger could not record it: \(describeError(error))")
+                return .failed(message + "; and the ledger could not record it: \(describeError(error))", exitStatus: 1)
             }
-            return .failed(message)
+            return .failed(error)
         }
     }
 

@@ -1,3 +1,4 @@
+import Console
 import CYAML
 import Foundation
 
@@ -166,7 +167,8 @@ public struct YAMLNode: Sendable {
 }
 
 /// A manifest mistake, located: `file:line:column: message` like a compiler.
-public struct ManifestError: Error, CustomStringConvertible, Equatable {
+public struct ManifestError: ExitStatusError, CustomStringConvertible, Equatable {
+    public var exitStatus: Int32 { 2 }
     public var file: String
     public var line: Int
     public var column: Int

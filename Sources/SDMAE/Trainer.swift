@@ -33,12 +33,18 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public init() {}
 }
 
-public enum TrainingError: Error, CustomStringConvertible, Equatable {
+public enum TrainingError: ExitStatusError, CustomStringConvertible, Equatable {
     case nonFinite(step: Int, what: String, checkpoint: String?)
     case notEnoughData(patches: Int, batch: Int)
     case nothingToReconstruct(maskRatio: Double, tokens: Int)
     case incompatibleResume(path: String, reason: String)
     case unsupportedWithRanks(String)
+
+    /// Options that cannot work over this many ranks are the command's fault.
+    public var exitStatus: Int32 {
+        if case .unsupportedWithRanks = self { return 2 }
+        return 1
+    }
 
     public var description: String {
         switch self {

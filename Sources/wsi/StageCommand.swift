@@ -18,7 +18,8 @@ struct StageCommand: Command {
     }
 }
 
-/// Runs and prints what happened; exit status 1 when any item failed.
+/// Runs and prints what happened; exit status 1 when any item failed, 2 when an item refused
+/// the command's options.
 ///
 /// Under a launcher (mpirun, srun) with several ranks: a run with a `runsOnEveryRank` stage is
 /// led by rank 0, the other ranks joining those stages; a run of other stages gives each rank a
@@ -33,14 +34,20 @@ func runPipeline(_ manifest: Manifest, options: RunOptions, group: ProcessGroup,
     }
     if let arrayShard { options.shard = arrayShard }
     if group.size > 1, everyRank {
-        if !group.isLeader { return try PipelineFollower(manifest: manifest, group: group).serve() ? 0 : 1 }
+        if !group.isLeader { return try PipelineFollower(manifest: manifest, group: group).serve() }
         options.group = group
     } else if group.size > 1 {
         options.shard = (group.rank + 1, group.size)
     }
-    // However the run ends, even before it starts, the followers must stop waiting.
-    defer { PipelineFollower.release(options.group) }
-    let runner = try PipelineRunner(manifest: manifest, options: options)
+    // However the run ends, even before it starts, the followers must stop waiting, and end
+    // with the leader's status: mpirun reports the first rank to exit non-zero.
+    var status: Int32 = 1
+    defer { PipelineFollower.release(options.group, status: status) }
+    let runner: PipelineRunner
+    do { runner = try PipelineRunner(manifest: manifest, options: options) } catch {
+        status = (error as? ExitStatusError)?.exitStatus ?? 1
+        throw error
+    }
     let shard = options.shard
     printError("\(manifest.name): \(runner.slides.count) slides\(shard.count > 1 ? " in shard \(shard.index)/\(shard.count)" : ""), "
                + "stages \(manifest.stages.map(\.id).joined(separator: " → ")) → \(options.output)"
@@ -51,5 +58,6 @@ func runPipeline(_ manifest: Manifest, options: RunOptions, group: ProcessGroup,
     for failure in summary.failed {
         print("  failed: \(failure.stage) \(failure.slide == "*" ? "" : SlideDiscovery.stem(of: failure.slide)): \(failure.error)")
     }
-    return summary.failed.isEmpty ? 0 : 1
+    status = summary.exitStatus
+    return status
 }

@@ -60,18 +60,23 @@ do { group = try ProcessGroup.join() } catch {
     printError("wsi: cannot join the MPI job: \(describeError(error))")
     exit(1)
 }
+/// A refusal on one rank of a job ends every rank: the others would wait in a collective for it.
+func fail(_ message: String, status: Int32) -> Int32 {
+    guard group.size > 1 else {
+        printError(message)
+        return status
+    }
+    group.abort(message, status: status)
+}
+
 let status: Int32
 do {
+    try group.checkSameCommand(CommandLine.arguments.dropFirst().map { $0 })
     status = try command.run(&arguments, group: group)
 } catch let error as UsageError {
-    printError("wsi \(command.name): \(error)\n\nRun 'wsi \(command.name) --help' for its options.")
-    status = 2
-} catch let error as ManifestError {
-    printError("wsi \(command.name): \(error)")
-    status = 2
+    status = fail("wsi \(command.name): \(error)\n\nRun 'wsi \(command.name) --help' for its options.", status: 2)
 } catch {
-    printError("wsi \(command.name): \(describeError(error))")
-    status = 1
+    status = fail("wsi \(command.name): \(describeError(error))", status: (error as? ExitStatusError)?.exitStatus ?? 1)
 }
 group.finish()
 exit(status)

@@ -16,11 +16,17 @@ final class DataParallelTests: XCTestCase {
 
     /// Starts `wsi ARGS` under mpirun with `ranks` ranks, output into `log`.
     func launch(_ ranks: Int, _ arguments: [String], log: String, environment: [String: String] = [:]) throws -> Process {
+        try launch(apps: [(ranks, arguments, nil)], log: log, environment: environment)
+    }
+
+    /// mpirun's `A : B` form: each app context its own ranks, arguments and working folder.
+    func launch(apps: [(ranks: Int, arguments: [String], folder: String?)], log: String, environment: [String: String] = [:]) throws -> Process {
         guard let wsi = PipelineTests.wsiBinary() else { throw XCTSkip("the wsi executable was not built beside the tests") }
         XCTAssertTrue(FileManager.default.isExecutableFile(atPath: Self.mpirun), "Open MPI's mpirun (openmpi-bin) is missing")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.mpirun)
-        process.arguments = ["--oversubscribe", "--allow-run-as-root", "-np", String(ranks), wsi] + arguments
+        let contexts = apps.map { app in ["-np", String(app.ranks)] + (app.folder.map { ["-wdir", $0] } ?? []) + [wsi] + app.arguments }
+        process.arguments = ["--oversubscribe", "--allow-run-as-root"] + contexts.joined(separator: [":"])
         // Containers often forbid the cross-memory attach Open MPI's shared-memory transport
         // tries first for large messages; plain copies work everywhere.
         let settings = ["OMPI_MCA_btl_vader_single_copy_mechanism": "none"].merging(environment) { $1 }
@@ -157,7 +163,7 @@ final class DataParallelTests: XCTestCase {
         job.waitUntilExit()
         let log = try String(contentsOfFile: dir + "/hung.log", encoding: .utf8)
         XCTAssertNotEqual(job.terminationStatus, 0, log)
-        XCTAssertTrue(log.contains("rank 0 of 2: no answer from the other ranks for 3 s while averaging"), log)
+        XCTAssertTrue(log.contains("rank 0 of 2 ends the job: no answer from the other ranks for 3 s while averaging"), log)
     }
 
     /// train-mil deals its folds round the ranks: the same fold models, bit for bit, and the
@@ -205,8 +211,46 @@ final class DataParallelTests: XCTestCase {
         let dir = TestData.scratchDirectory()
         let result = try runToEnd(2, ["pretrain", "--patches", Self.patches, "--preset", "tiny96", "--batch", "15", "--epochs", "1", "--quiet",
                                       "--out", dir + "/run"], in: dir)
-        XCTAssertEqual(result.status, 1, result.output)
+        XCTAssertEqual(result.status, 2, "a refused option, on every rank: " + result.output)
         XCTAssertTrue(result.output.contains("the batch of 15 does not split evenly over 2 ranks"), result.output)
+    }
+
+    /// Waits at most `seconds` for `job`; returns its status and log, or fails naming the hang.
+    func finish(_ job: Process, log: String, within seconds: Double) throws -> (status: Int32, output: String) {
+        let started = Date()
+        while job.isRunning, Date().timeIntervalSince(started) < seconds { usleep(50_000) }
+        let hung = job.isRunning
+        if hung { job.terminate() }
+        job.waitUntilExit()
+        let output = try String(contentsOfFile: log, encoding: .utf8)
+        XCTAssertFalse(hung, "the job was still running after \(seconds) s: " + output)
+        return (job.terminationStatus, output)
+    }
+
+    /// Ranks started with other options than the leader's would train on the leader's patches
+    /// and settings: the job is refused at once, naming the option.
+    func testRanksStartedWithDifferentOptionsAreRefused() throws {
+        let dir = TestData.scratchDirectory()
+        let common = ["--preset", "tiny96", "--batch", "16", "--epochs", "1", "--quiet", "--out", dir + "/run"]
+        let job = try launch(apps: [(1, ["pretrain", "--patches", Self.patches] + common, nil), (1, ["pretrain", "--patches", "/nonexistent"] + common, nil)],
+                             log: dir + "/job.log")
+        let (status, output) = try finish(job, log: dir + "/job.log", within: 30)
+        XCTAssertEqual(status, 2, output)
+        XCTAssertTrue(output.contains("rank 1 was started with --patches /nonexistent, rank 0 with --patches \(Self.patches)"), output)
+    }
+
+    /// The same command refused on one rank only (a relative path that exists where rank 0
+    /// runs, not where rank 1 does) ends the whole job within seconds; it used to leave rank 0
+    /// waiting in a collective for ever.
+    func testAFollowerThatRefusesItsArgumentsEndsTheJob() throws {
+        let dir = TestData.scratchDirectory()
+        for folder in ["here", "there"] { try FileManager.default.createDirectory(atPath: dir + "/" + folder, withIntermediateDirectories: true) }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/here/patches", withDestinationPath: Self.patches)
+        let command = ["pretrain", "--patches", "patches", "--preset", "tiny96", "--batch", "16", "--epochs", "1", "--quiet", "--out", dir + "/run"]
+        let job = try launch(apps: [(1, command, dir + "/here"), (1, command, dir + "/there")], log: dir + "/job.log")
+        let (status, output) = try finish(job, log: dir + "/job.log", within: 30)
+        XCTAssertEqual(status, 2, output)
+        XCTAssertTrue(output.contains("rank 1 of 2 ends the job: wsi pretrain: --patches: no such file or folder 'patches'"), output)
     }
 
     /// Per-slide stages under mpirun: each rank takes a shard of the slides, into one run folder.
