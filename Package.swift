@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations/Distributed (on Console) → SlideIO → Tissue → Tiling → NN → ViT → SDMAE →
+// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations (on Storage)/Distributed (on Console) → SlideIO → Tissue → Tiling → NN → ViT → SDMAE →
 // Predict → MIL → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
@@ -25,7 +25,7 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         .target(name: "Console"),
-        .target(name: "Annotations"),
+        .target(name: "Annotations", dependencies: ["Storage"]),
         .target(name: "Concurrency"),
         .target(name: "Distributed", dependencies: ["CMPI", "Console"]),
         .target(name: "Storage", dependencies: ["CHDF5"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 
 public enum AnnotationError: Error, CustomStringConvertible, Equatable {
     case unreadable(path: String, reason: String)
@@ -50,8 +51,8 @@ public enum GeoJSONReader {
         guard size <= maximumBytes else { throw AnnotationError.unreadable(path: path, reason: "\(size) bytes is more than the \(maximumBytes >> 20) MiB allowed") }
         guard let data = FileManager.default.contents(atPath: path) else { throw AnnotationError.unreadable(path: path, reason: "cannot read") }
         let root: Any
-        do { root = try JSONSerialization.jsonObject(with: data) } catch {
-            throw AnnotationError.unreadable(path: path, reason: "not JSON (\(error.localizedDescription))")
+        do { root = try JSONText.object(from: data) } catch {
+            throw AnnotationError.unreadable(path: path, reason: "not JSON: \(error)")
         }
         let features: [Any]
         if let array = root as? [Any] {
@@ -62,7 +63,7 @@ public enum GeoJSONReader {
         } else if let object = root as? [String: Any], object["type"] as? String == "Feature" {
             features = [object]
         } else {
-            throw AnnotationError.unreadable(path: path, reason: "expected a FeatureCollection, a list of Features or one Feature")
+            throw AnnotationError.unreadable(path: path, reason: "expected a FeatureCollection, a list of Features or one Feature, found \(JSONText.kind(of: root))")
         }
         return try features.enumerated().map { index, value in try feature(value, index: index, path: path) }
     }

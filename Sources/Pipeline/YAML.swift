@@ -1,6 +1,7 @@
 import Console
 import CYAML
 import Foundation
+import Storage
 
 /// A parsed YAML (or JSON) node with where it starts in the file, for error messages.
 public struct YAMLNode: Sendable {
@@ -97,21 +98,8 @@ public struct YAMLNode: Sendable {
     }
 
     private static func checkJSON(_ bytes: [UInt8], file: String) throws {
-        do {
-            _ = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
-        } catch {
-            let message = ((error as NSError).userInfo["NSDebugDescription"] as? String) ?? "invalid JSON"
-            var offset = bytes.count
-            if let range = message.range(of: #"character (\d+)"#, options: .regularExpression),
-               let value = Int(message[range].split(separator: " ").last ?? "") {
-                offset = min(value, bytes.count)
-            }
-            let before = bytes[..<offset]
-            let line = before.filter { $0 == UInt8(ascii: "\n") }.count + 1
-            let column = offset - (before.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0) + 1
-            let words = message.replacingOccurrences(of: #" around (line \d+, column \d+|character \d+)\.?"#, with: "", options: .regularExpression)
-            throw ManifestError(file: file, line: line, column: column, message: "JSON syntax: \(words)")
-        }
+        guard let problem = JSONText.syntaxProblem(in: bytes) else { return }
+        throw ManifestError(file: file, line: problem.line, column: problem.column, message: "JSON syntax: \(problem.reason)")
     }
 
     private static func convert(_ node: UnsafeMutablePointer<yaml_node_t>, document: inout yaml_document_t, depth: Int,

@@ -4,16 +4,7 @@ import Foundation
 /// person needs ("No space left on device", "Permission denied") in an underlying POSIX error
 /// and print a domain and code instead; decoding errors print a coding path.
 public func describeError(_ error: Error) -> String {
-    if let error = error as? DecodingError {
-        switch error {
-        case let .keyNotFound(key, context): return "malformed JSON: missing '\(codingPath(context.codingPath + [key]))'"
-        case let .typeMismatch(_, context), let .valueNotFound(_, context):
-            return "malformed JSON: unexpected value at '\(codingPath(context.codingPath))'"
-        case let .dataCorrupted(context):
-            return context.codingPath.isEmpty ? "malformed JSON" : "malformed JSON at '\(codingPath(context.codingPath))'"
-        @unknown default: return "malformed JSON"
-        }
-    }
+    if let error = error as? DecodingError { return "malformed JSON: " + JSONText.shapeError(error) }
     if error is EncodingError { return "a value cannot be written as JSON (not a finite number?)" }
     let nsError = error as NSError
     // The project's own errors already say what happened, naming the file.
@@ -30,14 +21,11 @@ public func describeError(_ error: Error) -> String {
         case .fileReadNoPermission, .fileWriteNoPermission: reason = "permission denied"
         case .fileWriteOutOfSpace: reason = String(cString: strerror(ENOSPC))
         case .fileWriteFileExists: reason = "already exists"
+        case .fileWriteVolumeReadOnly: reason = String(cString: strerror(EROFS))
         case .fileReadCorruptFile: reason = "the file is damaged or not in the expected format"
         default: reason = nil
         }
     }
     let words = reason ?? nsError.localizedDescription
     return path.map { "\($0): \(words)" } ?? words
-}
-
-private func codingPath(_ keys: [CodingKey]) -> String {
-    keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
 }

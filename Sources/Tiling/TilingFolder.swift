@@ -18,7 +18,7 @@ public struct TilingFolder: Sendable {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw StorageError.cannotOpen(path: file, reason: "no tiling output for this slide (run the tile stage first)")
         }
-        do { return try JSONDecoder().decode(TilingSummary.self, from: data) } catch {
+        do { return try JSONText.decode(TilingSummary.self, from: data) } catch {
             throw StorageError.malformed(path: file, reason: describeError(error))
         }
     }

@@ -1,6 +1,7 @@
 import Foundation
 import NN
 import Imaging
+import Storage
 
 /// Which naming a weight file uses: timm's (`blocks.0.attn.qkv.weight`) or Hugging Face
 /// transformers' ViTModel (`encoder.layer.0.attention.attention.query.weight`, Phikon).
@@ -102,9 +103,9 @@ public struct ViTConfig: Codable, Equatable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else { throw EncoderError.unreadable(path: path, reason: "no such file or unreadable") }
         let config: ViTConfig
         do {
-            config = try JSONDecoder().decode(ViTConfig.self, from: data)
+            config = try JSONText.decode(ViTConfig.self, from: data)
         } catch {
-            throw EncoderError.unreadable(path: path, reason: describeDecoding(error))
+            throw EncoderError.unreadable(path: path, reason: "not a ViT config: \(error)")
         }
         try config.validate(source: path)
         return config
@@ -163,17 +164,5 @@ public enum EncoderError: Error, CustomStringConvertible, Equatable {
             return "no encoder named '\(name)': give a preset (\(known.joined(separator: ", "))) or a config .json file"
         case let .weightsMismatch(path, reason): return "\(path): \(reason)"
         }
-    }
-}
-
-private func describeDecoding(_ error: Error) -> String {
-    guard let error = error as? DecodingError else { return "not JSON (\(error))" }
-    func path(_ keys: [CodingKey]) -> String { keys.map(\.stringValue).joined(separator: ".") }
-    switch error {
-    case let .keyNotFound(key, context): return "the config has no '\(path(context.codingPath + [key]))'"
-    case let .typeMismatch(_, context), let .valueNotFound(_, context): return "'\(path(context.codingPath))' has the wrong type or value"
-    case let .dataCorrupted(context):
-        return context.codingPath.isEmpty ? "not valid JSON" : "'\(path(context.codingPath))': \(context.debugDescription)"
-    @unknown default: return "not a ViT config"
     }
 }

@@ -9,6 +9,7 @@ import Predict
 @testable import SlideIO
 import Storage
 import Tiling
+import ViT
 import XCTest
 
 /// Hostile inputs, round three: values from a user's files that used to trap (Double → Int of
@@ -254,5 +255,53 @@ final class RoundThreeTests: XCTestCase {
         XCTAssertThrowsError(try gradient.accumulate(rows: -2, dy: x, x: x, into: y)) { error in
             XCTAssertTrue(String(describing: error).hasPrefix("oneDNN refused a bf16 weight gradient"), "\(error)")
         }
+    }
+
+    /// JSON errors say where and what: Foundation's "The data is not in the correct format"
+    /// gave neither. Valid JSON of another shape says what was expected.
+    func testJSONErrorsGiveLineColumnAndWhatIsWrong() throws {
+        let cases: [(String, String)] = [
+            ("{\n  \"a\": NaN\n}", "line 2, column 8: NaN is not a JSON number"),
+            ("[1, -Infinity]", "line 1, column 5: -Infinity is not a JSON number"),
+            ("{\"x\": 1e999}", "line 1, column 7: 1e999 is beyond the range of a number"),
+            ("{\"features\": [\n{\"type\": \"Feature\"", "line 2, column 19: the text ends before the object opened at line 2, column 1 is closed"),
+            ("  \n ", "the file is empty"),
+            ("{\"a\": 1,}", "line 1, column 9: expected a quoted key, found '}'"),
+            ("{\"a\": \"one\ntwo\"}", "line 1, column 11: a line break or control character inside a string"),
+            ("[1] 2", "line 1, column 5: more text after the JSON value ends"),
+            (String(repeating: "[", count: 600), "nested more than 512 levels deep"),
+        ]
+        for (text, expected) in cases {
+            let problem = JSONText.syntaxError(in: Data(text.utf8))
+            XCTAssertTrue(problem?.contains(expected) == true, "\(text.prefix(40)): \(problem ?? "accepted")")
+        }
+        XCTAssertNil(JSONText.syntaxError(in: Data(#"{"a": [1, -2.5e-3, true, null, "\u00e9\n"], "b": {}}"#.utf8)))
+
+        let dir = TestData.scratchDirectory()
+        try "5".write(toFile: dir + "/five.geojson", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try GeoJSONReader.read(path: dir + "/five.geojson")) { error in
+            XCTAssertTrue("\(error)".contains("expected a FeatureCollection, a list of Features or one Feature, found a number"), "\(error)")
+        }
+        try "{\"type\": \"FeatureCollection\", \"features\": [NaN]}".write(toFile: dir + "/nan.geojson", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try GeoJSONReader.read(path: dir + "/nan.geojson")) { error in
+            XCTAssertTrue("\(error)".contains(dir + "/nan.geojson") && "\(error)".contains("line 1, column 44: NaN"), "\(error)")
+        }
+        try #"{"patch_size": "two hundred"}"#.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ViTConfig.read(path: dir + "/config.json")) { error in
+            XCTAssertTrue("\(error)".contains(dir + "/config.json: not a ViT config: "), "\(error)")
+        }
+        struct Shape: Decodable { let depth: Int }
+        XCTAssertThrowsError(try JSONText.decode(Shape.self, from: Data(#"{"depth": "12"}"#.utf8))) { error in
+            XCTAssertEqual("\(error)", "at 'depth': expected a number")
+        }
+        XCTAssertThrowsError(try JSONText.decode(Shape.self, from: Data("5".utf8))) { error in
+            XCTAssertTrue("\(error)".contains("the top level"), "\(error)")
+        }
+    }
+
+    /// A read-only output folder is said in plain words with its path, not Foundation's text.
+    func testAReadOnlyVolumeIsSaidInPlainWords() {
+        let error = CocoaError(.fileWriteVolumeReadOnly, userInfo: [NSFilePathErrorKey: "/mnt/slides/out"])
+        XCTAssertEqual(describeError(error), "/mnt/slides/out: Read-only file system")
     }
 }
