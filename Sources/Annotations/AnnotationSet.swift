@@ -4,14 +4,17 @@ import Foundation
 public struct AnnotationSet: Sendable {
     public let path: String
     public let annotations: [Annotation]
+    /// What the file was accepted with (unclassified features), to be said once per slide.
+    public let warnings: [String]
     /// Annotations by the `cell`-sized squares their bounds touch, so a tile looks only at the
     /// few near it (hundreds of regions would otherwise be tested for every grid position).
     private let buckets: [Int64: [Int]]
     private static let cell = 1024.0
 
-    public init(path: String, annotations: [Annotation]) {
+    public init(path: String, annotations: [Annotation], warnings: [String] = []) {
         self.path = path
         self.annotations = annotations
+        self.warnings = warnings
         var buckets: [Int64: [Int]] = [:]
         for (index, annotation) in annotations.enumerated() where annotation.className != nil {
             for key in Self.keys(annotation.bounds) { buckets[key, default: []].append(index) }
@@ -27,7 +30,8 @@ public struct AnnotationSet: Sendable {
     }
 
     public static func read(path: String) throws -> AnnotationSet {
-        AnnotationSet(path: path, annotations: try GeoJSONReader.read(path: path))
+        let contents = try GeoJSONReader.read(path: path)
+        return AnnotationSet(path: path, annotations: contents.annotations, warnings: contents.warnings)
     }
 
     /// Names of the classes drawn, sorted.
@@ -63,11 +67,20 @@ public struct AnnotationSet: Sendable {
     }
 
     /// The file among `files` (GeoJSON, `.json`) that belongs to a slide: named after the slide's
-    /// file with or without its extension (`CMU-1.geojson`, `CMU-1.svs.geojson`).
-    public static func file(for slide: String, among files: [String]) -> String? {
+    /// file with or without its extension (`CMU-1.geojson`, `CMU-1.svs.geojson`). Two such
+    /// files are refused: which one is meant cannot be guessed.
+    public static func file(for slide: String, among files: [String]) throws -> String? {
+        let matches = files.filter { belongs($0, to: slide) }
+        guard matches.count <= 1 else {
+            throw AnnotationError.unreadable(path: matches[0], reason: "\(matches.count) annotation files belong to \(URL(fileURLWithPath: slide).lastPathComponent) ("
+                                             + matches.map { URL(fileURLWithPath: $0).lastPathComponent }.joined(separator: ", ") + "); keep one")
+        }
+        return matches.first
+    }
+
+    public static func belongs(_ file: String, to slide: String) -> Bool {
         let url = URL(fileURLWithPath: slide)
-        let names = [url.lastPathComponent, url.deletingPathExtension().lastPathComponent]
-        return files.first { names.contains(annotationStem($0)) }
+        return [url.lastPathComponent, url.deletingPathExtension().lastPathComponent].contains(annotationStem(file))
     }
 
     /// GeoJSON files at `path` (a file, or a folder searched one level deep).

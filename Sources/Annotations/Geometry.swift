@@ -51,6 +51,19 @@ public func signedArea(_ ring: [Point]) -> Double {
     return sum / 2
 }
 
+/// Whether `point` lies inside `ring` or on its edge (even-odd rule; an edge counts as inside,
+/// since QuPath's holes may share vertices with their shell).
+func isInsideOrOn(_ point: Point, _ ring: [Point]) -> Bool {
+    var inside = false
+    for i in ring.indices {
+        let a = ring[i], b = ring[(i + 1) % ring.count]
+        let cross = (b.x - a.x) * (point.y - a.y) - (b.y - a.y) * (point.x - a.x)
+        if cross == 0, min(a.x, b.x) <= point.x, point.x <= max(a.x, b.x), min(a.y, b.y) <= point.y, point.y <= max(a.y, b.y) { return true }
+        if (a.y > point.y) != (b.y > point.y), point.x < a.x + (point.y - a.y) * (b.x - a.x) / (b.y - a.y) { inside.toggle() }
+    }
+    return inside
+}
+
 /// The part of `ring` inside `rect`, one rectangle edge at a time.
 func clip(_ ring: [Point], to rect: Rect) -> [Point] {
     var output = ring

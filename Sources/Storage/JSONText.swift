@@ -22,14 +22,6 @@ public enum JSONText {
         }
     }
 
-    /// Parses to Foundation's objects (`[String: Any]`, `[Any]`, NSNumber …) with the same errors.
-    public static func object(from data: Data) throws -> Any {
-        if let problem = syntaxError(in: data) { throw Problem(reason: problem) }
-        do { return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
-            throw Problem(reason: "not JSON")
-        }
-    }
-
     /// "line 3, column 14: …" for the first syntax error in `data`; nil when it is JSON.
     public static func syntaxError(in data: Data) -> String? {
         syntaxProblem(in: [UInt8](data)).map { "line \($0.line), column \($0.column): \($0.reason)" }
@@ -49,18 +41,6 @@ public enum JSONText {
             return (failure.line(in: bytes), failure.column(in: bytes), failure.reason)
         } catch {
             return (1, 1, "not JSON")
-        }
-    }
-
-    /// What a parsed value is, in JSON's words, for "expected …, found a number".
-    public static func kind(of value: Any) -> String {
-        switch value {
-        case is [String: Any]: return "an object"
-        case is [Any]: return "a list"
-        case is String: return "a string"
-        case is NSNull: return "null"
-        case let number as NSNumber: return String(cString: number.objCType) == "c" ? "true or false" : "a number"
-        default: return "a value"
         }
     }
 

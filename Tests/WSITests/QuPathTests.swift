@@ -35,7 +35,7 @@ final class QuPathTests: XCTestCase {
         """
         for (name, text) in [("collection", "{\"type\": \"FeatureCollection\", \"features\": [\(feature)]}"), ("array", "[\(feature)]"), ("one", feature)] {
             try write(text, dir + "/\(name).geojson")
-            let annotations = try GeoJSONReader.read(path: dir + "/\(name).geojson")
+            let annotations = try GeoJSONReader.read(path: dir + "/\(name).geojson").annotations
             XCTAssertEqual(annotations.count, 1, name)
             XCTAssertEqual(annotations[0].className, "Tumor")
             XCTAssertEqual(annotations[0].polygons.count, 2)
@@ -52,7 +52,7 @@ final class QuPathTests: XCTestCase {
             .contains("feature 0: polygon 0, ring 0 crosses itself"))
         XCTAssertTrue(refusal("[{\"type\": \"Feature\", \"geometry\": {\"type\": \"Polygon\", \"coordinates\": [[[0,0],[\"a\",1],[1,0]]]}}]")
             .contains("a point is not a pair of numbers"))
-        let far = try GeoJSONReader.read(path: { try! write("[\(feature)]", dir + "/far.geojson"); return dir + "/far.geojson" }())
+        let far = try GeoJSONReader.read(path: { try! write("[\(feature)]", dir + "/far.geojson"); return dir + "/far.geojson" }()).annotations
         XCTAssertThrowsError(try AnnotationSet(path: "far.geojson", annotations: far).check(width: 25, height: 25)) {
             XCTAssertTrue("\($0)".contains("far.geojson: feature 0: reaches (0, 0)–(30, 30), outside the slide's 25 × 25"), "\($0)")
         }
@@ -122,7 +122,7 @@ final class QuPathTests: XCTestCase {
         XCTAssertGreaterThan(summary.rejected["excluded-region"] ?? 0, 0)
 
         XCTAssertEqual(try StageFixtures.stageCommand(ExportGeoJSONStage.self, [slides, "--out", out, "--tiles", out + "/tile"]).run().completed, 1)
-        let exported = try GeoJSONReader.read(path: out + "/export-geojson/tcga-cr-7395-01a-01-ts1/tcga-cr-7395-01a-01-ts1.geojson")
+        let exported = try GeoJSONReader.read(path: out + "/export-geojson/tcga-cr-7395-01a-01-ts1/tcga-cr-7395-01a-01-ts1.geojson").annotations
         XCTAssertEqual(exported.first?.className, "Tissue")
         XCTAssertEqual(exported.first?.objectType, "annotation")
         let tiles = exported.dropFirst()

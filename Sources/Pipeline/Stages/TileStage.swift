@@ -80,7 +80,7 @@ public struct TileStage: Stage {
         let slide = try context.requireSlide()
         if let annotations {
             let files = try AnnotationSet.files(at: annotations)
-            if let stray = files.first(where: { file in !context.slides.contains { AnnotationSet.file(for: $0, among: [file]) != nil } }) {
+            if let stray = files.first(where: { file in !context.slides.contains { AnnotationSet.belongs(file, to: $0) } }) {
                 throw StageError.failed("\(stray): no slide of this run has its name (slides: "
                                         + context.slides.prefix(5).map(SlideDiscovery.stem).joined(separator: ", ") + ")")
             }
@@ -93,6 +93,7 @@ public struct TileStage: Stage {
         let summary = try TileExtractor(options: options).run(slidePath: slide, outputDirectory: context.output)
         var note = "\(summary.keptTiles) patches kept of \(summary.tissueTiles) on tissue (\(summary.gridTiles) in the grid), level \(summary.readLevel)"
         if let reason = summary.whyNoTiles { note += "; no tiles: \(reason)" }
+        for warning in options.annotations?.warnings ?? [] { note += "; " + warning }
         return note
     }
 

@@ -304,4 +304,83 @@ final class RoundThreeTests: XCTestCase {
         let error = CocoaError(.fileWriteVolumeReadOnly, userInfo: [NSFilePathErrorKey: "/mnt/slides/out"])
         XCTAssertEqual(describeError(error), "/mnt/slides/out: Read-only file system")
     }
+
+    /// GeoJSON that used to pass without a word: each refused naming the feature, or said.
+    func testQuestionableGeoJSONIsRefusedOrSaid() throws {
+        let dir = TestData.scratchDirectory()
+        func feature(_ rings: String, properties: String = #""classification": {"name": "Tumor"}"#) -> String {
+            #"{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": ["# + rings + #"]}, "properties": {"# + properties + "}}"
+        }
+        let square = "[[0,0],[100,0],[100,100],[0,100],[0,0]]"
+        func read(_ text: String) throws -> GeoJSONReader.Contents {
+            try text.write(toFile: dir + "/a.geojson", atomically: true, encoding: .utf8)
+            return try GeoJSONReader.read(path: dir + "/a.geojson")
+        }
+        func refusal(_ text: String) -> String {
+            do { _ = try read(text); return "accepted" } catch { return "\(error)" }
+        }
+        let refused: [(String, String)] = [
+            ("[" + feature(square, properties: #""classification": {"name": " "}"#) + "]", "feature 0: an empty class name"),
+            ("[" + feature(square + ",[[200,200],[300,200],[300,300],[200,200]]") + "]", "feature 0: polygon 0, ring 1 is a hole outside its outer ring"),
+            ("[" + feature(square + "," + square) + "]", "feature 0: polygon 0, ring 1 is a hole as large as its outer ring"),
+            ("[" + feature("[[0,0],[50,50],[100,100],[0,0]]") + "]", "feature 0: polygon 0, ring 0 has no area"),
+            (#"{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}}, "features": ["#
+                + feature(square) + "]}", "declares the coordinate system 'urn:ogc:def:crs:OGC:1.3:CRS84'"),
+        ]
+        for (text, expected) in refused { XCTAssertTrue(refusal(text).contains(expected), "\(expected): \(refusal(text))") }
+
+        // A hole touching its shell at a vertex is a QuPath export like any other.
+        XCTAssertEqual(try read("[" + feature(square + ",[[0,0],[50,10],[10,50],[0,0]]") + "]").annotations[0].polygons[0].holes.count, 1)
+        let mixed = try read("[" + feature(square) + "," + feature(square, properties: #""objectType": "annotation""#) + "]")
+        XCTAssertEqual(mixed.annotations.count, 2)
+        XCTAssertEqual(mixed.warnings, [dir + "/a.geojson: 1 of 2 features have no classification and label no tiles"])
+
+        // Two files for one slide: which is meant cannot be guessed.
+        let files = [dir + "/CMU-1.geojson", dir + "/CMU-1.svs.geojson", dir + "/other.geojson"]
+        XCTAssertThrowsError(try AnnotationSet.file(for: "/slides/CMU-1.svs", among: files)) { error in
+            XCTAssertTrue("\(error)".contains("2 annotation files belong to CMU-1.svs (CMU-1.geojson, CMU-1.svs.geojson); keep one"), "\(error)")
+        }
+        XCTAssertEqual(try AnnotationSet.file(for: "/slides/other.tiff", among: files), dir + "/other.geojson")
+    }
+
+    /// More classes than an HDF5 attribute can list are refused when the file is read, naming
+    /// it and the count (they used to fail late, inside HDF5, after tiling).
+    func testTooManyClassesAreRefusedEarly() throws {
+        let dir = TestData.scratchDirectory()
+        let features = (0..<(GeoJSONReader.maximumClasses + 1)).map { i in
+            #"{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0,0],[10,0],[10,10],[0,0]]]}, "properties": {"classification": {"name": "class \#(i)"}}}"#
+        }
+        try ("[" + features.joined(separator: ",") + "]").write(toFile: dir + "/many.geojson", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try GeoJSONReader.read(path: dir + "/many.geojson")) { error in
+            XCTAssertEqual("\(error)", dir + "/many.geojson: 501 classes; at most 500 are supported in one file")
+        }
+    }
+
+    /// A QuPath detection export is read a feature at a time: peak memory stays under 10× the
+    /// file (Foundation's object tree took 30–80×).
+    func testAnnotationMemoryStaysUnderTenTimesTheFile() throws {
+        let dir = TestData.scratchDirectory(), path = dir + "/cells.geojson"
+        let features = (0..<20_000).map { i -> String in
+            let x = 100 + (i % 200) * 40, y = 100 + (i / 200) * 40
+            return #"{"type": "Feature", "id": "\#(UUID().uuidString)", "geometry": {"type": "Polygon", "coordinates": [[[\#(x), \#(y)], [\#(x + 30), \#(y)], "#
+                + #"[\#(x + 30), \#(y + 30)], [\#(x), \#(y + 30)], [\#(x), \#(y)]]]}, "properties": {"objectType": "detection", "classification": {"name": "Tumor"}}}"#
+        }
+        try ("{\"type\": \"FeatureCollection\", \"features\": [" + features.joined(separator: ",") + "]}").write(toFile: path, atomically: true, encoding: .utf8)
+        let bytes = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        guard (try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)) != nil else {
+            throw XCTSkip("this kernel does not let a process reset its peak memory")
+        }
+        let before = try Self.memory("VmRSS")
+        let contents = try GeoJSONReader.read(path: path)
+        let peak = try Self.memory("VmHWM")
+        XCTAssertEqual(contents.annotations.count, 20_000)
+        XCTAssertLessThan(peak - before, 10 * bytes, "peak \((peak - before) >> 20) MiB for a \(bytes >> 20) MiB file")
+    }
+
+    /// A line of /proc/self/status, in bytes.
+    static func memory(_ field: String) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix(field + ":") })
+        return try XCTUnwrap(Int(line.split(separator: " ").dropFirst().first ?? "")) * 1024
+    }
 }
