@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI", "Console"]),
         .target(name: "Storage", dependencies: ["CHDF5"]),
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG", "CTIFF", "Storage"]),
-        .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging", "Concurrency"]),
+        .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging", "Concurrency", "Storage"]),
         .target(name: "Tissue", dependencies: ["SlideIO", "Imaging", "Annotations"]),
         .target(name: "Tiling", dependencies: ["SlideIO", "Tissue", "Annotations", "Imaging", "Storage", "Console", "Concurrency"]),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),

@@ -97,28 +97,23 @@ public struct FeatureBag: Sendable {
             let url = URL(fileURLWithPath: file)
             let slide = url.lastPathComponent == "features.h5" ? url.deletingLastPathComponent().lastPathComponent
                                                                : url.deletingPathExtension().lastPathComponent
-            if let other = found[slide], other != file { throw BagError.duplicate(slide: slide, first: other, second: file) }
-            found[slide] = file
-        }
-        func search(_ folder: String, depth: Int) throws {
-            let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
-            for name in names {
-                let path = folder + "/" + name
-                var isDirectory: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
-                if isDirectory.boolValue {
-                    if depth > 0 { try search(path, depth: depth - 1) }
-                } else if name.lowercased().hasSuffix(".h5") || name.lowercased().hasSuffix(".hdf5") {
-                    try add(path)
-                }
+            // The same file reached twice (a link beside it, or two arguments) is one slide.
+            if let other = found[slide], FolderWalk.realPath(other) != FolderWalk.realPath(file) {
+                throw BagError.duplicate(slide: slide, first: other, second: file)
             }
+            found[slide] = file
         }
         for path in paths {
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
                 throw BagError.malformed(path: path, reason: "no such file or folder")
             }
-            if isDirectory.boolValue { try search(path, depth: 2) } else { try add(path) }
+            if isDirectory.boolValue {
+                let files = try FolderWalk.files(under: path, depth: 2) { $0.lowercased().hasSuffix(".h5") || $0.lowercased().hasSuffix(".hdf5") }
+                for file in files { try add(file) }
+            } else {
+                try add(path)
+            }
         }
         guard !found.isEmpty else { throw BagError.noBags(paths: paths) }
         return found.sorted { $0.key < $1.key }.map { (slide: $0.key, path: $0.value) }

@@ -1,4 +1,5 @@
 import Foundation
+import Storage
 
 /// Finds slides under a directory by the file extensions OpenSlide reads.
 public enum SlideDiscovery {
@@ -17,26 +18,11 @@ public enum SlideDiscovery {
             throw SlideError.fileNotFound(path: path)
         }
         guard isDirectory.boolValue else { return [path] }
-        let root = URL(fileURLWithPath: path)
-        var unreadable: (path: String, reason: String)?
-        let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey],
-                                                        options: [.skipsHiddenFiles]) { url, error in
-            let code = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError)?.code ?? Int(EACCES)
-            if unreadable == nil { unreadable = (url.path, String(cString: strerror(Int32(code)))) }
-            return true
+        do {
+            return try FolderWalk.files(under: path) { extensions.contains(URL(fileURLWithPath: $0).pathExtension.lowercased()) }
+        } catch let error as FolderWalk.Unlistable {
+            throw SlideError.unlistableFolder(path: error.path, reason: error.reason)
         }
-        guard let enumerator else { throw SlideError.unreadable(path: path, reason: "cannot list the folder") }
-        // Folders can only be listed by someone allowed to: check before trusting an empty list.
-        if access(path, R_OK | X_OK) != 0 { throw SlideError.unlistableFolder(path: path, reason: String(cString: strerror(errno))) }
-        var found: [String] = []
-        for case let url as URL in enumerator where extensions.contains(url.pathExtension.lowercased()) {
-            // MIRAX and some DICOM slides are folders with a slide-like name: OpenSlide takes the file beside them.
-            // A symbolic link to a slide file counts (cohorts are often linked into a run folder).
-            guard (try? url.resolvingSymlinksInPath().resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
-            found.append(path + "/" + url.path.dropFirst(root.path.count).drop { $0 == "/" })
-        }
-        if let unreadable { throw SlideError.unlistableFolder(path: unreadable.path, reason: unreadable.reason) }
-        return found.sorted()
     }
 
     /// Output folder name for a slide: its file name without extension.

@@ -43,17 +43,10 @@ public final class PatchDataset: @unchecked Sendable {
             guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory) else { throw DatasetError.notFound(path: root) }
             let files: [String]
             if isDirectory.boolValue {
-                let enumerator = FileManager.default.enumerator(atPath: root)
-                var found: [String] = []
-                var tilingFolders: [String] = TilingFolder.isTilingFolder(root) ? [root] : []
-                while let relative = enumerator?.nextObject() as? String {
-                    let path = (root as NSString).appendingPathComponent(relative)
-                    let type = enumerator?.fileAttributes?[.type] as? FileAttributeType
-                    if type == .typeDirectory, TilingFolder.isTilingFolder(path) { tilingFolders.append(path) }
-                    // Folders can carry image-like names (a slide "x.jpeg.tiff" tiles into "x.jpeg/").
-                    guard type == .typeRegular else { continue }
-                    found.append(path)
+                let found = try FolderWalk.files(under: root) { name in
+                    name == TilingFiles.summary || name.hasSuffix(".shard") || PictureFiles.isPicture(name)
                 }
+                let tilingFolders = found.filter { $0.hasSuffix("/" + TilingFiles.summary) }.map { String($0.dropLast(TilingFiles.summary.count + 1)) }
                 // A tiling output folder contributes its stored patches, not its QC pictures.
                 let inTilingFolder = { (file: String) in tilingFolders.contains { file.hasPrefix($0 + "/") } }
                 files = (found.filter { !inTilingFolder($0) } + tilingFolders.flatMap { TilingFolder($0).storedPatchFiles() }).sorted()

@@ -383,4 +383,32 @@ final class RoundThreeTests: XCTestCase {
         let line = try XCTUnwrap(status.split(separator: "\n").first { $0.hasPrefix(field + ":") })
         return try XCTUnwrap(Int(line.split(separator: " ").dropFirst().first ?? "")) * 1024
     }
+
+    /// Cohorts are assembled from links: a slide folder given as a link, and linked sub-folders,
+    /// are searched like real ones (they found nothing, or were skipped); a link loop ends, and
+    /// a file reached twice is one slide.
+    func testLinkedFoldersAreFollowedAndLoopsEnd() throws {
+        let dir = TestData.scratchDirectory(), fm = FileManager.default
+        try fm.createDirectory(atPath: dir + "/store/deep", withIntermediateDirectories: true)
+        try fm.copyItem(atPath: TestData.cmuSVS, toPath: dir + "/store/a.svs")
+        try fm.copyItem(atPath: TestData.cmuTIFF, toPath: dir + "/store/deep/b.tiff")
+        try fm.createDirectory(atPath: dir + "/cohort", withIntermediateDirectories: true)
+        try fm.createSymbolicLink(atPath: dir + "/cohort/linked", withDestinationPath: dir + "/store/deep")
+        try fm.copyItem(atPath: TestData.cmuSVS, toPath: dir + "/cohort/c.svs")
+        try fm.createSymbolicLink(atPath: dir + "/cohort/loop", withDestinationPath: dir + "/cohort")
+        try fm.createSymbolicLink(atPath: dir + "/slides", withDestinationPath: dir + "/store")
+
+        XCTAssertEqual(try SlideDiscovery.slides(at: dir + "/slides"), [dir + "/slides/a.svs", dir + "/slides/deep/b.tiff"], "a linked slide folder")
+        XCTAssertEqual(try SlideDiscovery.slides(at: dir + "/cohort"), [dir + "/cohort/c.svs", dir + "/cohort/linked/b.tiff"],
+                       "a linked sub-folder followed, the loop entered once")
+
+        // Feature bags: a link loop beside the bag used to report it as two slides.
+        let bags = dir + "/bags"
+        try fm.createDirectory(atPath: bags, withIntermediateDirectories: true)
+        let writer = try HDF5Writer(path: bags + "/s1.h5")
+        try writer.write("features", Matrix(rows: 1, columns: 2, values: [Float](repeating: 1, count: 2)))
+        try fm.createSymbolicLink(atPath: bags + "/again", withDestinationPath: bags)
+        XCTAssertEqual(try FeatureBag.discover([bags]).map(\.slide), ["s1"])
+        XCTAssertEqual(try FeatureBag.discover([bags, bags + "/s1.h5"]).map(\.slide), ["s1"], "the same file named twice")
+    }
 }
