@@ -29,6 +29,11 @@ public struct FeatureBag: Sendable {
 
     public var tiles: Int { width == 0 ? 0 : features.count / width }
 
+    /// Past this, products and sums of squares in training overflow Float and the loss turns
+    /// into NaN, which would then be blamed on the learning rate. Published encoders' features
+    /// stay within a few hundred.
+    public static let maximumFeatureMagnitude: Float = 1e6
+
     /// Reads the CLAM/TRIDENT layout: `features` float [N, D] and optionally `coords` [N, 2].
     public static func read(slide: String, path: String) throws -> FeatureBag {
         let reader: HDF5Reader
@@ -40,6 +45,11 @@ public struct FeatureBag: Sendable {
         guard features.rows > 0 else { throw BagError.malformed(path: path, reason: "the bag of slide '\(slide)' is empty (0 tiles)") }
         if let bad = features.values.firstIndex(where: { !$0.isFinite }) {
             throw BagError.malformed(path: path, reason: "feature \(bad % features.columns) of tile \(bad / features.columns) is not a number")
+        }
+        if let bad = features.values.firstIndex(where: { abs($0) > maximumFeatureMagnitude }) {
+            throw BagError.malformed(path: path, reason: "feature \(bad % features.columns) of tile \(bad / features.columns) is "
+                + "\(features.values[bad]); encoders' features are far smaller (at most \(Int(maximumFeatureMagnitude)) is accepted): "
+                + "was this file written by another program, or damaged?")
         }
         var origins: [(x: Int, y: Int)] = []
         var footprint: Int?

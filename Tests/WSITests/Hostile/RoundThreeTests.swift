@@ -411,4 +411,15 @@ final class RoundThreeTests: XCTestCase {
         XCTAssertEqual(try FeatureBag.discover([bags]).map(\.slide), ["s1"])
         XCTAssertEqual(try FeatureBag.discover([bags, bags + "/s1.h5"]).map(\.slide), ["s1"], "the same file named twice")
     }
+
+    /// Features of 3e38 are finite but overflow the first product: they are refused when the
+    /// bag is read, not reported as a loss that the learning rate should fix.
+    func testFeaturesTooLargeForAnyEncoderAreRefusedAtTheBag() throws {
+        let dir = TestData.scratchDirectory()
+        let writer = try HDF5Writer(path: dir + "/s.h5")
+        try writer.write("features", Matrix(rows: 2, columns: 2, values: [0.5, -1, 3e38, 2]))
+        XCTAssertThrowsError(try FeatureBag.read(slide: "s", path: dir + "/s.h5")) { error in
+            XCTAssertTrue("\(error)".contains("feature 0 of tile 1 is 3e+38; encoders' features are far smaller"), "\(error)")
+        }
+    }
 }
