@@ -74,6 +74,11 @@ public final class Slide: @unchecked Sendable {
                 openslide_close(handle)
                 throw SlideError.unreadable(path: path, reason: "no readable pyramid level")
             }
+            // Sizes of regions to read are divided by downsamples: a forged level must not reach them.
+            if let bad = levels.first(where: { $0.width <= 0 || $0.height <= 0 || !$0.downsample.isFinite || !(0.5...1e6).contains($0.downsample) }) {
+                openslide_close(handle)
+                throw SlideError.unreadable(path: path, reason: "pyramid level \(bad.index) is \(bad.width) × \(bad.height) pixels at downsample \(bad.downsample)")
+            }
         } else if !isDirectory.boolValue, Self.looksLikePlainImage(path) {
             let image: RGBImage
             do { image = try RGBImage.read(path: path) } catch {
