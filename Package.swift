@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Imaging/Storage/Console/Concurrency/Annotations (on Storage)/Distributed (on Console) → SlideIO → Tissue → Tiling → NN → ViT → SDMAE →
+// Layering (arrows point one way): Concurrency, Console → Distributed; Storage → Annotations, Imaging → SlideIO → Tissue → Tiling → NN → ViT → SDMAE →
 // Predict → MIL → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(

@@ -422,4 +422,22 @@ final class RoundThreeTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("feature 0 of tile 1 is 3e+38; encoders' features are far smaller"), "\(error)")
         }
     }
+
+    /// The README's Reliability table states the limits the code enforces.
+    func testReliabilityTableStatesTheLimitsInForce() throws {
+        let readme = try String(contentsOfFile: FrontDoorTests.repository + "/README.md", encoding: .utf8)
+        let section = try XCTUnwrap(readme.components(separatedBy: "## Reliability").dropFirst().first?.components(separatedBy: "\n## ").first)
+        let grouped = NumberFormatter()
+        grouped.numberStyle = .decimal
+        grouped.usesGroupingSeparator = true
+        grouped.groupingSeparator = ","
+        let claims = [
+            "\(grouped.string(from: NSNumber(value: RGBImage.maximumPixels)) ?? "") pixels",
+            "\(GeoJSONReader.maximumBytes >> 20) MiB per file", "\(GeoJSONReader.maximumClasses) classes per file",
+            "class names ≤ \(GeoJSONReader.maximumClassNameLength) characters", "nesting \(JSONText.maximumDepth) deep",
+            "\(YAMLNode.maximumBytes >> 20) MiB, \(grouped.string(from: NSNumber(value: YAMLNode.maximumNodes)) ?? "") values, nesting \(YAMLNode.maximumDepth) deep",
+            "\(Slide.plausibleMicronsPerPixel.lowerBound)–\(Int(Slide.plausibleMicronsPerPixel.upperBound)) µm/px",
+        ]
+        for claim in claims { XCTAssertTrue(section.contains(claim), "README Reliability should say: \(claim)") }
+    }
 }

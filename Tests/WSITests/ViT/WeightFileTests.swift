@@ -170,7 +170,7 @@ final class WeightFileTests: XCTestCase {
         let edits: [((String, String), String)] = [(("\"num_heads\": 4", "\"num_heads\": 5"), "not divisible into 5 heads"),
                                                    (("\"patch_size\": 16", "\"patch_size\": 0"), "patch_size 0"),
                                                    (("\"pool\": \"token\"", "\"pool\": \"max\""), "'pool'"),
-                                                   (("\"depth\": 2,", ""), "no 'depth'")]
+                                                   (("\"depth\": 2,", ""), "missing 'depth'")]
         for (edit, words) in edits {
             let path = folder + "/config.json"
             try good.replacingOccurrences(of: edit.0, with: edit.1).write(toFile: path, atomically: true, encoding: .utf8)
