@@ -79,6 +79,9 @@ public struct FeatureBag: Sendable {
             switch try? reader.attribute(name, of: "coords") {
             case let .int(v)?: return Double(v)
             case let .double(v)?: return v
+            // CLAM writes pairs (x and y); tiles are square.
+            case let .doubles(v)?: return v.first
+            case let .ints(v)?: return v.first.map(Double.init)
             case let .string(text)?: throw BagError.malformed(path: path, reason: "coords attribute \(name) is '\(text)', not a number")
             case nil: return nil
             }

@@ -261,7 +261,7 @@ public final class PipelineRunner: @unchecked Sendable {
 
         // Work happens in a hidden sibling folder, renamed into place only on success. A resumable
         // stage continues a partial folder only if it was started with the same parameters and inputs.
-        let partial = (final as NSString).deletingLastPathComponent + "/." + (final as NSString).lastPathComponent + ".partial"
+        let partial = PartialFolder.path(for: final)
         if !entry.type.resumesPartialOutput || !sameWork { try? FileManager.default.removeItem(atPath: partial) }
         let start = Date()
         do {

@@ -13,6 +13,7 @@ public enum StageRegistry {
         HeatmapStage.self,
         AggregateStage.self,
         ExportGeoJSONStage.self,
+        ExportCLAMStage.self,
     ]
 
     public static func stage(kind: String) -> (any Stage.Type)? { all.first { $0.kind == kind } }

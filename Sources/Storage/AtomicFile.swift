@@ -113,3 +113,18 @@ public final class AtomicFile {
         return result
     }
 }
+
+/// Work on a folder happens in a hidden sibling that is renamed when complete, so a killed run
+/// never leaves a folder that looks finished.
+public enum PartialFolder {
+    public static func path(for final: String) -> String {
+        (final as NSString).deletingLastPathComponent + "/." + (final as NSString).lastPathComponent + ".partial"
+    }
+
+    /// The folder `path` becomes when complete (`path` itself when it is not a partial one).
+    public static func final(of path: String) -> String {
+        let name = (path as NSString).lastPathComponent
+        guard name.hasPrefix("."), name.hasSuffix(".partial"), name.count > ".x.partial".count - 1 else { return path }
+        return (path as NSString).deletingLastPathComponent + "/" + name.dropFirst().dropLast(".partial".count)
+    }
+}

@@ -19,6 +19,9 @@ public enum HDF5Attribute: Equatable {
     case int(Int64)
     case double(Double)
     case string(String)
+    /// One-dimensional arrays, as CLAM writes `downsample` (2 floats) and `level_dim` (2 ints).
+    case ints([Int64])
+    case doubles([Double])
 }
 
 /// Writes 2-D datasets with scalar attributes: enough for CLAM-style coordinate and score files.
@@ -73,10 +76,24 @@ public final class HDF5Writer {
     }
 
     private func setAttribute(on object: hid_t, _ name: String, _ value: HDF5Attribute) throws {
-        let space = H5Screate(H5S_SCALAR)
+        var length: [hsize_t] = [0]
+        switch value {
+        case let .ints(values): length[0] = hsize_t(values.count)
+        case let .doubles(values): length[0] = hsize_t(values.count)
+        default: break
+        }
+        let space = length[0] > 0 ? H5Screate_simple(1, &length, nil) : H5Screate(H5S_SCALAR)
         defer { H5Sclose(space) }
         var status: herr_t = -1
         switch value {
+        case let .ints(values):
+            let attribute = H5Acreate2(object, name, chdf5_native_int64(), space, chdf5_p_default(), chdf5_p_default())
+            defer { H5Aclose(attribute) }
+            status = attribute < 0 ? -1 : values.withUnsafeBytes { H5Awrite(attribute, chdf5_native_int64(), $0.baseAddress) }
+        case let .doubles(values):
+            let attribute = H5Acreate2(object, name, chdf5_native_double(), space, chdf5_p_default(), chdf5_p_default())
+            defer { H5Aclose(attribute) }
+            status = attribute < 0 ? -1 : values.withUnsafeBytes { H5Awrite(attribute, chdf5_native_double(), $0.baseAddress) }
         case .int(var v):
             let attribute = H5Acreate2(object, name, chdf5_native_int64(), space, chdf5_p_default(), chdf5_p_default())
             defer { H5Aclose(attribute) }
@@ -103,6 +120,8 @@ public final class HDF5Writer {
 public final class HDF5Reader {
     /// 2^31 values (8 GiB of floats): far above a slide's bag (100,000 tiles × 1,536 features).
     public static let maximumElements = 1 << 31
+    /// Attributes are metadata: a few numbers (CLAM's are pairs).
+    public static let maximumAttributeElements = 4096
     private let path: String
     private let file: hid_t
 
@@ -134,16 +153,29 @@ public final class HDF5Reader {
         defer { H5Aclose(attribute) }
         let type = H5Aget_type(attribute)
         defer { H5Tclose(type) }
+        let space = H5Aget_space(attribute)
+        defer { H5Sclose(space) }
+        // A buffer for every element: reading an array into one scalar would write past it.
+        let elements = Int(H5Sget_simple_extent_npoints(space))
+        guard (1...Self.maximumAttributeElements).contains(elements) else {
+            throw StorageError.malformed(path: path, reason: "attribute \(name) of \(datasetName) holds \(elements) values")
+        }
         switch H5Tget_class(type) {
         case H5T_INTEGER:
-            var v: Int64 = 0
+            var v = [Int64](repeating: 0, count: elements)
             guard H5Aread(attribute, chdf5_native_int64(), &v) >= 0 else { break }
-            return .int(v)
+            return elements == 1 ? .int(v[0]) : .ints(v)
         case H5T_FLOAT:
-            var v: Double = 0
+            var v = [Double](repeating: 0, count: elements)
             guard H5Aread(attribute, chdf5_native_double(), &v) >= 0 else { break }
-            return .double(v)
-        case H5T_STRING:
+            return elements == 1 ? .double(v[0]) : .doubles(v)
+        case H5T_STRING where elements == 1 && H5Tis_variable_str(type) > 0:
+            // h5py writes Python strings as variable-length: HDF5 allocates the text.
+            var text: UnsafeMutablePointer<CChar>?
+            guard H5Aread(attribute, type, &text) >= 0, let text else { break }
+            defer { H5free_memory(text) }
+            return .string(String(cString: text))
+        case H5T_STRING where elements == 1:
             let size = H5Tget_size(type)
             var bytes = [UInt8](repeating: 0, count: size + 1)
             guard H5Aread(attribute, type, &bytes) >= 0 else { break }

@@ -105,6 +105,11 @@ public enum TilingFiles {
     public static let coordinatesCSV = "tiles.csv"
     public static let rejectedCSV = "rejected.csv"
     public static let coordinatesHDF5 = "coords.h5"
+    /// The attributes of coords.h5's `coords` (CLAM's, TRIDENT's, ours), carried with the
+    /// coordinates into features and exports.
+    public static let coordinateAttributes = ["patch_size", "patch_level", "downsample", "level_dim", "downsampled_level_dim", "name", "save_path",
+                                              "patch_size_level0", "overlap", "savetodir", "level0_width", "level0_height",
+                                              "level0_magnification", "target_magnification", "mpp_level0", "target_mpp"]
     public static let summary = "tiling.json"
     public static let qcPicture = "qc.png"
     public static let patchDirectory = "patches"
@@ -167,7 +172,7 @@ public struct TileExtractor {
 
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
         let patchDirectory = outputDirectory + "/" + TilingFiles.patchDirectory
-        let partialDirectory = outputDirectory + "/." + TilingFiles.patchDirectory + ".partial"
+        let partialDirectory = PartialFolder.path(for: outputDirectory + "/" + TilingFiles.patchDirectory)
         let writesFiles = options.format == .jpeg || options.format == .png
         if writesFiles {
             try? FileManager.default.removeItem(atPath: partialDirectory)
@@ -301,17 +306,7 @@ public struct TileExtractor {
         try AtomicFile.write(Data((CSV.row(header + ["reason"]) + rejected.map { CSV.row(line($0) + [$0.rejection?.rawValue ?? ""]) }.joined()).utf8),
                              to: outputDirectory + "/" + TilingFiles.rejectedCSV)
 
-        // CLAM reads `coords` with attributes patch_size and patch_level; the rest is for us and TRIDENT-style readers.
-        var attributes: [String: HDF5Attribute] = [
-            "patch_size": .int(Int64(grid.spec.size)),
-            "patch_level": .int(Int64(grid.readLevel)),
-            "patch_size_level0": .int(Int64(grid.footprint)),
-            "level_dim": .string("\(slide.levels[grid.readLevel].width),\(slide.levels[grid.readLevel].height)"),
-            "downsample": .double(slide.levels[grid.readLevel].downsample),
-            "name": .string(URL(fileURLWithPath: slide.path).deletingPathExtension().lastPathComponent),
-        ]
-        if let mpp = grid.micronsPerPixel { attributes["mpp_level0"] = .double(mpp) }
-        if let target = grid.outputMicronsPerPixel { attributes["target_mpp"] = .double(target) }
+        let attributes = Self.coordinateAttributes(grid: grid, slide: slide, outputDirectory: outputDirectory)
         let coordinates = Matrix(rows: kept.count, columns: 2, values: kept.flatMap { [Int64($0.x), Int64($0.y)] })
         let fractions = Matrix(rows: kept.count, columns: 1, values: kept.map { Float($0.tissueFraction) })
         try AtomicFile.produce(outputDirectory + "/" + TilingFiles.coordinatesHDF5) { temporary in
@@ -327,5 +322,38 @@ public struct TileExtractor {
             }
             try writer.close()
         }
+    }
+
+    /// `coords`' attributes with the names and types CLAM's `create_patches_fp.py` and TRIDENT's
+    /// `coords_to_h5` write, so both take their main path reading our tiles. CLAM reads
+    /// `patch_size` pixels at `patch_level`; TRIDENT reads `patch_size` at
+    /// `target_magnification`, `patch_size_level0` at level 0. The two agree whenever tiles are
+    /// read without resampling, as CLAM only does.
+    static func coordinateAttributes(grid: TileGrid, slide: Slide, outputDirectory: String) -> [String: HDF5Attribute] {
+        let level = slide.levels[grid.readLevel], base = slide.levels[0]
+        var attributes: [String: HDF5Attribute] = [
+            "patch_size": .int(Int64(grid.spec.size)),
+            "patch_level": .int(Int64(grid.readLevel)),
+            "downsample": .doubles([level.downsample, level.downsample]),
+            "level_dim": .ints([Int64(level.width), Int64(level.height)]),
+            "downsampled_level_dim": .ints([Int64(level.width), Int64(level.height)]),
+            "name": .string(URL(fileURLWithPath: slide.path).deletingPathExtension().lastPathComponent),
+            "save_path": .string(PartialFolder.final(of: outputDirectory)),
+            "patch_size_level0": .int(Int64(grid.footprint)),
+            "overlap": .int(Int64(grid.spec.overlap)),
+            "savetodir": .string(PartialFolder.final(of: outputDirectory)),
+            "level0_width": .int(Int64(base.width)),
+            "level0_height": .int(Int64(base.height)),
+        ]
+        // TRIDENT's magnifications are whole numbers: the scanner's objective, else 10 µm/px ÷ mpp
+        // (0.25 µm/px is 40×); none is written when neither is known.
+        if let level0 = slide.objectivePower ?? grid.micronsPerPixel.map({ 10 / $0 }) {
+            let magnification = Int64(level0.rounded())
+            attributes["level0_magnification"] = .int(magnification)
+            attributes["target_magnification"] = .int(Int64((level0 * Double(grid.spec.size) / Double(grid.footprint)).rounded()))
+        }
+        if let mpp = grid.micronsPerPixel { attributes["mpp_level0"] = .double(mpp) }
+        if let target = grid.outputMicronsPerPixel { attributes["target_mpp"] = .double(target) }
+        return attributes
     }
 }

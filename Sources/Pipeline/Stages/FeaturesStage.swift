@@ -19,9 +19,6 @@ struct FeaturesStage: Stage {
     static let outputs = [
         OutputSpec(fileName, "features float32 [N, D] (attributes encoder, encoder_width, name) and coords int64 [N, 2] (the tiling's attributes)"),
     ]
-    /// The tiling attributes of `coords` carried over, so CLAM and TRIDENT readers find what they expect.
-    static let coordinateAttributes = ["patch_size", "patch_level", "patch_size_level0", "level_dim", "downsample", "name",
-                                       "mpp_level0", "target_mpp"]
 
     let batch: Int
     let precision: Precision
@@ -53,7 +50,7 @@ struct FeaturesStage: Stage {
             let coordinatesPath = folder.path + "/" + TilingFiles.coordinatesHDF5
             let reader = try HDF5Reader(path: coordinatesPath)
             var attributes: [String: HDF5Attribute] = [:]
-            for name in Self.coordinateAttributes { attributes[name] = try? reader.attribute(name, of: "coords") }
+            for name in TilingFiles.coordinateAttributes { attributes[name] = try? reader.attribute(name, of: "coords") }
             let width = encoder.featureWidth
             let name = encoder.encoderName + ":" + URL(fileURLWithPath: files[0]).lastPathComponent
             let stem = URL(fileURLWithPath: slide).deletingPathExtension().lastPathComponent
