@@ -39,6 +39,8 @@ public struct TilingOptions: Sendable {
     /// Tiles these classes cover by more than `excludedCoverLimit` are dropped (pen, folds, blur).
     public var excludeClasses: Set<String> = []
     public static let excludedCoverLimit = 0.1
+    /// Refuse grids finer than the slide's level 0 instead of enlarging its pixels.
+    public var refusesEnlarging = false
 
     public init(grid: TileGridSpec) { self.grid = grid }
 
@@ -77,6 +79,8 @@ public struct TilingSummary: Codable, Equatable, Sendable {
     public var tileSeconds: Double
     /// Why a slide gave no tiles, in words a user can act on; nil when it gave some.
     public var whyNoTiles: String?
+    /// Tiles were read from a smaller region and enlarged this many times (finer than level 0).
+    public var enlargedBy: Double?
 }
 
 /// A tile that passed the mask and was read.
@@ -133,6 +137,11 @@ public struct TileExtractor {
         var spec = options.grid
         if options.defaultsToLevelZeroWithoutResolution, mpp == nil { spec.resolution = .level(0) }
         let grid = try TileGrid(slide: slide, spec: spec, micronsPerPixel: mpp)
+        if let factor = grid.enlargement, options.refusesEnlarging {
+            throw SlideError.invalidRequest(path: slidePath, reason: "the grid asks for finer pixels than the scan has ("
+                + (mpp.map { String(format: "%.3g µm/px at level 0", $0) } ?? "level 0") + String(format: "): tiles would be enlarged %.2g×", factor)
+                + "; ask for a coarser resolution, or allow it by leaving out no_upsample")
+        }
         if grid.count > options.maximumGridTiles {
             throw SlideError.invalidRequest(path: slidePath, reason: "the grid has \(grid.count) positions (\(grid.columns) × \(grid.rows)), "
                                             + "more than \(options.maximumGridTiles): check size and overlap, or allow it with --force")
@@ -225,7 +234,8 @@ public struct TileExtractor {
             rejected: reasons, tissueThreshold: options.tissueThreshold, maskThreshold: Int(mask.threshold),
             format: options.format.rawValue, seconds: Date().timeIntervalSince(start), maskSeconds: maskSeconds, tileSeconds: tileSeconds,
             whyNoTiles: kept.isEmpty ? explainNoTiles(slide: slide, grid: grid, mask: mask, micronsPerPixel: mpp, tissueTiles: candidates.count,
-                                                      rejected: reasons) : nil)
+                                                      rejected: reasons) : nil,
+            enlargedBy: grid.enlargement)
         try AtomicFile.write(try JSONFile.encode(summary), to: outputDirectory + "/" + TilingFiles.summary)
         return summary
     }

@@ -46,6 +46,10 @@ public struct TileGrid: Equatable, Sendable {
 
     public var count: Int { columns * rows }
 
+    /// How many times tiles are enlarged when the grid asks for finer pixels than level 0 has
+    /// (40× of a 20× scan is 2); nil when they are not. Enlarged pixels add no detail.
+    public var enlargement: Double? { scale < 0.99 ? 1 / scale : nil }
+
     /// Level-0 top-left corner of tile (`column`, `row`).
     public func origin(column: Int, row: Int) -> (x: Int, y: Int) {
         (Int((Double(column) * stride).rounded()), Int((Double(row) * stride).rounded()))

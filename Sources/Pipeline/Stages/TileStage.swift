@@ -27,6 +27,8 @@ public struct TileStage: Stage {
         ParameterSpec("roi_class", .strings, placeholder: "NAME", help: "keep only tiles these annotation classes cover (label_threshold)"),
         ParameterSpec("exclude_class", .strings, placeholder: "NAME",
                       help: "drop tiles these annotation classes cover by more than a tenth (pen marks, folds, blur)"),
+        ParameterSpec("no_upsample", .bool, default: .bool(false),
+                      help: "refuse a grid finer than the scan (40x of a 20x slide) instead of enlarging its pixels"),
         ParameterSpec("force", .bool, default: .bool(false), help: "allow grids of more than a million positions"),
         ParameterSpec("threads", .int(1...256), manifest: false, help: "worker threads (default: all cores)"),
     ]
@@ -63,6 +65,7 @@ public struct TileStage: Stage {
         options.assumedMicronsPerPixel = p.double("assume_mpp")
         options.quality.enabled = p.bool("colour_filter")
         if p.bool("force") { options.maximumGridTiles = .max }
+        options.refusesEnlarging = p.bool("no_upsample")
         options.threads = p.int("threads") ?? options.threads
         options.labelThreshold = p.double("label_threshold") ?? options.labelThreshold
         options.roiClasses = Set(p.strings("roi_class"))
@@ -93,6 +96,9 @@ public struct TileStage: Stage {
         let summary = try TileExtractor(options: options).run(slidePath: slide, outputDirectory: context.output)
         var note = "\(summary.keptTiles) patches kept of \(summary.tissueTiles) on tissue (\(summary.gridTiles) in the grid), level \(summary.readLevel)"
         if let reason = summary.whyNoTiles { note += "; no tiles: \(reason)" }
+        if let factor = summary.enlargedBy {
+            note += String(format: "; the grid is finer than the scan: tiles enlarged %.2g× (no_upsample refuses)", factor)
+        }
         for warning in options.annotations?.warnings ?? [] { note += "; " + warning }
         return note
     }
@@ -121,6 +127,9 @@ public struct TileStage: Stage {
             + "<td>\(summary.rejected.isEmpty ? "none" : summary.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))</td>"
             + String(format: "<td>%.1f</td></tr></table>", summary.seconds)
         if let reason = summary.whyNoTiles { part.html += "<p class=\"error\">No tiles: \(escapeHTML(reason))</p>" }
+        if let factor = summary.enlargedBy {
+            part.html += String(format: "<p class=\"error\">The grid is finer than the scan: tiles were enlarged %.2g× and add no detail.</p>", factor)
+        }
         return part
     }
 }
