@@ -34,6 +34,15 @@ public struct AnnotationSet: Sendable {
         return AnnotationSet(path: path, annotations: contents.annotations, warnings: contents.warnings)
     }
 
+    /// Each class's colour as the file gives it (the first annotation of the class that has one).
+    public var classColours: [String: ClassColour] {
+        var colours: [String: ClassColour] = [:]
+        for annotation in annotations {
+            if let name = annotation.className, let colour = annotation.colour, colours[name] == nil { colours[name] = colour }
+        }
+        return colours
+    }
+
     /// Names of the classes drawn, sorted.
     public var classNames: [String] { Array(Set(annotations.compactMap(\.className))).sorted() }
 

@@ -18,6 +18,8 @@ public struct Annotation: Equatable, Sendable {
     public var polygons: [Polygon]
     /// `properties.classification.name`; nil for an unclassified annotation.
     public var className: String?
+    /// `properties.classification.color` ([r, g, b], or QuPath 0.2's packed `colorRGB`).
+    public var colour: ClassColour?
     /// QuPath's `objectType` (annotation, detection, tile, …).
     public var objectType: String
     /// Position in the file, for messages.
@@ -151,6 +153,7 @@ public enum GeoJSONReader {
             guard className.count <= maximumClassNameLength else { throw fail("a class name longer than \(maximumClassNameLength) characters") }
         }
         let objectType = properties?["objectType"]?.stringValue ?? "annotation"
+        let colour = classColour(classification)
         let polygonCoordinates: [Coordinates]
         switch type {
         case "Polygon": polygonCoordinates = [coordinates ?? .other("nothing")]
@@ -180,7 +183,19 @@ public enum GeoJSONReader {
             }
             return Polygon(exterior: exterior, holes: Array(parsed.dropFirst()))
         }
-        return Annotation(polygons: polygons, className: className, objectType: objectType, index: index)
+        return Annotation(polygons: polygons, className: className, colour: colour, objectType: objectType, index: index)
+    }
+
+    static func classColour(_ classification: JSONValue?) -> ClassColour? {
+        func byte(_ value: Double) -> UInt8 { UInt8(max(0, min(255, value.isFinite ? value.rounded() : 0))) }
+        if let rgb = classification?["color"]?.arrayValue?.compactMap(\.numberValue), rgb.count >= 3 {
+            return ClassColour(byte(rgb[0]), byte(rgb[1]), byte(rgb[2]))
+        }
+        if let packed = classification?["colorRGB"]?.numberValue, packed.isFinite, abs(packed) < 1e12 {
+            let value = Int64(packed) & 0xFFFFFF
+            return ClassColour(UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF))
+        }
+        return nil
     }
 
     /// A ring of [x, y] pairs; the closing point and repeated points are dropped.

@@ -7,7 +7,7 @@ public enum ClassMap {
     public static let fileName = "classes.png"
 
     /// Tableau's ten categorical colours, then repeated darker.
-    static func colour(_ k: Int) -> (UInt8, UInt8, UInt8) {
+    public static func colour(_ k: Int) -> (UInt8, UInt8, UInt8) {
         let palette: [(UInt8, UInt8, UInt8)] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
                                                 (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
         let base = palette[k % palette.count]

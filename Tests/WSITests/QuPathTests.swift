@@ -90,7 +90,7 @@ final class QuPathTests: XCTestCase {
         try write("""
         {"type": "FeatureCollection", "features": [
          {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[1024,1024],[2048,1024],[1024,2048],[1024,1024]]]},
-          "properties": {"objectType": "annotation", "classification": {"name": "Stroma"}}},
+          "properties": {"objectType": "annotation", "classification": {"name": "Stroma", "color": [150, 200, 150]}}},
          {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[2560,1024],[3584,1024],[3584,2048],[2560,2048],[2560,1024]],
                                                                            [[2944,1408],[3456,1408],[3456,1920],[2944,1920],[2944,1408]]]},
           "properties": {"objectType": "annotation", "classification": {"name": "Tumor"}}},
@@ -131,7 +131,22 @@ final class QuPathTests: XCTestCase {
             XCTAssertEqual(tile.objectType, "tile")
             XCTAssertEqual(tile.bounds, Rect(x: Double(origin.x), y: Double(origin.y), width: 256, height: 256))
             XCTAssertEqual(tile.className, label)
+            // Colours: the input annotation's for Stroma; the class map's second colour for Tumor.
+            if label == "Stroma" { XCTAssertEqual(tile.colour, ClassColour(150, 200, 150)) }
+            if label == "Tumor" { XCTAssertEqual(tile.colour, ClassColour(255, 127, 14)) }
         }
+        // QuPath keys objects by UUID: ids are UUIDs, one per object, the same when exported again.
+        func ids() throws -> [String] {
+            let text = try String(contentsOfFile: out + "/export-geojson/tcga-cr-7395-01a-01-ts1/tcga-cr-7395-01a-01-ts1.geojson", encoding: .utf8)
+            return text.components(separatedBy: "\"id\":\"").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        }
+        let first = try ids()
+        XCTAssertEqual(first.count, exported.count)
+        XCTAssertEqual(Set(first).count, first.count)
+        XCTAssertTrue(first.allSatisfy { UUID(uuidString: $0) != nil }, first.prefix(3).joined(separator: ", "))
+        try FileManager.default.removeItem(atPath: out + "/export-geojson")
+        XCTAssertEqual(try StageFixtures.stageCommand(ExportGeoJSONStage.self, [slides, "--out", out, "--tiles", out + "/tile"]).run().completed, 1)
+        XCTAssertEqual(try ids(), first)
         // The exported tiles, read back as annotations, label the same tiles the same way.
         let reread = AnnotationSet(path: "exported", annotations: Array(tiles))
         for (i, origin) in origins.enumerated() where labelled.labels[i] != nil {

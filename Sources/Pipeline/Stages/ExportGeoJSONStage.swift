@@ -1,5 +1,6 @@
 import Annotations
 import Foundation
+import Heatmap
 import Predict
 import SlideIO
 import Storage
@@ -60,10 +61,11 @@ struct ExportGeoJSONStage: Stage {
             let (mask, _) = try TissueMask.compute(slide: slide, micronsPerPixel: summary.micronsPerPixel, config: TissueMaskConfig())
             let outline = mask.contours()
             if !outline.isEmpty {
-                objects.append(ExportedObject(polygons: outline, objectType: "annotation", className: "Tissue", colour: (0, 160, 0), name: "tissue mask"))
+                objects.append(ExportedObject(polygons: outline, objectType: "annotation", className: "Tissue", colour: ClassColour(0, 160, 0), name: "tissue mask"))
             }
         }
         let footprint = Double(summary.footprintLevel0)
+        let colours = Self.classColours(classes: scores?.classes ?? labels?.classes ?? [], tiling: folder)
         for (i, origin) in origins.enumerated() {
             var measurements: [(name: String, value: Double)] = []
             if tissueFractions.indices.contains(i) { measurements.append(("Tissue fraction", Double(tissueFractions[i]))) }
@@ -81,10 +83,27 @@ struct ExportGeoJSONStage: Stage {
             }
             if let label = labels?.labels[i] { measurements.append(("Annotated " + label, 1)) }
             objects.append(ExportedObject(polygons: ExportedObject.rectangle(x: Double(origin.x), y: Double(origin.y), width: footprint, height: footprint),
-                                          objectType: objectType, className: className, measurements: measurements))
+                                          objectType: objectType, className: className, colour: className.flatMap { colours[$0] },
+                                          measurements: measurements))
         }
         let name = SlideDiscovery.stem(of: slidePath) + ".geojson"
-        try AtomicFile.write(try GeoJSONWriter.encode(objects), to: context.output + "/" + name)
+        try AtomicFile.write(try GeoJSONWriter.encode(objects, source: SlideDiscovery.stem(of: slidePath)), to: context.output + "/" + name)
         return "\(origins.count) tiles" + (tissue ? " and the tissue outline" : "") + " → \(name)"
+    }
+
+    /// QuPath shows classes in their colours: those of the annotations the tiles were labelled
+    /// from when they give one, else the class map's (so the PNG and QuPath agree).
+    static func classColours(classes: [String], tiling: TilingFolder) -> [String: ClassColour] {
+        var colours: [String: ClassColour] = [:]
+        for (k, name) in classes.enumerated() {
+            let (r, g, b) = ClassMap.colour(k)
+            colours[name] = ClassColour(r, g, b)
+        }
+        if let reader = try? HDF5Reader(path: tiling.path + "/" + TilingFiles.coordinatesHDF5),
+           case let .string(path)? = try? reader.attribute("annotations", of: "class_fractions"), !path.isEmpty,
+           let drawn = try? AnnotationSet.read(path: path) {
+            colours.merge(drawn.classColours) { _, drawn in drawn }
+        }
+        return colours
     }
 }
