@@ -24,7 +24,7 @@ static inline int ctiff_compression(TIFF *tif, uint16_t *compression) {
 /* The tags of one tiled, 8-bit level: 3 channels (RGB, or YCbCr-coded JPEG) or 4 (RGB with
    unassociated alpha). Resolution in pixels per centimetre; 0 leaves it out. */
 static inline int ctiff_set_level(TIFF *tif, uint32_t width, uint32_t height, uint32_t tile, int channels, int jpeg, int quality,
-                                  int reduced, double pixels_per_cm, const char *description) {
+                                  int reduced, int resolution_unit, double resolution, const char *description) {
     int ok = TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, width) && TIFFSetField(tif, TIFFTAG_IMAGELENGTH, height)
         && TIFFSetField(tif, TIFFTAG_TILEWIDTH, tile) && TIFFSetField(tif, TIFFTAG_TILELENGTH, tile)
         && TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 8) && TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, channels)
@@ -43,9 +43,10 @@ static inline int ctiff_set_level(TIFF *tif, uint32_t width, uint32_t height, ui
         ok = ok && TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE) && TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB)
             && TIFFSetField(tif, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL) && TIFFSetField(tif, TIFFTAG_ZIPQUALITY, 2);
     }
-    if (ok && pixels_per_cm > 0) {
-        ok = TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER) && TIFFSetField(tif, TIFFTAG_XRESOLUTION, (float)pixels_per_cm)
-            && TIFFSetField(tif, TIFFTAG_YRESOLUTION, (float)pixels_per_cm);
+    /* resolution_unit: RESUNIT_CENTIMETER (pixels per cm) or RESUNIT_NONE (pixels per slide pixel). */
+    if (ok && resolution > 0) {
+        ok = TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, (uint16_t)resolution_unit) && TIFFSetField(tif, TIFFTAG_XRESOLUTION, (float)resolution)
+            && TIFFSetField(tif, TIFFTAG_YRESOLUTION, (float)resolution);
     }
     if (ok && description) ok = TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, description);
     return ok;

@@ -11,6 +11,12 @@ public enum HeatmapTIFF {
         case rgba
     }
 
+    /// Slide pixels per TIFF pixel when none is asked for: the whole slide up to 4,096 pixels a
+    /// side (a pyramid of five levels or more on a real slide), never coarser than 8 pixels a tile.
+    public static func defaultDownsample(slideWidth: Int, slideHeight: Int, tileStride: Double) -> Double {
+        max(1, min(tileStride / 8, Double(max(slideWidth, slideHeight)) / 4096))
+    }
+
     /// `background(x0, y0, width, rows, downsample)` returns the slide's pixels of a band of the
     /// output level (level-0 origin x0, y0), for `.overSlide`.
     @discardableResult
@@ -24,7 +30,7 @@ public enum HeatmapTIFF {
         let channels = mode == .rgba ? 4 : 3
         let palette = (0...255).map { style.colormap.colour(Double($0) / 255) }
         return try PyramidalTIFF.write(path: path, width: width, height: height, channels: channels, compression: compression,
-                                       micronsPerPixel: micronsPerPixel.map { $0 * downsample },
+                                       micronsPerPixel: micronsPerPixel.map { $0 * downsample }, slidePixelsPerPixel: downsample,
                                        description: "wsi heatmap: \(title); downsample \(downsample) of the slide; range \(range.lowerBound)...\(range.upperBound)") {
             _, levelWidth, y0, rows in
             let scale = downsample * Double(width) / Double(levelWidth)  // level-0 pixels per pixel of this level

@@ -11,11 +11,19 @@ public enum TIFFCompression: String, CaseIterable, Sendable {
 public enum PyramidalTIFF {
     public static let tileSize = 256
 
+    /// A level's tiles are never wider or taller than the level: libtiff's RGBA reader, which
+    /// OpenSlide uses for deflate tiles, misplaces pixels of a tile larger than its image (a
+    /// 139 × 112 level drew 99 % transparent). Tile sides are multiples of 16, as TIFF requires.
+    static func tileSide(width: Int, height: Int) -> Int {
+        min(tileSize, max(16, min(width, height) / 16 * 16))
+    }
+
     /// `pixels(level, width, y0, rows)` returns `rows` image rows from `y0` of the level
     /// (`width` × `rows` × channels bytes, row-major); level 0 is `width` × `height`.
-    /// `micronsPerPixel` of level 0 becomes the resolution tags (pixels per centimetre).
+    /// `micronsPerPixel` of level 0 becomes the resolution tags (pixels per centimetre); without
+    /// it they still say the scale, unitless, as pixels per slide pixel (`1 / slidePixelsPerPixel`).
     public static func write(path: String, width: Int, height: Int, channels: Int, compression: TIFFCompression, jpegQuality: Int = 90,
-                             micronsPerPixel: Double?, description: String,
+                             micronsPerPixel: Double?, slidePixelsPerPixel: Double = 1, description: String,
                              pixels: (_ level: Int, _ width: Int, _ y0: Int, _ rows: Int) throws -> [UInt8]) throws -> [(width: Int, height: Int)] {
         precondition(channels == 3 || channels == 4, "RGB or RGBA")
         guard compression == .deflate || channels == 3 else {
@@ -31,9 +39,11 @@ public enum PyramidalTIFF {
         var (w, h, scale) = (width, height, 1.0)
         while true {
             levels.append((w, h))
-            let ppcm = micronsPerPixel.map { 10_000 / ($0 * scale) } ?? 0
+            let (unit, resolution) = micronsPerPixel.map { (Int32(RESUNIT_CENTIMETER), 10_000 / ($0 * scale)) }
+                ?? (Int32(RESUNIT_NONE), 1 / (slidePixelsPerPixel * scale))
+            let tileSize = Self.tileSide(width: w, height: h)
             guard ctiff_set_level(tif, UInt32(w), UInt32(h), UInt32(tileSize), Int32(channels), compression == .jpeg ? 1 : 0, Int32(jpegQuality),
-                                  levels.count > 1 ? 1 : 0, ppcm, description) == 1 else {
+                                  levels.count > 1 ? 1 : 0, unit, resolution, description) == 1 else {
                 throw ImageCodecError.encodeFailed(reason: "\(path): libtiff refused the tags of level \(levels.count - 1)")
             }
             var tile = [UInt8](repeating: 0, count: tileSize * tileSize * channels)
@@ -63,7 +73,7 @@ public enum PyramidalTIFF {
                 }
             }
             guard TIFFWriteDirectory(tif) == 1 else { throw ImageCodecError.encodeFailed(reason: "\(path): libtiff failed writing level \(levels.count - 1)") }
-            if w <= tileSize && h <= tileSize { break }
+            if w <= Self.tileSize && h <= Self.tileSize { break }
             (w, h, scale) = (max(1, (w + 1) / 2), max(1, (h + 1) / 2), scale * 2)
         }
         TIFFClose(tif)

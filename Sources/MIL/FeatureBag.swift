@@ -26,6 +26,8 @@ public struct FeatureBag: Sendable {
     public var origins: [(x: Int, y: Int)]
     /// Level-0 side of a tile (`patch_size_level0`, or `patch_size` × `downsample`), when known.
     public var footprint: Int?
+    /// Level-0 µm per pixel the tiling used (`mpp_level0`, ours; CLAM and TRIDENT record none).
+    public var micronsPerPixel: Double?
 
     public var tiles: Int { width == 0 ? 0 : features.count / width }
 
@@ -64,7 +66,11 @@ public struct FeatureBag: Sendable {
             origins = (0..<coords.rows).map { (x: Int(coords.values[2 * $0]), y: Int(coords.values[2 * $0 + 1])) }
             footprint = try Self.footprint(reader, path: path)
         }
-        return FeatureBag(slide: slide, path: path, features: features.values, width: features.columns, origins: origins, footprint: footprint)
+        var bag = FeatureBag(slide: slide, path: path, features: features.values, width: features.columns, origins: origins, footprint: footprint)
+        if case let .double(mpp)? = try? reader.attribute("mpp_level0", of: "coords"), mpp.isFinite, mpp > 0 {
+            bag.micronsPerPixel = mpp
+        }
+        return bag
     }
 
     /// Level-0 pixels: far past the largest slides, and small enough for any later arithmetic.

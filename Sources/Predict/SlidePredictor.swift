@@ -73,7 +73,7 @@ public struct SlidePredictor {
         }
         try AtomicFile.write(Data(csv.utf8), to: outputDirectory + "/" + PredictionFiles.csv)
         let grid = PredictionGrid(slide: slidePath, patchSize: tiling.patchSize, readLevel: tiling.readLevel, footprint: tiling.footprintLevel0,
-                                  stride: tiling.strideLevel0, width: tiling.width, height: tiling.height)
+                                  stride: tiling.strideLevel0, width: tiling.width, height: tiling.height, micronsPerPixel: tiling.micronsPerPixel)
         try SlidePredictions.write(origins: origins, values: probabilities, classes: probe.classes, grid: grid, to: outputDirectory)
         let seconds = Date().timeIntervalSince(start)
         let means = (0..<c).map { k in origins.isEmpty ? 0 : (0..<origins.count).map { Double(probabilities[$0 * c + k]) }.reduce(0, +) / Double(origins.count) }
@@ -95,10 +95,13 @@ public struct PredictionGrid: Sendable {
     /// Level-0 size of the slide.
     public var width: Int
     public var height: Int
+    /// Level-0 µm per pixel, recorded or assumed when tiling: heatmap TIFFs carry it.
+    public var micronsPerPixel: Double?
 
-    public init(slide: String, patchSize: Int, readLevel: Int, footprint: Int, stride: Double, width: Int, height: Int) {
-        (self.slide, self.patchSize, self.readLevel, self.footprint, self.stride, self.width, self.height) =
-            (slide, patchSize, readLevel, footprint, stride, width, height)
+    public init(slide: String, patchSize: Int, readLevel: Int, footprint: Int, stride: Double, width: Int, height: Int,
+                micronsPerPixel: Double? = nil) {
+        (self.slide, self.patchSize, self.readLevel, self.footprint, self.stride, self.width, self.height, self.micronsPerPixel) =
+            (slide, patchSize, readLevel, footprint, stride, width, height, micronsPerPixel)
     }
 
     /// Level-0 pixels a side: past the largest slides scanned.
@@ -122,6 +125,7 @@ public struct PredictionGrid: Sendable {
         guard (Double(width) / stride) * (Double(height) / stride) <= Double(Self.maximumCells) else {
             throw fail("a stride of \(stride) px over a \(width)×\(height) slide makes more than \(Self.maximumCells) grid cells")
         }
+        if let mpp = micronsPerPixel, !(0.01...1000).contains(mpp) { throw fail("\(mpp) µm per pixel is not a slide's resolution") }
         if let i = origins.firstIndex(where: { $0.x < 0 || $0.y < 0 || $0.x >= width || $0.y >= height }) {
             throw fail("tile \(i) at (\(origins[i].x), \(origins[i].y)) lies outside the \(width)×\(height) slide")
         }
@@ -139,6 +143,8 @@ public struct SlidePredictions: Sendable {
     public var stride: Double
     public var slideWidth: Int
     public var slideHeight: Int
+    /// Level-0 µm per pixel the tiling used (recorded or assumed); nil when it had none.
+    public var micronsPerPixel: Double?
 
     public init(directory: String) throws {
         let path = directory + "/" + PredictionFiles.hdf5
@@ -170,8 +176,9 @@ public struct SlidePredictions: Sendable {
         self.stride = stride
         slideWidth = try int("slide_width")
         slideHeight = try int("slide_height")
+        if case let .double(mpp) = try? reader.attribute("mpp_level0", of: "coords"), mpp.isFinite, mpp > 0 { micronsPerPixel = mpp }
         try PredictionGrid(slide: slide, patchSize: footprint, readLevel: 0, footprint: footprint, stride: stride, width: slideWidth,
-                           height: slideHeight).check(origins: origins, path: path)
+                           height: slideHeight, micronsPerPixel: micronsPerPixel).check(origins: origins, path: path)
     }
 
     /// Writes `predictions.h5`: coords with the grid's attributes, and `probabilities` [tiles,
@@ -182,11 +189,14 @@ public struct SlidePredictions: Sendable {
         let classesJSON = String(decoding: try JSONSerialization.data(withJSONObject: classes), as: UTF8.self)
         try AtomicFile.produce(directory + "/" + PredictionFiles.hdf5) { temporary in
             let writer = try HDF5Writer(path: temporary)
-            try writer.write("coords", Matrix(rows: origins.count, columns: 2, values: origins.flatMap { [Int64($0.x), Int64($0.y)] }), attributes: [
+            var attributes: [String: HDF5Attribute] = [
                 "patch_size": .int(Int64(grid.patchSize)), "patch_level": .int(Int64(grid.readLevel)),
                 "footprint_level0": .int(Int64(grid.footprint)), "stride_level0": .double(grid.stride),
                 "slide_width": .int(Int64(grid.width)), "slide_height": .int(Int64(grid.height)), "slide": .string(grid.slide),
-            ])
+            ]
+            if let mpp = grid.micronsPerPixel { attributes["mpp_level0"] = .double(mpp) }
+            try writer.write("coords", Matrix(rows: origins.count, columns: 2, values: origins.flatMap { [Int64($0.x), Int64($0.y)] }),
+                             attributes: attributes)
             try writer.write("probabilities", Matrix(rows: origins.count, columns: classes.count, values: values),
                              attributes: ["classes": .string(classesJSON)])
             for (name, matrix) in extra { try writer.write(name, matrix) }

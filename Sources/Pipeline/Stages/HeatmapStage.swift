@@ -21,7 +21,7 @@ struct HeatmapStage: Stage {
         ParameterSpec("thumbnail_size", .int(64...16384), default: .int(1024), placeholder: "PX", help: "long side of the picture"),
         ParameterSpec("tiff", .bool, default: .bool(false), help: "also write heatmap-<class>.tif, a pyramidal TIFF on the slide's pixel grid"),
         ParameterSpec("tiff_downsample", .double(1...4096), placeholder: "D",
-                      help: "level-0 pixels per TIFF pixel (default: the tile stride, one pixel per grid cell)"),
+                      help: "level-0 pixels per TIFF pixel (default: the slide up to 4096 px a side, at least 8 px a tile)"),
         ParameterSpec("tiff_mode", .choice(HeatmapTIFF.Mode.allCases.map(\.rawValue)), default: .string(HeatmapTIFF.Mode.overSlide.rawValue),
                       help: "colours blended over the slide, or RGBA (transparent without tissue) for overlays"),
         ParameterSpec("tiff_compression", .choice(["auto"] + TIFFCompression.allCases.map(\.rawValue)), default: .string("auto"),
@@ -84,7 +84,8 @@ struct HeatmapStage: Stage {
         if !collisions.isEmpty { drawn += " (class names that make the same file name: \(collisions))" }
         if tiff {
             let opened = try Slide(path: slide)
-            let downsample = tiffDownsample ?? predictions.stride
+            let downsample = tiffDownsample ?? HeatmapTIFF.defaultDownsample(slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight,
+                                                                             tileStride: predictions.stride)
             for className in classes.isEmpty ? predictions.classes : classes {
                 let grid = ScoreGrid(origins: predictions.origins, scores: try predictions.scores(of: className, path: directory),
                                      footprint: predictions.footprint, stride: predictions.stride,
@@ -92,7 +93,8 @@ struct HeatmapStage: Stage {
                 let levels = try AtomicFile.produce(context.output + "/heatmap-\(stems[className] ?? SlideHeatmaps.fileStem(className)).tif") { temporary in
                     try HeatmapTIFF.write(grid: grid, style: style, slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight,
                                           downsample: downsample, mode: tiffMode, compression: tiffCompression,
-                                          micronsPerPixel: opened.micronsPerPixel?.mean, title: className, to: temporary) { x0, y0, width, rows, scale in
+                                          micronsPerPixel: opened.micronsPerPixel?.mean ?? predictions.micronsPerPixel, title: className,
+                                          to: temporary) { x0, y0, width, rows, scale in
                         try Self.band(of: opened, x0: x0, y0: y0, width: width, rows: rows, scale: scale)
                     }
                 }

@@ -93,7 +93,7 @@ struct PredictMILStage: Stage {
         let width = slide?.dimensions.width ?? ((xs.last ?? 0) + footprint)
         let height = slide?.dimensions.height ?? ((ys.last ?? 0) + footprint)
         return PredictionGrid(slide: slide?.path ?? bag.path, patchSize: footprint, readLevel: 0, footprint: footprint, stride: stride,
-                              width: width, height: height)
+                              width: width, height: height, micronsPerPixel: bag.micronsPerPixel ?? slide?.micronsPerPixel?.mean)
     }
 
     private func drawStrip(_ bag: FeatureBag, raw: [Float], percentiles: [Float], slide: Slide, to folder: String) throws {
