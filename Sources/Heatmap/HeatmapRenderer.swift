@@ -15,6 +15,20 @@ public struct HeatmapStyle: Sendable {
     public init() {}
 }
 
+/// What a heatmap picture says beside its colours: whose slide, what the colours measure, and
+/// the slide's verdict when there is one.
+public struct HeatmapCaption: Sendable {
+    public var slide: String
+    /// The colour bar's label: the score and its scale ("P(TUMOR), 0 TO 1").
+    public var measure: String
+    /// "PREDICTED TUMOR, P 0.93" (MIL) or "MEAN P(TUMOR) 0.34 OF 812 TILES"; nil when unknown.
+    public var verdict: String?
+
+    public init(slide: String, measure: String, verdict: String? = nil) {
+        (self.slide, self.measure, self.verdict) = (slide, measure, verdict)
+    }
+}
+
 /// Draws score grids over slide thumbnails, with a colour-bar legend.
 public enum HeatmapRenderer {
     /// The grid's value at thumbnail pixel (`x`, `y`), or nil where no tissue was scored.
@@ -46,13 +60,14 @@ public enum HeatmapRenderer {
     /// Thumbnail with the scores blended in and a legend to the right.
     /// `slideWidth`×`slideHeight` are level-0 dimensions the thumbnail shows.
     public static func render(grid: ScoreGrid, thumbnail: RGBImage, slideWidth: Int, slideHeight: Int,
-                              title: String, style: HeatmapStyle) -> RGBImage {
+                              caption: HeatmapCaption, style: HeatmapStyle) -> RGBImage {
         let grid = grid.smoothed(sigma: style.smoothingSigma)
         let range = style.range ?? grid.range ?? (0...1)
         let pixelSize = (Double(slideWidth) / Double(thumbnail.width), Double(slideHeight) / Double(thumbnail.height))
-        // Wide enough for the title in full (up to 40 characters) and the tick labels.
-        let legendWidth = max(150, BitmapFont.width(String(title.prefix(40)), scale: 2) + 32)
-        let height = max(thumbnail.height, 260)
+        // Wide enough for every line in full (up to 40 characters each) and the tick labels.
+        let lines = [(caption.slide, 2), (caption.verdict ?? "", 1), (caption.measure, 1)]
+        let legendWidth = max(150, lines.map { BitmapFont.width(String($0.0.prefix(40)), scale: $0.1) }.max()! + 32)
+        let height = max(thumbnail.height, 284)
         var canvas = RGBImage(width: thumbnail.width + legendWidth, height: height)
         let alpha = min(1, max(0, style.alpha))
         for y in 0..<thumbnail.height {
@@ -66,16 +81,21 @@ public enum HeatmapRenderer {
                 canvas[x, y] = pixel
             }
         }
-        drawLegend(into: &canvas, left: thumbnail.width + 16, title: title, range: range, colormap: style.colormap)
+        drawLegend(into: &canvas, left: thumbnail.width + 16, caption: caption, range: range, colormap: style.colormap)
         return canvas
     }
 
-    /// Vertical colour bar: maximum at the top, with the title above and three tick labels.
-    static func drawLegend(into canvas: inout RGBImage, left: Int, title: String, range: ClosedRange<Float>, colormap: Colormap) {
-        let scale = 2, top = 40, barHeight = 200, barWidth = 24
-        let maxTitleCharacters = (canvas.width - left - 4) / ((BitmapFont.glyphWidth + 1) * scale)
-        let shown = title.count > maxTitleCharacters ? String(title.prefix(max(1, maxTitleCharacters - 1))) + "." : title
-        BitmapFont.draw(shown, into: &canvas, x: left, y: 12, scale: scale)
+    /// The slide's name, its verdict, the measure, then a vertical colour bar (maximum at the top)
+    /// with three tick labels.
+    static func drawLegend(into canvas: inout RGBImage, left: Int, caption: HeatmapCaption, range: ClosedRange<Float>, colormap: Colormap) {
+        let scale = 2, top = 64, barHeight = 200, barWidth = 24
+        func fitted(_ text: String, _ scale: Int) -> String {
+            let room = (canvas.width - left - 4) / ((BitmapFont.glyphWidth + 1) * scale)
+            return text.count > room ? String(text.prefix(max(1, room - 1))) + "." : text
+        }
+        BitmapFont.draw(fitted(caption.slide, 2), into: &canvas, x: left, y: 8, scale: 2)
+        if let verdict = caption.verdict { BitmapFont.draw(fitted(verdict, 1), into: &canvas, x: left, y: 30, scale: 1, colour: (150, 20, 20)) }
+        BitmapFont.draw(fitted(caption.measure, 1), into: &canvas, x: left, y: 46, scale: 1)
         for row in 0..<barHeight {
             let c = colormap.colour(1 - Double(row) / Double(barHeight - 1))
             for column in 0..<barWidth { canvas[left + column, top + row] = c }

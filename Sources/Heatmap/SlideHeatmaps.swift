@@ -33,23 +33,63 @@ public enum SlideHeatmaps {
         return classes.filter { plain[fileStem($0)] != nil }.map { "'\($0)' → \(stems[$0] ?? "")" }.joined(separator: ", ")
     }
 
-    /// Writes one set per class (all classes when `classes` is empty); `source` names the
-    /// predictions in errors.
-    public static func write(_ predictions: SlidePredictions, source: String, thumbnail: RGBImage, classes: [String],
-                             style: HeatmapStyle, rawGrid: Bool, to directory: String) throws {
+    /// Writes one set per class (all classes when `classes` is empty); `source` is the
+    /// predictions file, named in errors.
+    public static func write(_ predictions: SlidePredictions, source: String, thumbnail: RGBImage, classes: [String], scale: HeatmapScale,
+                             verdict: (String) -> String?, style: HeatmapStyle, rawGrid: Bool, to directory: String) throws {
         let stems = fileStems(predictions.classes)
+        var style = style
         for className in classes.isEmpty ? predictions.classes : classes {
-            let scores = try predictions.scores(of: className, path: source)
-            let grid = ScoreGrid(origins: predictions.origins, scores: scores, footprint: predictions.footprint, stride: predictions.stride,
+            let layer = try HeatmapLayer(predictions, className: className, scale: scale, source: source)
+            style.range = layer.range
+            let grid = ScoreGrid(origins: predictions.origins, scores: layer.values, footprint: predictions.footprint, stride: predictions.stride,
                                  slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight)
             let stem = stems[className] ?? fileStem(className)
+            let caption = HeatmapCaption(slide: URL(fileURLWithPath: predictions.slide).deletingPathExtension().lastPathComponent,
+                                         measure: layer.measure, verdict: verdict(className))
             try HeatmapRenderer.render(grid: grid, thumbnail: thumbnail, slideWidth: predictions.slideWidth,
-                                       slideHeight: predictions.slideHeight, title: className, style: style)
+                                       slideHeight: predictions.slideHeight, caption: caption, style: style)
                 .write(to: "\(directory)/heatmap-\(stem).png")
             try AtomicFile.write(NPY.encode(grid.values, shape: [grid.rows, grid.columns]), to: "\(directory)/grid-\(stem).npy")
             if rawGrid {
                 try AtomicFile.write(try HeatmapRenderer.rawGridPNG(grid: grid, cellPixels: 8, style: style), to: "\(directory)/grid-\(stem).png")
             }
+        }
+    }
+}
+
+/// What a heatmap's colours measure.
+public enum HeatmapScale: String, CaseIterable, Sendable {
+    /// Probabilities as they are; attention as its percentile within the slide.
+    case auto
+    /// Each score's percentile within its slide: the slide's top tiles glow whatever their score.
+    case percentile
+    /// Probabilities from 0 to 1; attention scaled by the cohort's range, so a negative slide stays cool.
+    case raw
+}
+
+/// One class's scores on the chosen scale, with the range the colours span and the words the
+/// colour bar carries.
+public struct HeatmapLayer {
+    public var values: [Float]
+    public var range: ClosedRange<Float>
+    public var measure: String
+
+    public init(_ predictions: SlidePredictions, className: String, scale: HeatmapScale, source: String) throws {
+        let scores = try predictions.scores(of: className, path: source)
+        range = 0...1
+        if predictions.classes == ["attention"] {
+            // predict-mil stores the percentile within the slide as the score, the cohort scale beside it.
+            guard scale == .raw else { (values, measure) = (scores, "ATTENTION: PERCENTILE WITHIN THIS SLIDE"); return }
+            let cohort = try? HDF5Reader(path: source).floatMatrix(PredictionFiles.cohortAttention).values
+            guard let cohort, cohort.count == scores.count else {
+                throw StorageError.malformed(path: source, reason: "no cohort-scaled attention (predict-mil of an older version): run predict-mil again")
+            }
+            (values, measure) = (cohort, "ATTENTION: SCALED ACROSS THE COHORT")
+        } else if scale == .percentile {
+            (values, measure) = (percentileRanks(scores), "P(\(className)): PERCENTILE WITHIN THIS SLIDE")
+        } else {
+            (values, measure) = (scores, "P(\(className)), 0 TO 1")
         }
     }
 }

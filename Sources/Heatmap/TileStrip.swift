@@ -7,7 +7,7 @@ public enum TileStrip {
 
     /// `top` and `bottom` are (tile picture, caption) in rank order; tiles are drawn `size` px wide.
     public static func render(title: String, top: [(RGBImage, String)], bottom: [(RGBImage, String)], size: Int = 128) -> RGBImage {
-        let gap = 8, caption = 20, header = 28, rowLabel = 22
+        let gap = 8, caption = 30, header = 28, rowLabel = 22
         let columns = max(top.count, bottom.count, 1)
         var image = RGBImage(width: rowLabel + columns * (size + gap) + gap, height: header + 2 * (size + caption + gap) + gap)
         BitmapFont.draw(title, into: &image, x: gap, y: 8, scale: 2)
@@ -20,7 +20,9 @@ public enum TileStrip {
                 let x0 = rowLabel + gap + column * (size + gap)
                 let scaled = tile.resized(width: size, height: size)
                 for y in 0..<size { for x in 0..<size { image[x0 + x, y0 + y] = scaled[x, y] } }
-                BitmapFont.draw(text, into: &image, x: x0, y: y0 + size + 5, scale: 1)
+                for (line, words) in text.split(separator: "\n").enumerated() {
+                    BitmapFont.draw(String(words), into: &image, x: x0, y: y0 + size + 5 + line * 11, scale: 1)
+                }
             }
         }
         return image

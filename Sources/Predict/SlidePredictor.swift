@@ -10,6 +10,9 @@ public enum PredictionFiles {
     public static let csv = "predictions.csv"
     public static let hdf5 = "predictions.h5"
     public static let summary = "predictions.json"
+    /// predict-mil's raw attention scaled by the cohort's range (0 at its 1st percentile, 1 at
+    /// its 99th): what `heatmap --scale raw` draws for attention.
+    public static let cohortAttention = "attention_cohort"
 }
 
 public struct PredictionSummary: Codable, Equatable, Sendable {

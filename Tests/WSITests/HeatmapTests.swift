@@ -53,7 +53,8 @@ final class HeatmapTests: XCTestCase {
         var style = HeatmapStyle()
         style.alpha = 1
         style.interpolate = false
-        let picture = HeatmapRenderer.render(grid: grid, thumbnail: thumbnail, slideWidth: width, slideHeight: height, title: "tumour", style: style)
+        let picture = HeatmapRenderer.render(grid: grid, thumbnail: thumbnail, slideWidth: width, slideHeight: height,
+                                             caption: HeatmapCaption(slide: "s", measure: "P(TUMOUR), 0 TO 1"), style: style)
         let decoded = try PNG.decode(try PNG.encode(picture))
         XCTAssertTrue(decoded[10, 10] == Colormap.viridis.colour(1), "left half scores 1")
         XCTAssertTrue(decoded[97, 60] == Colormap.viridis.colour(1), "just left of the middle")

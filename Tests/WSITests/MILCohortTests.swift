@@ -1,6 +1,7 @@
 import Foundation
 @testable import MIL
 import NN
+import Predict
 import Storage
 import XCTest
 

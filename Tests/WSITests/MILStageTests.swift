@@ -1,4 +1,5 @@
 import Foundation
+import Heatmap
 import Imaging
 @testable import MIL
 import NN
@@ -38,6 +39,7 @@ final class MILStageTests: XCTestCase {
         let table = try String(contentsOfFile: out + "/predict-mil/labels.csv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(table.first, "slide_id,tiles,p_a,p_b,predicted")
         XCTAssertEqual(table.count, 3)
+        var cohortScaled: [Float] = []
         for stem in ["CMU-1-Small-Region", "tcga-cr-7395-01a-01-ts1"] {
             let folder = out + "/predict-mil/" + stem
             let predictions = try SlidePredictions(directory: folder)
@@ -60,7 +62,50 @@ final class MILStageTests: XCTestCase {
             let overlay = try Slide(path: out + "/heatmap/\(stem)/heatmap-attention.tif")
             XCTAssertEqual(overlay.levels[0].width, (slide.dimensions.width + 15) / 16, "the slide's grid at downsample 16")
             XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/heatmap/\(stem)/classes.png"), "one score has no class map")
+
+            // Raw attention on the cohort's scale (its 1st to 99th percentile), beside the percentile.
+            let scaled = try HDF5Reader(path: folder + "/" + PredictionFiles.hdf5).floatMatrix(PredictionFiles.cohortAttention).values
+            XCTAssertEqual(scaled.count, predictions.origins.count)
+            XCTAssertTrue(scaled.allSatisfy { (0...1).contains($0) })
+            cohortScaled += scaled
+            XCTAssertEqual(rows.first, "x,y,attention,percentile,cohort_scaled")
+            // The picture names the slide and its MIL label (drawn in dark red) beside the colours.
+            let picture = try RGBImage.read(path: out + "/heatmap/\(stem)/heatmap-attention.png")
+            XCTAssertTrue((0..<(picture.width * picture.height)).contains { picture.pixels[3 * $0] == 150 && picture.pixels[3 * $0 + 1] == 20 },
+                          "the verdict line is drawn")
         }
+        XCTAssertEqual(cohortScaled.min(), 0, "the cohort's lowest")
+        XCTAssertEqual(cohortScaled.max(), 1, "the cohort's highest")
+        XCTAssertEqual(try StageFixtures.stageCommand(HeatmapStage.self, [TestData.cmuSVS, "--out", out + "/raw", "--predictions", out + "/predict-mil",
+                                                                         "--scale", "raw"]).run().completed, 1)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/raw/heatmap/CMU-1-Small-Region/heatmap-attention.png"))
+    }
+
+    /// What the colours mean is chosen and said: probabilities 0 to 1 or their percentile within
+    /// the slide; attention as its percentile or on the cohort's scale.
+    func testHeatmapScalesAreChosenAndNamed() throws {
+        let dir = TestData.scratchDirectory()
+        let origins = [(x: 0, y: 0), (x: 256, y: 0), (x: 0, y: 256), (x: 256, y: 256)]
+        let grid = PredictionGrid(slide: "s.svs", patchSize: 256, readLevel: 0, footprint: 256, stride: 256, width: 512, height: 512)
+        try SlidePredictions.write(origins: origins, values: [0.1, 0.9, 0.2, 0.8, 0.3, 0.7, 0.4, 0.6], classes: ["tumour", "normal"], grid: grid,
+                                   to: dir + "/p")
+        let predictions = try SlidePredictions(directory: dir + "/p")
+        let source = dir + "/p/" + PredictionFiles.hdf5
+        let raw = try HeatmapLayer(predictions, className: "tumour", scale: .auto, source: source)
+        XCTAssertEqual(raw.values, [0.1, 0.2, 0.3, 0.4])
+        XCTAssertEqual(raw.measure, "P(tumour), 0 TO 1")
+        let ranked = try HeatmapLayer(predictions, className: "tumour", scale: .percentile, source: source)
+        XCTAssertEqual(ranked.values, [0.25, 0.5, 0.75, 1])
+        XCTAssertEqual(ranked.measure, "P(tumour): PERCENTILE WITHIN THIS SLIDE")
+
+        try SlidePredictions.write(origins: origins, values: [0.25, 0.5, 0.75, 1], classes: ["attention"], grid: grid, to: dir + "/old")
+        let attention = try SlidePredictions(directory: dir + "/old")
+        XCTAssertEqual(try HeatmapLayer(attention, className: "attention", scale: .auto, source: dir + "/old/" + PredictionFiles.hdf5).measure,
+                       "ATTENTION: PERCENTILE WITHIN THIS SLIDE")
+        XCTAssertThrowsError(try HeatmapLayer(attention, className: "attention", scale: .raw, source: dir + "/old/" + PredictionFiles.hdf5)) {
+            XCTAssertTrue("\($0)".contains("run predict-mil again"), "\($0)")
+        }
+        XCTAssertEqual(PredictMILStage.cohortRange((0...200).map(Float.init)), 2...198, "the cohort's 1st to 99th percentile")
     }
 
     /// Cross-validation on feature files written as CLAM writes them, patients kept together,

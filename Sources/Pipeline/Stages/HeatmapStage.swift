@@ -15,6 +15,9 @@ struct HeatmapStage: Stage {
         ParameterSpec("colormap", .choice(Colormap.allCases.map(\.rawValue)), default: .string(HeatmapStyle().colormap.rawValue),
                       help: "colour scale"),
         ParameterSpec("alpha", .double(0...1), default: .double(HeatmapStyle().alpha), help: "opacity of the scores over the thumbnail"),
+        ParameterSpec("scale", .choice(HeatmapScale.allCases.map(\.rawValue)), default: .string(HeatmapScale.auto.rawValue),
+                      help: "what colours mean: percentile within the slide, or raw (probability 0-1; MIL attention scaled across the cohort, "
+                          + "so a negative slide stays cool); auto: probabilities raw, attention percentile"),
         ParameterSpec("smooth", .double(0...100), default: .double(0), placeholder: "SIGMA", help: "Gaussian smoothing, σ in tiles"),
         ParameterSpec("interpolate", .bool, default: .bool(true), help: "blend between tile centres (off: one flat cell per tile)"),
         ParameterSpec("raw", .bool, default: .bool(false), help: "also write grid-<class>.png, the score grid alone"),
@@ -36,6 +39,7 @@ struct HeatmapStage: Stage {
     ]
 
     let style: HeatmapStyle
+    let scale: HeatmapScale
     let classes: [String]
     let rawGrid: Bool
     let thumbnailSize: Int
@@ -51,6 +55,7 @@ struct HeatmapStage: Stage {
         style.smoothingSigma = p.double("smooth") ?? 0
         style.interpolate = p.bool("interpolate")
         self.style = style
+        scale = p.string("scale").flatMap(HeatmapScale.init) ?? .auto
         classes = p.strings("classes")
         rawGrid = p.bool("raw")
         thumbnailSize = p.int("thumbnail_size") ?? 1024
@@ -76,7 +81,9 @@ struct HeatmapStage: Stage {
             throw StageError.failed("\(directory): no class '\(unknown)' (classes: \(predictions.classes.joined(separator: ", ")))")
         }
         let thumbnail = try Slide(path: slide).thumbnail(maxSize: thumbnailSize)
-        try SlideHeatmaps.write(predictions, source: directory + "/" + PredictionFiles.hdf5, thumbnail: thumbnail, classes: classes,
+        let source = directory + "/" + PredictionFiles.hdf5
+        let verdict = Self.verdict(directory)
+        try SlideHeatmaps.write(predictions, source: source, thumbnail: thumbnail, classes: classes, scale: scale, verdict: verdict,
                                 style: style, rawGrid: rawGrid, to: context.output)
         var drawn = "\((classes.isEmpty ? predictions.classes : classes).count) heatmap(s)"
         let stems = SlideHeatmaps.fileStems(predictions.classes)
@@ -87,13 +94,15 @@ struct HeatmapStage: Stage {
             let downsample = tiffDownsample ?? HeatmapTIFF.defaultDownsample(slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight,
                                                                              tileStride: predictions.stride)
             for className in classes.isEmpty ? predictions.classes : classes {
-                let grid = ScoreGrid(origins: predictions.origins, scores: try predictions.scores(of: className, path: directory),
-                                     footprint: predictions.footprint, stride: predictions.stride,
+                let layer = try HeatmapLayer(predictions, className: className, scale: scale, source: source)
+                var style = style
+                style.range = layer.range
+                let grid = ScoreGrid(origins: predictions.origins, scores: layer.values, footprint: predictions.footprint, stride: predictions.stride,
                                      slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight)
                 let levels = try AtomicFile.produce(context.output + "/heatmap-\(stems[className] ?? SlideHeatmaps.fileStem(className)).tif") { temporary in
                     try HeatmapTIFF.write(grid: grid, style: style, slideWidth: predictions.slideWidth, slideHeight: predictions.slideHeight,
                                           downsample: downsample, mode: tiffMode, compression: tiffCompression,
-                                          micronsPerPixel: opened.micronsPerPixel?.mean ?? predictions.micronsPerPixel, title: className,
+                                          micronsPerPixel: opened.micronsPerPixel?.mean ?? predictions.micronsPerPixel, title: layer.measure,
                                           to: temporary) { x0, y0, width, rows, scale in
                         try Self.band(of: opened, x0: x0, y0: y0, width: width, rows: rows, scale: scale)
                     }
@@ -104,6 +113,25 @@ struct HeatmapStage: Stage {
         guard predictions.classes.count > 1 else { return drawn }  // one score (attention) has no classes to map
         try ClassMap.render(predictions, thumbnail: thumbnail, alpha: style.alpha).write(to: context.output + "/" + ClassMap.fileName)
         return drawn + " and a class map"
+    }
+
+    /// The line under the slide's name: predict-mil's slide label and its probability, or the
+    /// mean probability of the drawn class over the slide's tiles (predict).
+    static func verdict(_ directory: String) -> (String) -> String? {
+        let data = FileManager.default.contents(atPath: directory + "/" + PredictionFiles.summary) ?? Data()
+        if let mil = try? JSONDecoder().decode(PredictMILStage.SlideVerdict.self, from: data),
+           let k = mil.classes.firstIndex(of: mil.predicted) {
+            let line = String(format: "PREDICTED %@, P %.2f", mil.predicted, mil.probabilities[k])
+            return { _ in line }
+        }
+        if let tiles = try? JSONDecoder().decode(PredictionSummary.self, from: data) {
+            return { className in
+                tiles.classes.firstIndex(of: className).map {
+                    String(format: "MEAN P(%@) %.2f OF %d TILES", className, tiles.meanProbabilities[$0], tiles.tiles)
+                }
+            }
+        }
+        return { _ in nil }
     }
 
     /// The slide's pixels under a band of a TIFF level that has `scale` level-0 pixels per pixel.

@@ -44,43 +44,75 @@ struct PredictMILStage: Stage {
         topK = p.int("top_k") ?? 6
     }
 
+    /// One slide's outcome, kept until the cohort's attention range is known.
+    private struct Predicted {
+        var bag: FeatureBag
+        var probabilities: [Float]
+        var raw: [Float]
+    }
+
     func run(_ context: StageContext) throws -> String {
         let ensemble = try MILEnsemble(path: context.input("model")[0])
         let bags = try FeatureBag.discover(context.input("features"))
         let slideFiles = try (context.inputs["slides"] ?? []).flatMap { try SlideDiscovery.slides(at: $0) } + context.slides
         let classes = ensemble.classNames
         var table = CSV.row(["slide_id", "tiles"] + classes.map { "p_" + $0 } + ["predicted"])
-        var withoutSlide: [String] = []
+        var predicted: [Predicted] = []
         for entry in bags {
-            let bag = try FeatureBag.read(slide: entry.slide, path: entry.path)
+            var bag = try FeatureBag.read(slide: entry.slide, path: entry.path)
             guard bag.width == ensemble.config.embedDim else {
                 throw StageError.failed("\(entry.path): features are \(bag.width) wide, the model takes \(ensemble.config.embedDim)")
             }
             let (probabilities, raw) = try ensemble.predict(bag)
             let best = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
             table += CSV.row([bag.slide, String(bag.tiles)] + probabilities.map { String(format: "%.6f", $0) } + [classes[best]])
-
             let folder = context.output + "/" + bag.slide
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let verdict = SlideVerdict(slide: bag.slide, tiles: bag.tiles, classes: classes, probabilities: probabilities.map(Double.init),
                                        predicted: classes[best], models: ensemble.paths.map { URL(fileURLWithPath: $0).lastPathComponent })
             try AtomicFile.write(JSONFile.encode(verdict), to: folder + "/" + PredictionFiles.summary)
-            guard !bag.origins.isEmpty else { continue }  // a bag without coords has no place on a slide
-            let percentiles = percentileRanks(raw)
-            var csv = CSV.row(["x", "y", "attention", "percentile"])
-            for (i, origin) in bag.origins.enumerated() {
-                csv += CSV.row([String(origin.x), String(origin.y), String(format: "%.6g", raw[i]), String(format: "%.4f", percentiles[i])])
-            }
-            try AtomicFile.write(Data(csv.utf8), to: folder + "/attention.csv")
-            let slide = try slideFiles.first { SlideDiscovery.stem(of: $0) == bag.slide }.map { try Slide(path: $0) }
-            if slide == nil { withoutSlide.append(bag.slide) }
-            try SlidePredictions.write(origins: bag.origins, values: percentiles, classes: ["attention"], grid: grid(bag, slide: slide),
-                                       extra: [(name: "attention_raw", values: Matrix(rows: raw.count, columns: 1, values: raw))], to: folder)
-            if let slide, topK > 0 { try drawStrip(bag, raw: raw, percentiles: percentiles, slide: slide, to: folder) }
+            bag.features = []  // only where the tiles lie is needed from here on
+            predicted.append(Predicted(bag: bag, probabilities: probabilities, raw: raw))
+        }
+        let cohort = Self.cohortRange(predicted.flatMap(\.raw))
+        var withoutSlide: [String] = []
+        for slide in predicted where !slide.bag.origins.isEmpty {  // a bag without coords has no place on a slide
+            let file = try slideFiles.first { SlideDiscovery.stem(of: $0) == slide.bag.slide }.map { try Slide(path: $0) }
+            if file == nil { withoutSlide.append(slide.bag.slide) }
+            try writeAttention(slide, cohort: cohort, slide: file, to: context.output + "/" + slide.bag.slide)
         }
         try AtomicFile.write(Data(table.utf8), to: context.output + "/" + Self.tableName)
         return "\(bags.count) slides labelled by \(ensemble.models.count) model(s)"
             + (withoutSlide.isEmpty ? "" : "; no slide file (no tile strip, size from the coordinates) for " + withoutSlide.prefix(5).joined(separator: ", "))
+    }
+
+    /// The cohort's raw attention from its 1st to its 99th percentile: a slide's scores on this
+    /// scale are comparable with every other slide's, so a negative slide stays cool where the
+    /// percentile within the slide would light up its top tiles all the same.
+    static func cohortRange(_ raw: [Float]) -> ClosedRange<Float> {
+        let sorted = raw.filter(\.isFinite).sorted()
+        guard let first = sorted.first, let last = sorted.last else { return 0...1 }
+        let low = sorted[sorted.count / 100], high = sorted[max(0, sorted.count - 1 - sorted.count / 100)]
+        return high > low ? low...high : first...max(last, first + 1)
+    }
+
+    /// attention.csv, predictions.h5 (the percentile within the slide as the score; raw and
+    /// cohort-scaled attention beside it) and the tile strip.
+    private func writeAttention(_ predicted: Predicted, cohort: ClosedRange<Float>, slide: Slide?, to folder: String) throws {
+        let (bag, raw) = (predicted.bag, predicted.raw)
+        let percentiles = percentileRanks(raw)
+        let scaled = raw.map { min(1, max(0, ($0 - cohort.lowerBound) / (cohort.upperBound - cohort.lowerBound))) }
+        var csv = CSV.row(["x", "y", "attention", "percentile", "cohort_scaled"])
+        for (i, origin) in bag.origins.enumerated() {
+            csv += CSV.row([String(origin.x), String(origin.y), String(format: "%.6g", raw[i]), String(format: "%.4f", percentiles[i]),
+                            String(format: "%.4f", scaled[i])])
+        }
+        try AtomicFile.write(Data(csv.utf8), to: folder + "/attention.csv")
+        try SlidePredictions.write(origins: bag.origins, values: percentiles, classes: ["attention"], grid: grid(bag, slide: slide),
+                                   extra: [(name: "attention_raw", values: Matrix(rows: raw.count, columns: 1, values: raw)),
+                                           (name: PredictionFiles.cohortAttention, values: Matrix(rows: raw.count, columns: 1, values: scaled))],
+                                   to: folder)
+        if let slide, topK > 0 { try drawStrip(bag, raw: raw, percentiles: percentiles, slide: slide, to: folder) }
     }
 
     /// Where the tiles lie. Bags from other tools may lack our attributes: the stride is then the
@@ -104,8 +136,9 @@ struct PredictMILStage: Stage {
         let k = min(topK, order.count / 2)
         func tiles(_ indices: [Int]) throws -> [(RGBImage, String)] {
             try indices.map { i in
+                // Level-0 coordinates under each tile, to find it in a viewer.
                 try (slide.readRegion(x: bag.origins[i].x, y: bag.origins[i].y, level: level, width: side, height: side),
-                 String(format: "%.1f%%", percentiles[i] * 100))
+                 String(format: "%.1f%%\n%d,%d", percentiles[i] * 100, bag.origins[i].x, bag.origins[i].y))
             }
         }
         let strip = try TileStrip.render(title: "\(bag.slide): MOST AND LEAST ATTENDED", top: tiles(Array(order.prefix(k))),

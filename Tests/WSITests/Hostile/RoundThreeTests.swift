@@ -209,8 +209,8 @@ final class RoundThreeTests: XCTestCase {
 
         let dir = TestData.scratchDirectory()
         let predictions = try SlidePredictions(directory: try writePredictions(classes: ["a/b", "a_b"], in: dir))
-        try SlideHeatmaps.write(predictions, source: dir, thumbnail: RGBImage(width: 40, height: 30), classes: [], style: HeatmapStyle(),
-                                rawGrid: false, to: dir)
+        try SlideHeatmaps.write(predictions, source: dir, thumbnail: RGBImage(width: 40, height: 30), classes: [], scale: .auto,
+                                verdict: { _ in nil }, style: HeatmapStyle(), rawGrid: false, to: dir)
         for stem in ["a_b", "a_b-2"] { XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/heatmap-\(stem).png"), stem) }
     }
 

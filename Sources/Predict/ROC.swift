@@ -35,3 +35,9 @@ public func midranks(_ scores: [Float]) -> [Double] {
     }
     return ranks
 }
+
+/// Each score's percentile rank within its slide, in (0, 1], ties sharing the mean rank: SciPy's
+/// `percentileofscore(kind='rank')`, which CLAM's heatmaps use so colours compare across slides.
+public func percentileRanks(_ scores: [Float]) -> [Float] {
+    midranks(scores).map { Float($0 / Double(scores.count)) }
+}
