@@ -3,7 +3,8 @@ import SDMAE
 
 /// Pretraining curves for the report.
 enum LossCurves {
-    /// Loss parts and teacher entropy per step as inline SVG polylines.
+    /// Loss parts per step, and the teacher's entropies when self-distillation trains, as charts
+    /// with axes.
     static func svg(metricsPath: String) -> String {
         guard let text = try? String(contentsOfFile: metricsPath, encoding: .utf8) else { return "<p>No metrics.csv yet.</p>" }
         let lines = text.split(separator: "\n")
@@ -13,30 +14,21 @@ enum LossCurves {
         // Numbers where a column holds numbers; the collapse column holds words.
         let rows = fields.map { $0.map { Double($0) ?? .nan } }
         guard rows.count >= 2, let stepColumn = header.firstIndex(of: "step") else { return "<p>Not enough steps to plot.</p>" }
-        let series: [(String, String)] = [("loss", "#222"), ("l_rec", "#1f77b4"), ("l_sd", "#d62728"), ("teacher_entropy", "#2ca02c"),
-                                          ("prototype_entropy", "#9467bd")]
-        let width = 640.0, height = 260.0, pad = 40.0
-        let steps = rows.map { $0[stepColumn] }
-        let minStep = steps.min() ?? 0, maxStep = max(steps.max() ?? 0, minStep + 1)
-        var svg = "<svg width=\"\(Int(width))\" height=\"\(Int(height))\" role=\"img\" aria-label=\"pretraining curves\">"
-        svg += "<rect x=\"0\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"#fff\" stroke=\"#ccc\"/>"
-        var legend = ""
-        for (index, (name, colour)) in series.enumerated() {
-            guard let column = header.firstIndex(of: name) else { continue }
-            let values = rows.map { $0[column] }
-            let low = values.min() ?? 0, high = max(values.max() ?? 0, low + 1e-9)
-            let points = zip(steps, values).map { step, v in
-                String(format: "%.1f,%.1f", pad + (step - minStep) / (maxStep - minStep) * (width - 2 * pad),
-                       height - pad - (v - low) / (high - low) * (height - 2 * pad))
-            }.joined(separator: " ")
-            svg += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.5\" points=\"\(points)\"/>"
-            legend += "<text x=\"\(Int(pad) + (index % 2) * 280)\" y=\"\(16 + (index / 2) * 15)\" fill=\"\(colour)\" font-size=\"12\">\(name) \(String(format: "%.3g→%.3g", values.first ?? 0, values.last ?? 0))</text>"
+        func series(_ name: String, _ colour: String) -> SVGChart.Series? {
+            guard let column = header.firstIndex(of: name) else { return nil }
+            let points = zip(rows.map { $0[stepColumn] }, rows.map { $0[column] }).map { (x: $0, y: $1) }
+            return SVGChart.Series(name: name, colour: colour, points: points)
         }
-        svg += legend
-        svg += "<text x=\"\(Int(pad))\" y=\"\(Int(height) - 10)\" font-size=\"11\">step \(Int(minStep))</text>"
-        svg += "<text x=\"\(Int(width - pad) - 60)\" y=\"\(Int(height) - 10)\" font-size=\"11\">step \(Int(maxStep))</text></svg>"
-        var notes = "<p>Each curve scaled to its own range (first → last value in the legend). teacher_entropy is the mean "
-            + "entropy of each image's teacher distribution, prototype_entropy that of the batch mean (e^H prototypes in use).</p>"
+        // The plain MAE recipe trains no self-distillation: its columns hold zeros, not curves.
+        let distills = series("l_sd", "")?.points.contains { $0.y.isFinite && $0.y != 0 } ?? false
+        let losses = [series("loss", "#222"), series("l_rec", "#1f77b4"), distills ? series("l_sd", "#d62728") : nil].compactMap { $0 }
+        var svg = SVGChart(title: "Pretraining loss", xLabel: "step", yLabel: "loss", series: losses).svg
+        if distills {
+            let entropies = [series("teacher_entropy", "#2ca02c"), series("prototype_entropy", "#9467bd")].compactMap { $0 }
+            svg += SVGChart(title: "Teacher entropies", xLabel: "step", yLabel: "entropy (nats)", series: entropies).svg
+        }
+        var notes = distills ? "<p>teacher_entropy is the mean entropy of each image's teacher distribution, prototype_entropy "
+            + "that of the batch mean (e^H prototypes in use).</p>" : ""
         if let column = header.firstIndex(of: "collapse") {
             let flagged = fields.filter { $0[column] != CollapseWatch.Kind.none.rawValue }
             if let last = fields.last, last[column] != CollapseWatch.Kind.none.rawValue {

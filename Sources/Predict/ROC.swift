@@ -2,6 +2,24 @@ import Foundation
 
 /// Area under the ROC curve by the Mann–Whitney statistic, ties counted half.
 public enum ROC {
+    /// The ROC curve's corners, from (0, 0) to (1, 1): false and true positive rates as the
+    /// threshold falls through the scores, tied scores taken together (a diagonal step).
+    public static func curve(scores: [Float], positive: [Bool]) -> [(falsePositiveRate: Double, truePositiveRate: Double)] {
+        let positives = Double(positive.filter { $0 }.count), negatives = Double(positive.count) - positives
+        guard positives > 0, negatives > 0 else { return [] }
+        let order = scores.indices.sorted { scores[$0] > scores[$1] }
+        var points = [(falsePositiveRate: 0.0, truePositiveRate: 0.0)]
+        var (tp, fp, start) = (0.0, 0.0, 0)
+        while start < order.count {
+            var end = start
+            while end + 1 < order.count && scores[order[end + 1]] == scores[order[start]] { end += 1 }
+            for i in start...end { if positive[order[i]] { tp += 1 } else { fp += 1 } }
+            points.append((fp / negatives, tp / positives))
+            start = end + 1
+        }
+        return points
+    }
+
     /// AUC of `scores` separating `positive` from the rest; nil when one side is empty.
     public static func auc(scores: [Float], positive: [Bool]) -> Double? {
         let positives = positive.filter { $0 }.count, negatives = positive.count - positives

@@ -49,7 +49,9 @@ func runPipeline(_ manifest: Manifest, options: RunOptions, group: ProcessGroup,
         throw error
     }
     let shard = options.shard
-    printError("\(manifest.name): \(runner.slides.count) slides\(shard.count > 1 ? " in shard \(shard.index)/\(shard.count)" : ""), "
+    // A run of global stages alone (train-mil on feature files) has no slides to count.
+    let onlyGlobal = runner.slides.isEmpty && manifest.stages.allSatisfy { $0.type.scope == .global }
+    printError("\(manifest.name): " + (onlyGlobal ? "" : "\(runner.slides.count) slides\(shard.count > 1 ? " in shard \(shard.index)/\(shard.count)" : ""), ")
                + "stages \(manifest.stages.map(\.id).joined(separator: " → ")) → \(options.output)"
                + (options.group.size > 1 ? " (\(options.group.size) ranks)" : ""))
     let summary = try runner.run()

@@ -37,7 +37,7 @@ final class MILStageTests: XCTestCase {
                                                                             "--model", out + "/train-mil", "--slides", TestData.cmuSVS,
                                                                             "--slides", TestData.tcgaSVS]).run().completed, 1)
         let table = try String(contentsOfFile: out + "/predict-mil/labels.csv", encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(table.first, "slide_id,tiles,p_a,p_b,predicted")
+        XCTAssertEqual(table.first, "slide_id,tiles,p_a,p_b,predicted,in_sample_folds")
         XCTAssertEqual(table.count, 3)
         var cohortScaled: [Float] = []
         for stem in ["CMU-1-Small-Region", "tcga-cr-7395-01a-01-ts1"] {
@@ -141,6 +141,18 @@ final class MILStageTests: XCTestCase {
         let verdict = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/predict-mil/case-0/predictions.json"))) as? [String: Any]
         XCTAssertEqual((verdict?["models"] as? [String])?.count, 3, "the three fold models vote")
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/predict-mil/case-0/top-tiles.png"), "no slide, no strip")
+        // Every slide was trained on by the two folds that did not hold it out: said in labels.csv.
+        let predicted = try String(contentsOfFile: out + "/predict-mil/labels.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+        XCTAssertEqual(predicted.count, 18)
+        XCTAssertTrue(predicted.allSatisfy { $0.split(separator: ",").last?.split(separator: ";").count == 2 }, predicted.first.map(String.init) ?? "")
+        XCTAssertEqual((verdict?["inSampleFolds"] as? [String])?.count, 2)
+
+        // The report's cohort view: every slide with its held-out prediction, ROC and loss curves.
+        let part = TrainMILStage.report(StageOutputLocation(root: out, folder: "train-mil", stageID: "train-mil", slide: nil))
+        for bag in bags { XCTAssertTrue(part.html.contains("<td>\(bag.slide)</td>"), bag.slide) }
+        XCTAssertTrue(part.html.contains("Every slide (18;"), String(part.html.prefix(400)))
+        XCTAssertTrue(part.html.contains("ROC of the held-out slides (18)") && part.html.contains("tumour AUC "), "ROC chart")
+        XCTAssertTrue(part.html.contains("Loss per epoch") && part.html.contains("fold-1 validation"), "loss chart")
     }
 
     /// 18 real-feature bags (lung, 3–5 % carcinoma in positives) as CLAM's `h5_files/<slide>.h5`.

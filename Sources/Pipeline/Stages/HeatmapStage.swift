@@ -122,6 +122,7 @@ struct HeatmapStage: Stage {
         if let mil = try? JSONDecoder().decode(PredictMILStage.SlideVerdict.self, from: data),
            let k = mil.classes.firstIndex(of: mil.predicted) {
             let line = String(format: "PREDICTED %@, P %.2f", mil.predicted, mil.probabilities[k])
+                + ((mil.inSampleFolds ?? []).isEmpty ? "" : " (IN-SAMPLE)")
             return { _ in line }
         }
         if let tiles = try? JSONDecoder().decode(PredictionSummary.self, from: data) {

@@ -22,7 +22,7 @@ struct PredictMILStage: Stage {
     ]
     static let tableName = "labels.csv"
     static let outputs = [
-        OutputSpec(tableName, "slide_id, tiles, p_<class>, predicted"),
+        OutputSpec(tableName, "slide_id, tiles, p_<class>, predicted, in_sample_folds (the folds whose model trained on the slide)"),
         OutputSpec("<slide>/" + PredictionFiles.hdf5, "coords and the attention percentile as the one score 'attention' (what the heatmap stage draws), raw attention beside"),
         OutputSpec("<slide>/attention.csv", "x, y, raw attention, percentile within the slide"),
         OutputSpec("<slide>/" + PredictionFiles.summary, "the slide's probabilities and label"),
@@ -36,6 +36,9 @@ struct PredictMILStage: Stage {
         var probabilities: [Double]
         var predicted: String
         var models: [String]
+        /// Folds whose model trained on this slide (its training or validation set): their vote
+        /// is not a held-out prediction. Nil or empty when none did.
+        var inSampleFolds: [String]?
     }
 
     let topK: Int
@@ -56,7 +59,8 @@ struct PredictMILStage: Stage {
         let bags = try FeatureBag.discover(context.input("features"))
         let slideFiles = try (context.inputs["slides"] ?? []).flatMap { try SlideDiscovery.slides(at: $0) } + context.slides
         let classes = ensemble.classNames
-        var table = CSV.row(["slide_id", "tiles"] + classes.map { "p_" + $0 } + ["predicted"])
+        var table = CSV.row(["slide_id", "tiles"] + classes.map { "p_" + $0 } + ["predicted", "in_sample_folds"])
+        let trainedOn = Self.trainedOn(modelPaths: ensemble.paths)
         var predicted: [Predicted] = []
         for entry in bags {
             var bag = try FeatureBag.read(slide: entry.slide, path: entry.path)
@@ -65,11 +69,13 @@ struct PredictMILStage: Stage {
             }
             let (probabilities, raw) = try ensemble.predict(bag)
             let best = probabilities.indices.max { probabilities[$0] < probabilities[$1] } ?? 0
-            table += CSV.row([bag.slide, String(bag.tiles)] + probabilities.map { String(format: "%.6f", $0) } + [classes[best]])
+            let inSample = trainedOn[bag.slide] ?? []
+            table += CSV.row([bag.slide, String(bag.tiles)] + probabilities.map { String(format: "%.6f", $0) } + [classes[best], inSample.joined(separator: ";")])
             let folder = context.output + "/" + bag.slide
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             let verdict = SlideVerdict(slide: bag.slide, tiles: bag.tiles, classes: classes, probabilities: probabilities.map(Double.init),
-                                       predicted: classes[best], models: ensemble.paths.map { URL(fileURLWithPath: $0).lastPathComponent })
+                                       predicted: classes[best], models: ensemble.paths.map { URL(fileURLWithPath: $0).lastPathComponent },
+                                       inSampleFolds: inSample)
             try AtomicFile.write(JSONFile.encode(verdict), to: folder + "/" + PredictionFiles.summary)
             bag.features = []  // only where the tiles lie is needed from here on
             predicted.append(Predicted(bag: bag, probabilities: probabilities, raw: raw))
@@ -84,6 +90,19 @@ struct PredictMILStage: Stage {
         try AtomicFile.write(Data(table.utf8), to: context.output + "/" + Self.tableName)
         return "\(bags.count) slides labelled by \(ensemble.models.count) model(s)"
             + (withoutSlide.isEmpty ? "" : "; no slide file (no tile strip, size from the coordinates) for " + withoutSlide.prefix(5).joined(separator: ", "))
+    }
+
+    /// Slide → the folds whose model saw it in training, from train-mil's `fold-<k>.json` beside
+    /// each model (a single checkpoint without one is taken as trained on nothing known).
+    static func trainedOn(modelPaths: [String]) -> [String: [String]] {
+        var folds: [String: [String]] = [:]
+        for path in modelPaths {
+            let record = URL(fileURLWithPath: path).deletingPathExtension().appendingPathExtension("json").path
+            guard let data = FileManager.default.contents(atPath: record),
+                  let fold = try? JSONDecoder().decode(TrainMILStage.FoldRecord.self, from: data) else { continue }
+            for slide in Set(fold.result.trainSlides + fold.result.validationSlides) { folds[slide, default: []].append(fold.result.name) }
+        }
+        return folds
     }
 
     /// The cohort's raw attention from its 1st to its 99th percentile: a slide's scores on this
@@ -153,8 +172,11 @@ struct PredictMILStage: Stage {
               let verdict = try? JSONDecoder().decode(SlideVerdict.self, from: data) else { return ReportPart() }
         let scores = zip(verdict.classes, verdict.probabilities).map { "\(escapeHTML($0)) \(String(format: "%.3f", $1))" }
         let strip = folder + "/" + TileStrip.fileName
+        let inSample = verdict.inSampleFolds ?? []
+        let warning = inSample.isEmpty ? "" : "<p class=\"error\">In-sample: \(escapeHTML(inSample.joined(separator: ", "))) trained on this slide, "
+            + "so this is not a held-out prediction (train-mil's out-of-fold predictions are).</p>"
         return ReportPart(html: "<p>MIL label <strong>\(escapeHTML(verdict.predicted))</strong> (\(verdict.tiles) tiles, "
-                          + "\(verdict.models.count) model(s)): \(scores.joined(separator: ", "))</p>",
+                          + "\(verdict.models.count) model(s)): \(scores.joined(separator: ", "))</p>" + warning,
                           figures: FileManager.default.fileExists(atPath: location.root + "/" + strip)
                               ? [(strip, "most and least attended tiles (\(location.stageID))")] : [])
     }

@@ -84,7 +84,7 @@ struct TrainMILStage: Stage {
     }
 
     /// What a finished fold file must have been trained with to be reused after an interruption.
-    private struct FoldRecord: Codable {
+    struct FoldRecord: Codable {
         var settings: MILTrainingSettings
         var trainSlides: [String]
         var result: MILFoldResult
@@ -192,7 +192,64 @@ struct TrainMILStage: Stage {
                 + "<td>\(fold.test?.auc.map { String(format: "%.3f", $0) } ?? "–")</td>"
                 + "<td>\(fold.test.map { String(format: "%.3f", $0.report.balancedAccuracy) } ?? "–")</td></tr>"
         }
-        return ReportPart(html: html + "</table>", figures: [(location.folder + "/" + confusionName, "held-out confusion (\(location.stageID))")])
+        html += "</table>" + rocChart(summary) + lossChart(summary) + cohortTable(summary)
+        return ReportPart(html: html, figures: [(location.folder + "/" + confusionName, "held-out confusion (\(location.stageID))")])
+    }
+
+    /// Every slide of the run: its true label, the fold that held it out, that fold model's
+    /// prediction and whether it is right; slides only trained on are listed as such.
+    static func cohortTable(_ summary: MILSummary) -> String {
+        var rows: [String: String] = [:]
+        for fold in summary.folds {
+            for slide in fold.trainSlides + fold.validationSlides where rows[slide] == nil {
+                rows[slide] = "<td>\(escapeHTML(slide))</td><td>–</td><td>–</td><td colspan=\"3\">trained on only (no held-out prediction)</td>"
+            }
+        }
+        var wrong = 0, tested = 0
+        for fold in summary.folds {
+            for p in fold.test?.predictions ?? [] {
+                let k = summary.classes.firstIndex(of: p.predicted) ?? 0
+                let right = p.predicted == p.label
+                tested += 1
+                if !right { wrong += 1 }
+                rows[p.slide] = "<td>\(escapeHTML(p.slide))</td><td>\(escapeHTML(p.label))</td><td>\(escapeHTML(fold.name))</td>"
+                    + "<td>\(escapeHTML(p.predicted))</td><td>\(String(format: "%.3f", p.probabilities.indices.contains(k) ? p.probabilities[k] : .nan))</td>"
+                    + (right ? "<td>right</td>" : "<td class=\"error\">wrong</td>")
+            }
+        }
+        return "<h3>Every slide (\(rows.count); \(wrong) of \(tested) held-out predictions wrong)</h3>"
+            + "<table><tr><th>slide</th><th>true label</th><th>held out in</th><th>predicted</th><th>p(predicted)</th><th></th></tr>"
+            + rows.sorted { $0.key < $1.key }.map { "<tr>\($0.value)</tr>" }.joined() + "</table>"
+    }
+
+    /// One-vs-rest ROC curves of the held-out predictions, all folds pooled (the positive class
+    /// alone for two classes).
+    static func rocChart(_ summary: MILSummary) -> String {
+        let predictions = summary.folds.flatMap { $0.test?.predictions ?? [] }
+        let shown = summary.classes.count == 2 ? [1] : Array(summary.classes.indices)
+        let series = shown.compactMap { k -> SVGChart.Series? in
+            let scores = predictions.map { Float($0.probabilities.indices.contains(k) ? $0.probabilities[k] : 0) }
+            let positive = predictions.map { $0.label == summary.classes[k] }
+            let curve = ROC.curve(scores: scores, positive: positive)
+            guard !curve.isEmpty, let auc = ROC.auc(scores: scores, positive: positive) else { return nil }
+            return SVGChart.Series(name: String(format: "%@ AUC %.3f", summary.classes[k], auc), colour: SVGChart.palette[k % SVGChart.palette.count],
+                                   points: curve.map { ($0.falsePositiveRate, $0.truePositiveRate) })
+        }
+        guard !series.isEmpty else { return "" }
+        let chance = SVGChart.Series(name: "chance", colour: "#aaa", points: [(0, 0), (1, 1)], dashed: true)
+        return SVGChart(title: "ROC of the held-out slides (\(predictions.count))", xLabel: "false positive rate", yLabel: "true positive rate",
+                        series: series + [chance], xRange: 0...1, yRange: 0...1, width: 480, height: 340).svg
+    }
+
+    /// Training (solid) and validation (dashed) loss per epoch, a colour per fold.
+    static func lossChart(_ summary: MILSummary) -> String {
+        let series = summary.folds.enumerated().flatMap { index, fold -> [SVGChart.Series] in
+            let colour = SVGChart.palette[index % SVGChart.palette.count]
+            return [SVGChart.Series(name: fold.name + " train", colour: colour, points: fold.history.map { (Double($0.epoch), $0.trainLoss) }),
+                    SVGChart.Series(name: fold.name + " validation", colour: colour,
+                                    points: fold.history.compactMap { r in r.validationLoss.map { (Double(r.epoch), $0) } }, dashed: true)]
+        }
+        return SVGChart(title: "Loss per epoch", xLabel: "epoch", yLabel: "cross-entropy", series: series.filter { !$0.points.isEmpty }).svg
     }
 }
 
