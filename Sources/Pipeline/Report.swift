@@ -28,7 +28,7 @@ public enum Report {
         figcaption { font-size: 0.85em; color: #555; } .error { background: #fdecea; padding: 0.5em; white-space: pre-wrap; }
         </style></head><body>
         <h1>\(escape(run.name))</h1>
-        <p>Manifest <code>\(escape(run.manifest))</code>, \(run.slides.count) slides, stages: \(run.stages.map { escape($0.id) }.joined(separator: " → ")).</p>
+        <p>Manifest <code>\(escape(run.manifest))</code>, \(run.slides.isEmpty ? "" : "\(run.slides.count) slides, ")stages: \(run.stages.map { escape($0.id) }.joined(separator: " → ")).</p>
         """
         html += statusTable(run: run, rows: rows)
         // Batch sections of the global stages that finished.
