@@ -81,6 +81,10 @@ public struct TilingSummary: Codable, Equatable, Sendable {
     public var whyNoTiles: String?
     /// Tiles were read from a smaller region and enlarged this many times (finer than level 0).
     public var enlargedBy: Double?
+    /// Kept tiles per annotation class, with annotations.
+    public var classTiles: [String: Int]?
+    /// Share of the slide under marker ink, as the tissue mask found it.
+    public var inkFraction: Double?
 }
 
 /// A tile that passed the mask and was read.
@@ -100,6 +104,8 @@ struct Candidate: Sendable {
     var x: Int
     var y: Int
     var fraction: Double
+    /// Reaches the tissue threshold only with the mask's ink counted: rejected as ink.
+    var inked = false
     var classFractions: [Double] = []
     var label: String?
 }
@@ -157,8 +163,10 @@ public struct TileExtractor {
             for column in 0..<grid.columns {
                 let (x, y) = grid.origin(column: column, row: row)
                 let fraction = mask.tissueFraction(x: x, y: y, width: grid.footprint, height: grid.footprint)
-                guard fraction >= options.tissueThreshold else { continue }
-                var candidate = Candidate(x: x, y: y, fraction: fraction)
+                let ink = mask.inkFraction(x: x, y: y, width: grid.footprint, height: grid.footprint)
+                // Tiles on tissue only with the ink counted are read too, to be rejected as ink in rejected.csv.
+                guard fraction + ink >= options.tissueThreshold else { continue }
+                var candidate = Candidate(x: x, y: y, fraction: fraction, inked: fraction < options.tissueThreshold)
                 if let annotations = options.annotations {
                     let cover = annotations.coverage(of: Rect(x: Double(x), y: Double(y), width: Double(grid.footprint), height: Double(grid.footprint)))
                     if !options.roiClasses.isEmpty, options.roiClasses.map({ cover[$0] ?? 0 }).reduce(0, +) < options.labelThreshold {
@@ -220,8 +228,10 @@ public struct TileExtractor {
         let rejected = results.filter { $0.rejection != nil }
         try writeCoordinates(kept: kept, rejected: rejected, grid: grid, slide: slide, outputDirectory: outputDirectory)
 
-        let rect = { (r: TileResult) in Level0Rect(x: r.x, y: r.y, width: grid.footprint, height: grid.footprint) }
-        try QCPicture.render(thumbnail: thumbnail, mask: mask, kept: kept.map(rect), rejected: rejected.map(rect))
+        let tiles = results.map { QCPicture.Tile(Level0Rect(x: $0.x, y: $0.y, width: grid.footprint, height: grid.footprint),
+                                                 rejection: $0.rejection?.rawValue) }
+        let classCounts = labelClasses.map { name in (name: name, tiles: kept.filter { $0.label == name }.count) }
+        try QCPicture.render(thumbnail: thumbnail, mask: mask, tiles: tiles, annotations: options.annotations, classCounts: classCounts)
             .write(to: outputDirectory + "/" + TilingFiles.qcPicture)
 
         for case let reason? in rejected.map(\.rejection) { reasons[reason.rawValue, default: 0] += 1 }
@@ -235,7 +245,9 @@ public struct TileExtractor {
             format: options.format.rawValue, seconds: Date().timeIntervalSince(start), maskSeconds: maskSeconds, tileSeconds: tileSeconds,
             whyNoTiles: kept.isEmpty ? explainNoTiles(slide: slide, grid: grid, mask: mask, micronsPerPixel: mpp, tissueTiles: candidates.count,
                                                       rejected: reasons) : nil,
-            enlargedBy: grid.enlargement)
+            enlargedBy: grid.enlargement,
+            classTiles: options.annotations == nil ? nil : Dictionary(uniqueKeysWithValues: classCounts.map { ($0.name, $0.tiles) }),
+            inkFraction: mask.inkFraction)
         try AtomicFile.write(try JSONFile.encode(summary), to: outputDirectory + "/" + TilingFiles.summary)
         return summary
     }
@@ -285,7 +297,8 @@ public struct TileExtractor {
                     if patch.width != options.grid.size {
                         patch = patch.resized(width: options.grid.size, height: options.grid.size)
                     }
-                    let (statistics, rejection) = TileQuality.assess(patch, config: options.quality)
+                    var (statistics, rejection) = TileQuality.assess(patch, config: options.quality)
+                    if tile.inked, rejection == nil { rejection = .ink }
                     let result = TileResult(x: tile.x, y: tile.y, tissueFraction: tile.fraction, statistics: statistics, rejection: rejection,
                                             classFractions: tile.classFractions, label: tile.label)
                     if rejection == nil, let patchDirectory {
@@ -304,11 +317,11 @@ public struct TileExtractor {
     private func writeCoordinates(kept: [TileResult], rejected: [TileResult], grid: TileGrid, slide: Slide,
                                   outputDirectory: String) throws {
         let classes = options.annotations == nil ? nil : options.labelClasses
-        let header = ["x", "y", "tissue_fraction", "white_fraction", "black_fraction", "pen_fraction"]
+        let header = ["x", "y", "tissue_fraction", "white_fraction", "black_fraction", "ink_fraction"]
             + (classes.map { ["label"] + $0.map { "fraction_" + $0 } } ?? [])
         func line(_ r: TileResult) -> [String] {
             [String(r.x), String(r.y), String(format: "%.4f", r.tissueFraction), String(format: "%.4f", r.statistics.white),
-             String(format: "%.4f", r.statistics.black), String(format: "%.4f", r.statistics.pen)]
+             String(format: "%.4f", r.statistics.black), String(format: "%.4f", r.statistics.ink)]
                 + (classes == nil ? [] : [r.label ?? ""] + r.classFractions.map { String(format: "%.4f", $0) })
         }
         try AtomicFile.write(Data((CSV.row(header) + kept.map { CSV.row(line($0)) }.joined()).utf8),

@@ -71,6 +71,17 @@ enum MaskOps {
 
     /// Dilation followed by erosion with a (2r+1)² square, separably. Outside the image counts as
     /// background for dilation and as foreground for erosion, so closing never eats the border.
+    /// 1 where a pixel is marker ink (`TileQuality.isInk`).
+    static func inkPixels(_ image: RGBImage) -> [UInt8] {
+        (0..<(image.width * image.height)).map { i in
+            TileQuality.isInk(image.pixels[3 * i], image.pixels[3 * i + 1], image.pixels[3 * i + 2]) ? 1 : 0
+        }
+    }
+
+    static func dilate(_ bits: [UInt8], width: Int, height: Int, radius: Int) -> [UInt8] {
+        morph(bits, width: width, height: height, radius: radius, dilate: true)
+    }
+
     static func close(_ bits: [UInt8], width: Int, height: Int, radius: Int) -> [UInt8] {
         guard radius > 0 else { return bits }
         let dilated = morph(bits, width: width, height: height, radius: radius, dilate: true)

@@ -24,6 +24,9 @@ public struct TissueMaskConfig: Equatable, Sendable {
     public var maxHoleAreaMicrons2 = 10_000.0
     /// Tissue components smaller than this are dropped (dust, debris).
     public var minTissueAreaMicrons2 = 20_000.0
+    /// Below this share of glass in the thumbnail, the field is taken as all tissue (a biopsy
+    /// scanned edge to edge, or a tile cut from one): see `saturationThreshold`.
+    public var minimumGlassFraction = 0.03
     /// Pixel size used for the area limits when the slide records none; 0.5 µm/px is a 20x scan.
     public var fallbackMicronsPerPixel = 0.5
 
@@ -33,28 +36,19 @@ public struct TissueMaskConfig: Equatable, Sendable {
     public init() {}
 }
 
-/// A binary tissue mask over the slide, at thumbnail resolution, with O(1) tissue fraction of
-/// any level-0 rectangle (summed-area table).
-public struct TissueMask: Sendable {
-    public let width: Int
-    public let height: Int
-    /// Level-0 pixels per mask pixel along x and y.
-    public let scaleX: Double
-    public let scaleY: Double
-    /// 1 for tissue, 0 for background, row-major.
-    public let bits: [UInt8]
-    /// The saturation threshold that was applied (after Otsu, if chosen).
-    public let threshold: UInt8
+/// A binary map over the slide at thumbnail resolution, with the area-weighted fraction of any
+/// level-0 rectangle it covers in O(1) plus the rectangle's border (summed-area table).
+struct CoverageMap: Sendable {
+    let width: Int
+    let height: Int
+    let scaleX: Double
+    let scaleY: Double
+    let bits: [UInt8]
     private let integral: [Int32]
 
-    public init(width: Int, height: Int, scaleX: Double, scaleY: Double, bits: [UInt8], threshold: UInt8) {
+    init(width: Int, height: Int, scaleX: Double, scaleY: Double, bits: [UInt8]) {
         precondition(bits.count == width * height)
-        self.width = width
-        self.height = height
-        self.scaleX = scaleX
-        self.scaleY = scaleY
-        self.bits = bits
-        self.threshold = threshold
+        (self.width, self.height, self.scaleX, self.scaleY, self.bits) = (width, height, scaleX, scaleY, bits)
         var integral = [Int32](repeating: 0, count: (width + 1) * (height + 1))
         for y in 0..<height {
             var rowSum: Int32 = 0
@@ -66,12 +60,10 @@ public struct TissueMask: Sendable {
         self.integral = integral
     }
 
-    public var tissueFraction: Double {
-        bits.isEmpty ? 0 : Double(integral[integral.count - 1]) / Double(bits.count)
-    }
+    var coveredFraction: Double { bits.isEmpty ? 0 : Double(integral[integral.count - 1]) / Double(bits.count) }
 
-    /// Fraction of the level-0 rectangle covered by tissue; the part outside the slide counts as glass.
-    public func tissueFraction(x: Int, y: Int, width w: Int, height h: Int) -> Double {
+    /// Fraction of the level-0 rectangle covered; the part outside the slide counts as uncovered.
+    func fraction(x: Int, y: Int, width w: Int, height h: Int) -> Double {
         guard w > 0, h > 0 else { return 0 }
         // Mask pixels are weighted by how much of them the rectangle covers, so small tiles on a
         // coarse mask still get a smooth fraction.
@@ -104,6 +96,39 @@ public struct TissueMask: Sendable {
     }
 }
 
+/// Where the slide has tissue, and apart from it where marker ink lies, at thumbnail resolution.
+public struct TissueMask: Sendable {
+    public var width: Int { tissue.width }
+    public var height: Int { tissue.height }
+    /// Level-0 pixels per mask pixel along x and y.
+    public var scaleX: Double { tissue.scaleX }
+    public var scaleY: Double { tissue.scaleY }
+    /// 1 for tissue, 0 for background and ink, row-major.
+    public var bits: [UInt8] { tissue.bits }
+    /// 1 for marker ink (with a rim of two mask pixels, where ink fades into what it covers).
+    public var inkBits: [UInt8] { ink.bits }
+    /// The saturation threshold that was applied (after Otsu, if chosen).
+    public let threshold: UInt8
+    private let tissue: CoverageMap
+    private let ink: CoverageMap
+
+    public init(width: Int, height: Int, scaleX: Double, scaleY: Double, bits: [UInt8], inkBits: [UInt8]? = nil, threshold: UInt8) {
+        tissue = CoverageMap(width: width, height: height, scaleX: scaleX, scaleY: scaleY, bits: bits)
+        ink = CoverageMap(width: width, height: height, scaleX: scaleX, scaleY: scaleY,
+                          bits: inkBits ?? [UInt8](repeating: 0, count: width * height))
+        self.threshold = threshold
+    }
+
+    public var tissueFraction: Double { tissue.coveredFraction }
+    public var inkFraction: Double { ink.coveredFraction }
+
+    /// Fraction of the level-0 rectangle covered by tissue; the part outside the slide counts as glass.
+    public func tissueFraction(x: Int, y: Int, width w: Int, height h: Int) -> Double { tissue.fraction(x: x, y: y, width: w, height: h) }
+
+    /// Fraction of the level-0 rectangle under marker ink.
+    public func inkFraction(x: Int, y: Int, width w: Int, height h: Int) -> Double { ink.fraction(x: x, y: y, width: w, height: h) }
+}
+
 extension TissueMask {
     /// Segments tissue on the slide's thumbnail; returns the mask and the thumbnail it was made from.
     /// `micronsPerPixel` sizes the area limits: the slide's resolution as the caller decided it,
@@ -123,16 +148,32 @@ extension TissueMask {
                                config: TissueMaskConfig) -> TissueMask {
         let w = thumbnail.width, h = thumbnail.height
         let saturation = MaskOps.medianBlur(MaskOps.saturation(thumbnail), width: w, height: h, kernel: config.medianKernel)
-        let threshold: UInt8
-        switch config.threshold {
-        case let .fixed(t): threshold = t
-        case let .otsu(minimum): threshold = max(minimum, MaskOps.otsuThreshold(saturation))
-        }
-        var bits = saturation.map { $0 > threshold ? UInt8(1) : 0 }
+        let ink = MaskOps.dilate(MaskOps.inkPixels(thumbnail), width: w, height: h, radius: 2)
+        let threshold = saturationThreshold(saturation, ink: ink, thumbnail: thumbnail, config: config)
+        // Ink is saturated and passes the threshold; it is not tissue, and what it covers is unseen.
+        // It is taken out before closing, so the outline stays smooth (and its rings simple); a
+        // speck of ink inside tissue is then filled as a small hole, and the tile check catches it.
+        var bits = saturation.indices.map { saturation[$0] > threshold && ink[$0] == 0 ? UInt8(1) : 0 }
         bits = MaskOps.close(bits, width: w, height: h, radius: config.closingRadius)
         let pixelArea = scaleX * micronsPerPixel * scaleY * micronsPerPixel
         bits = MaskOps.fillHoles(bits, width: w, height: h, maxArea: Int(config.maxHoleAreaMicrons2 / pixelArea))
         bits = MaskOps.removeSmallComponents(bits, width: w, height: h, minArea: Int((config.minTissueAreaMicrons2 / pixelArea).rounded(.up)))
-        return TissueMask(width: w, height: h, scaleX: scaleX, scaleY: scaleY, bits: bits, threshold: threshold)
+        return TissueMask(width: w, height: h, scaleX: scaleX, scaleY: scaleY, bits: bits, inkBits: ink, threshold: threshold)
+    }
+
+    /// Otsu's threshold over the pixels that are not ink (ink's strong saturation would
+    /// otherwise split ink from everything else and lose the tissue). A field with almost no
+    /// glass is all tissue: Otsu would split the tissue itself in two, so the minimum is used.
+    static func saturationThreshold(_ saturation: [UInt8], ink: [UInt8], thumbnail: RGBImage, config: TissueMaskConfig) -> UInt8 {
+        switch config.threshold {
+        case let .fixed(t): return t
+        case let .otsu(minimum):
+            let glass = stride(from: 0, to: thumbnail.pixels.count, by: 3).filter { i in
+                min(thumbnail.pixels[i], thumbnail.pixels[i + 1], thumbnail.pixels[i + 2]) > TileQualityConfig().whiteLevel
+            }.count
+            guard Double(glass) >= config.minimumGlassFraction * Double(max(1, saturation.count)) else { return minimum }
+            let values = saturation.indices.filter { ink[$0] == 0 }.map { saturation[$0] }
+            return max(minimum, MaskOps.otsuThreshold(values.isEmpty ? saturation : values))
+        }
     }
 }

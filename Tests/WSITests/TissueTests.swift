@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import SlideIO
+import Tiling
 @testable import Tissue
 import XCTest
 
@@ -67,13 +68,14 @@ final class TissueTests: XCTestCase {
         XCTAssertEqual(mask.tissueFraction(x: 90, y: 90, width: 40, height: 40), 0, "outside the slide is glass")
     }
 
-    /// histolab's own labels: its almost-white tiles are glass, its no-tissue pen tiles are ink,
-    /// and tissue tiles (including one with some green ink) are kept.
+    /// histolab's own labels: its almost-white tiles are glass, its pen tiles are ink (a tissue
+    /// tile with green ink over a third of it included: ink in a kept tile teaches the marker),
+    /// and tissue tiles are kept.
     func testColourFilterAgreesWithHistolabLabels() throws {
         let expectations: [(String, TileRejection?)] = [
             ("almost-white-1.png", .white), ("no-tissue.png", .white),
-            ("no-tissue-green-pen.png", .pen), ("no-tissue-red-pen.png", .pen),
-            ("tissue-level2-4640-4649-8736-8746.png", nil), ("medium-nuclei-score-green-pen-level1.png", nil),
+            ("no-tissue-green-pen.png", .ink), ("no-tissue-red-pen.png", .ink), ("medium-nuclei-score-green-pen-level1.png", .ink),
+            ("tissue-level2-4640-4649-8736-8746.png", nil),
         ]
         for (file, expected) in expectations {
             let image = try RGBImage.read(path: TestData.path("histolab-tiles/" + file))
@@ -86,10 +88,39 @@ final class TissueTests: XCTestCase {
         let bits = (0..<(20 * 20)).map { i -> UInt8 in (i % 20 >= 5 && i % 20 < 15 && i / 20 >= 5 && i / 20 < 15) ? 1 : 0 }
         let mask = TissueMask(width: 20, height: 20, scaleX: 10, scaleY: 10, bits: bits, threshold: 0)
         let picture = QCPicture.render(thumbnail: RGBImage(width: 20, height: 20, fill: (200, 120, 160)), mask: mask,
-                                       kept: [Level0Rect(x: 60, y: 60, width: 40, height: 40)])
+                                       tiles: [QCPicture.Tile(Level0Rect(x: 80, y: 80, width: 40, height: 40))])
         XCTAssertTrue(picture[5, 10] == QCPicture.contourColour)
-        XCTAssertTrue(picture[6, 7] == QCPicture.keptColour)
+        XCTAssertTrue(picture[6, 10] == QCPicture.contourColour, "the outline is two pixels wide")
+        XCTAssertTrue(picture[8, 9] == QCPicture.keptColour)
         XCTAssertTrue(picture[10, 10] == (200, 120, 160), "tissue inside untouched")
+        XCTAssertGreaterThan(picture.height, 20, "a legend beneath")
         XCTAssertFalse(picture[1, 1] == (200, 120, 160), "glass dimmed")
+    }
+
+    /// Ink stays out of the mask and out of kept tiles on histolab's pen images (green and red
+    /// marker on glass and on tissue), a field of tissue with no glass is tiled as tissue, and
+    /// clean tissue loses nothing to the ink rules.
+    func testInkStaysOutOfKeptTilesAndFullFieldsAreTissue() throws {
+        let dir = TestData.scratchDirectory()
+        func tile(_ file: String) throws -> (summary: TilingSummary, keptInk: [Double]) {
+            var options = TilingOptions(grid: TileGridSpec(resolution: .level(0), size: 128))
+            options.showProgress = false
+            let out = dir + "/" + file
+            let summary = try TileExtractor(options: options).run(slidePath: TestData.path("histolab-tiles/" + file), outputDirectory: out)
+            let rows = try String(contentsOfFile: out + "/tiles.csv", encoding: .utf8).split(separator: "\n").dropFirst()
+            return (summary, rows.compactMap { $0.split(separator: ",").last.flatMap { Double($0) } })
+        }
+        for file in ["no-tissue-green-pen.png", "no-tissue-red-pen.png", "medium-nuclei-score-green-pen-level1.png",
+                     "high-nuclei-score-red-pen-level1.png", "very-low-nuclei-score-red-pen-level1.png"] {
+            let (summary, keptInk) = try tile(file)
+            XCTAssertGreaterThan(summary.inkFraction ?? 0, 0.005, "\(file): ink found")
+            XCTAssertTrue(keptInk.allSatisfy { $0 <= 0.1 }, "\(file): kept tiles with ink \(keptInk.filter { $0 > 0.1 })")
+        }
+        XCTAssertEqual(try tile("no-tissue-green-pen.png").summary.keptTiles, 0, "ink on glass is no tissue")
+        // Tissue edge to edge with a red smear: Otsu split the tissue itself and kept nothing.
+        XCTAssertGreaterThanOrEqual(try tile("high-nuclei-score-red-pen-level1.png").summary.keptTiles, 10)
+        let clean = try tile("tissue-level2-4640-4649-8736-8746.png").summary
+        XCTAssertGreaterThanOrEqual(clean.keptTiles, 12)
+        XCTAssertNil(clean.rejected["ink"])
     }
 }

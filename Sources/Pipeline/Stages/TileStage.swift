@@ -34,7 +34,7 @@ public struct TileStage: Stage {
     ]
     public static let inputs: [InputSpec] = []
     public static let outputs = [
-        OutputSpec(TilingFiles.coordinatesCSV, "kept tiles: x, y (level 0), tissue, white, black and pen-ink fractions; with annotations a label and each class's fraction"),
+        OutputSpec(TilingFiles.coordinatesCSV, "kept tiles: x, y (level 0), tissue, white, black and marker-ink fractions; with annotations a label and each class's fraction"),
         OutputSpec(TilingFiles.rejectedCSV, "tiles on tissue the colour filter rejected, with the reason"),
         OutputSpec(TilingFiles.coordinatesHDF5, "CLAM layout: coords [N,2] int64 with patch_size, patch_level, mpp attributes; with annotations labels and class_fractions"),
         OutputSpec(TilingFiles.qcPicture, "thumbnail with tissue outline, kept and rejected tiles"),
@@ -99,6 +99,10 @@ public struct TileStage: Stage {
         if let factor = summary.enlargedBy {
             note += String(format: "; the grid is finer than the scan: tiles enlarged %.2g× (no_upsample refuses)", factor)
         }
+        if let classes = summary.classTiles, !classes.isEmpty {
+            note += "; by class: " + classes.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        }
+        if let ink = summary.inkFraction, ink > 0.001 { note += String(format: "; marker ink on %.1f%% of the slide, left out", ink * 100) }
         for warning in options.annotations?.warnings ?? [] { note += "; " + warning }
         return note
     }

@@ -1,4 +1,4 @@
-import Imaging
+
 
 /// A 5×7 pixel font for legends and labels, so pictures need no font files. Lower-case letters
 /// are drawn as capitals; characters without a glyph are drawn as '?'.
