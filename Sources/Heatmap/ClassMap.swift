@@ -6,15 +6,6 @@ import Predict
 public enum ClassMap {
     public static let fileName = "classes.png"
 
-    /// Tableau's ten categorical colours, then repeated darker.
-    public static func colour(_ k: Int) -> (UInt8, UInt8, UInt8) {
-        let palette: [(UInt8, UInt8, UInt8)] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                                                (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-        let base = palette[k % palette.count]
-        let shade = k / palette.count
-        return shade == 0 ? base : (base.0 / UInt8(shade + 1), base.1 / UInt8(shade + 1), base.2 / UInt8(shade + 1))
-    }
-
     public static func render(_ predictions: SlidePredictions, thumbnail: RGBImage, alpha: Double) throws -> RGBImage {
         let c = predictions.classes.count
         let grids = try predictions.classes.map { name in
@@ -35,7 +26,7 @@ public enum ClassMap {
                     let cy = min(first.rows - 1, Int((Double(y) + 0.5) * pixelSize.1 / first.cellSize))
                     let scores = grids.map { $0[cx, cy] }
                     if let best = scores.indices.filter({ scores[$0].isFinite }).max(by: { scores[$0] < scores[$1] }) {
-                        let colour = Self.colour(best)
+                        let colour = ClassColours.colour(best)
                         func blend(_ a: UInt8, _ b: UInt8) -> UInt8 { UInt8((Double(a) * (1 - opacity) + Double(b) * opacity).rounded()) }
                         pixel = (blend(pixel.0, colour.0), blend(pixel.1, colour.1), blend(pixel.2, colour.2))
                     }
@@ -46,7 +37,7 @@ public enum ClassMap {
         let left = thumbnail.width + 12
         for (k, name) in predictions.classes.enumerated() {
             let top = 12 + k * rowHeight
-            for dy in 0..<14 { for dx in 0..<14 { canvas[left + dx, top + dy] = colour(k) } }
+            for dy in 0..<14 { for dx in 0..<14 { canvas[left + dx, top + dy] = ClassColours.colour(k) } }
             BitmapFont.draw(name, into: &canvas, x: left + 20, y: top, scale: scale)
         }
         return canvas

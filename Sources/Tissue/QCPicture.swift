@@ -95,7 +95,7 @@ public enum QCPicture {
         let names = annotations.classNames, colours = annotations.classColours
         for annotation in annotations.annotations {
             guard let name = annotation.className else { continue }
-            let colour = colours[name].map { ($0.red, $0.green, $0.blue) } ?? classPalette[(names.firstIndex(of: name) ?? 0) % classPalette.count]
+            let colour = colours[name].map { ($0.red, $0.green, $0.blue) } ?? ClassColours.colour(names.firstIndex(of: name) ?? 0)
             for polygon in annotation.polygons {
                 for ring in [polygon.exterior] + polygon.holes {
                     for (a, b) in zip(ring, ring.dropFirst() + ring.prefix(1)) {
@@ -105,10 +105,6 @@ public enum QCPicture {
             }
         }
     }
-
-    /// Tableau's categorical colours, as the class map uses.
-    static let classPalette: [(UInt8, UInt8, UInt8)] = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-                                                        (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 
     private static func line(_ image: inout RGBImage, from a: (Double, Double), to b: (Double, Double), colour: (UInt8, UInt8, UInt8)) {
         let steps = max(1, Int(max(abs(b.0 - a.0), abs(b.1 - a.1)).rounded(.up)))
@@ -132,7 +128,7 @@ public enum QCPicture {
         entries.append((String(format: "INK %.1f%% OF THE SLIDE", inkShare * 100), inkColour))
         var lines = [entries]
         if !classCounts.isEmpty {
-            lines.append(classCounts.enumerated().map { k, c in ("\(c.name.uppercased()) \(c.tiles)", classPalette[k % classPalette.count]) })
+            lines.append(classCounts.enumerated().map { k, c in ("\(c.name.uppercased()) \(c.tiles)", ClassColours.colour(k)) })
         }
         let rowHeight = 18
         var image = RGBImage(width: picture.width, height: picture.height + rowHeight * lines.count * 2 + 8)

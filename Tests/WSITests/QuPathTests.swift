@@ -1,5 +1,6 @@
 import Annotations
 import Foundation
+import Imaging
 @testable import Pipeline
 import SlideIO
 import Storage
@@ -133,7 +134,7 @@ final class QuPathTests: XCTestCase {
             XCTAssertEqual(tile.className, label)
             // Colours: the input annotation's for Stroma; the class map's second colour for Tumor.
             if label == "Stroma" { XCTAssertEqual(tile.colour, ClassColour(150, 200, 150)) }
-            if label == "Tumor" { XCTAssertEqual(tile.colour, ClassColour(255, 127, 14)) }
+            if label == "Tumor" { XCTAssertEqual(tile.colour, ClassColour(ClassColours.colour(1).0, ClassColours.colour(1).1, ClassColours.colour(1).2)) }
         }
         // QuPath keys objects by UUID: ids are UUIDs, one per object, the same when exported again.
         func ids() throws -> [String] {

@@ -134,7 +134,7 @@ final class SlideIOTests: XCTestCase {
         let found = try SlideDiscovery.slides(at: TestData.root)
         // Plain pictures count as one-level slides, in a folder as when named alone.
         let pictures = try FileManager.default.contentsOfDirectory(atPath: TestData.path("histolab-tiles")).filter { $0.hasSuffix(".png") }
-        XCTAssertEqual(pictures.count, 6)
+        XCTAssertEqual(pictures.count, 8)
         let tiles = try FileManager.default.contentsOfDirectory(atPath: TestData.path("encoders/images")).sorted()
         XCTAssertEqual(tiles.count, 4)
         XCTAssertEqual(found.map { $0.dropFirst(TestData.root.count + 1) }.map(String.init),

@@ -1,6 +1,6 @@
 import Annotations
 import Foundation
-import Heatmap
+import Imaging
 import Predict
 import SlideIO
 import Storage
@@ -96,7 +96,7 @@ struct ExportGeoJSONStage: Stage {
     static func classColours(classes: [String], tiling: TilingFolder) -> [String: ClassColour] {
         var colours: [String: ClassColour] = [:]
         for (k, name) in classes.enumerated() {
-            let (r, g, b) = ClassMap.colour(k)
+            let (r, g, b) = ClassColours.colour(k)
             colours[name] = ClassColour(r, g, b)
         }
         if let reader = try? HDF5Reader(path: tiling.path + "/" + TilingFiles.coordinatesHDF5),
