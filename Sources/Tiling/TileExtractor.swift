@@ -39,6 +39,9 @@ public struct TilingOptions: Sendable {
     /// Tiles these classes cover by more than `excludedCoverLimit` are dropped (pen, folds, blur).
     public var excludeClasses: Set<String> = []
     public static let excludedCoverLimit = 0.1
+    /// A tile with more of the mask's ink (with its rim) over it than this is rejected as ink:
+    /// the rim catches the translucent edge of a smear that pixel rules cannot tell from eosin.
+    public static let maximumMaskInk = 0.05
     /// Refuse grids finer than the slide's level 0 instead of enlarging its pixels.
     public var refusesEnlarging = false
 
@@ -166,7 +169,7 @@ public struct TileExtractor {
                 let ink = mask.inkFraction(x: x, y: y, width: grid.footprint, height: grid.footprint)
                 // Tiles on tissue only with the ink counted are read too, to be rejected as ink in rejected.csv.
                 guard fraction + ink >= options.tissueThreshold else { continue }
-                var candidate = Candidate(x: x, y: y, fraction: fraction, inked: fraction < options.tissueThreshold)
+                var candidate = Candidate(x: x, y: y, fraction: fraction, inked: fraction < options.tissueThreshold || ink > TilingOptions.maximumMaskInk)
                 if let annotations = options.annotations {
                     let cover = annotations.coverage(of: Rect(x: Double(x), y: Double(y), width: Double(grid.footprint), height: Double(grid.footprint)))
                     if !options.roiClasses.isEmpty, options.roiClasses.map({ cover[$0] ?? 0 }).reduce(0, +) < options.labelThreshold {
