@@ -47,6 +47,8 @@ public struct MILCohort: Sendable {
     public var width: Int
     /// Slides of the labels table without a bag, and bags without a label: reported, not fatal.
     public var warnings: [String]
+    /// Slides of the labels table without a feature file (left out, listed in the report).
+    public var unmatchedSlides: [String] = []
 
     /// Matches bags to labels and reads every bag once to check it (empty, NaN, width).
     public init(bags: [(slide: String, path: String)], labels table: SlideLabels) throws {
@@ -87,6 +89,7 @@ public struct MILCohort: Sendable {
         self.classes = table.classes
         self.width = width
         self.warnings = warnings
+        unmatchedSlides = missing
     }
 }
 

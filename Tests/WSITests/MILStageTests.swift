@@ -150,7 +150,8 @@ final class MILStageTests: XCTestCase {
         // The report's cohort view: every slide with its held-out prediction, ROC and loss curves.
         let part = TrainMILStage.report(StageOutputLocation(root: out, folder: "train-mil", stageID: "train-mil", slide: nil))
         for bag in bags { XCTAssertTrue(part.html.contains("<td>\(bag.slide)</td>"), bag.slide) }
-        XCTAssertTrue(part.html.contains("Every slide (18;"), String(part.html.prefix(400)))
+        XCTAssertTrue(part.html.contains("Every slide (19;"), String(part.html.prefix(400)))
+        XCTAssertTrue(part.html.contains("<td>missing-slide</td>") && part.html.contains("no feature file: left out"), "every row of the labels table")
         XCTAssertTrue(part.html.contains("ROC of the held-out slides (18)") && part.html.contains("tumour AUC "), "ROC chart")
         XCTAssertTrue(part.html.contains("Loss per epoch") && part.html.contains("fold-1 validation"), "loss chart")
     }

@@ -146,7 +146,8 @@ struct TrainMILStage: Stage {
             }
         }
         guard group.isLeader else { return "" }
-        let summary = MILSummary(classes: cohort.classes, folds: splits.indices.compactMap { results[$0] })
+        var summary = MILSummary(classes: cohort.classes, folds: splits.indices.compactMap { results[$0] })
+        summary.withoutFeatures = cohort.unmatchedSlides
         try AtomicFile.write(try JSONFile.encode(summary), to: context.output + "/" + Self.metricsName)
         try AtomicFile.write(Data(summary.predictionsCSV().utf8), to: context.output + "/" + Self.predictionsName)
         try AtomicFile.write(Data(summary.historyCSV().utf8), to: context.output + "/" + Self.historyName)
@@ -204,6 +205,9 @@ struct TrainMILStage: Stage {
             for slide in fold.trainSlides + fold.validationSlides where rows[slide] == nil {
                 rows[slide] = "<td>\(escapeHTML(slide))</td><td>–</td><td>–</td><td colspan=\"3\">trained on only (no held-out prediction)</td>"
             }
+        }
+        for slide in summary.withoutFeatures ?? [] {
+            rows[slide] = "<td>\(escapeHTML(slide))</td><td>–</td><td>–</td><td colspan=\"3\" class=\"error\">no feature file: left out</td>"
         }
         var wrong = 0, tested = 0
         for fold in summary.folds {
@@ -263,6 +267,8 @@ struct MILSummary: Codable {
     /// Every held-out prediction of every fold at once.
     var pooled: ClassificationReport?
     var pooledAUC: Double?
+    /// Slides of the labels table that had no feature file.
+    var withoutFeatures: [String]?
 
     init(classes: [String], folds: [MILFoldResult]) {
         self.classes = classes
