@@ -1,7 +1,7 @@
 import Foundation
 
 /// What values an option takes. Ranges and choices live here so the command line, the manifest
-/// validator, `--help`, `wsi stages` and the README all enforce and show the same limits.
+/// validator, `--help`, `wsi stages` and docs/stages.md all enforce and show the same limits.
 public enum ParameterType: Sendable {
     case int(ClosedRange<Int>)
     case double(ClosedRange<Double>)

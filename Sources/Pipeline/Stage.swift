@@ -35,7 +35,7 @@ public struct InputSpec: Sendable {
     }
 }
 
-/// A file a stage writes into its output folder, for help texts and the README.
+/// A file a stage writes into its output folder, for help texts and docs/stages.md.
 public struct OutputSpec: Sendable {
     public var name: String
     public var help: String

@@ -68,7 +68,7 @@ public enum StageCommandLine {
         return (manifest, options)
     }
 
-    /// The README's reference of every stage, generated here so a test can hold the two equal.
+    /// docs/stages.md's reference of every stage, generated here so a test can hold the two equal.
     public static func markdownReference() -> String {
         var text = ""
         for type in StageRegistry.all {

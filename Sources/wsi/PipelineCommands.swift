@@ -99,7 +99,7 @@ struct ReportCommand: Command {
 struct StagesCommand: Command {
     let name = "stages"
     let summary = "every stage a manifest or the command line can run, with parameters, inputs and outputs"
-    let usage = "Usage: wsi stages [--markdown]\n\n--markdown prints the README's stage reference."
+    let usage = "Usage: wsi stages [--markdown]\n\n--markdown prints the stage reference of docs/stages.md."
 
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let markdown = try arguments.flag("--markdown")

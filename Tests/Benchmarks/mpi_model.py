@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Communication model for data-parallel pretraining (see README, "Pretraining on a cluster").
+"""Communication model for data-parallel pretraining (see docs/cluster.md, "Pretraining on a cluster (MPI)").
 
 Weak scaling: every node keeps the measured single-node batch (64) and throughput, the global
 batch grows with the nodes. Each step sums every gradient once with a ring allreduce, after

@@ -135,7 +135,7 @@ struct PretrainStage: Stage {
 }
 
 /// Named sets of pretraining options. `authors` is the paper's code as the project's spec states
-/// it; `cpu`, the default, is what grouped evaluation chose for CPU budgets (README, "Choosing the
+/// it; `cpu`, the default, is what grouped evaluation chose for CPU budgets (docs/experiments/recipe-search.md, "Choosing the
 /// default recipe", with the runs that decided it).
 enum PretrainRecipe: String, CaseIterable, Sendable {
     case cpu

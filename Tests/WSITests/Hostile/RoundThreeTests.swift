@@ -423,10 +423,9 @@ final class RoundThreeTests: XCTestCase {
         }
     }
 
-    /// The README's Reliability table states the limits the code enforces.
+    /// docs/reliability.md states the limits the code enforces.
     func testReliabilityTableStatesTheLimitsInForce() throws {
-        let readme = try String(contentsOfFile: FrontDoorTests.repository + "/README.md", encoding: .utf8)
-        let section = try XCTUnwrap(readme.components(separatedBy: "## Reliability").dropFirst().first?.components(separatedBy: "\n## ").first)
+        let section = try String(contentsOfFile: FrontDoorTests.repository + "/docs/reliability.md", encoding: .utf8)
         let grouped = NumberFormatter()
         grouped.numberStyle = .decimal
         grouped.usesGroupingSeparator = true
@@ -438,6 +437,6 @@ final class RoundThreeTests: XCTestCase {
             "\(YAMLNode.maximumBytes >> 20) MiB, \(grouped.string(from: NSNumber(value: YAMLNode.maximumNodes)) ?? "") values, nesting \(YAMLNode.maximumDepth) deep",
             "\(Slide.plausibleMicronsPerPixel.lowerBound)–\(Int(Slide.plausibleMicronsPerPixel.upperBound)) µm/px",
         ]
-        for claim in claims { XCTAssertTrue(section.contains(claim), "README Reliability should say: \(claim)") }
+        for claim in claims { XCTAssertTrue(section.contains(claim), "docs/reliability.md should say: \(claim)") }
     }
 }
