@@ -1,8 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (arrows point one way): Concurrency, Console → Distributed; Storage → Annotations, Imaging → SlideIO → Tissue → Tiling → NN → ViT → SDMAE →
-// Predict → MIL → Heatmap → Pipeline → wsi. Each target's dependencies are exactly its imports (a test checks).
+// Layering (arrows point one way; a tree, not a chain):
+//   Storage → Annotations, Imaging, Results;  Console → Cluster (MPI);  Concurrency
+//   Imaging → SlideIO → Tissue → Tiling
+//   NN → ViT → SDMAE (+ Tiling, Cluster) → Predict (+ Results)
+//   Results → MIL, Heatmap: drawing a heatmap or training MIL links no model stack
+//   every module → Pipeline → wsi
+// Each target's dependencies are exactly its imports (a test checks).
 // C libraries come from Debian's -dev packages through pkg-config.
 let package = Package(
     name: "wsi",
@@ -27,7 +32,7 @@ let package = Package(
         .target(name: "Console"),
         .target(name: "Annotations", dependencies: ["Storage"]),
         .target(name: "Concurrency"),
-        .target(name: "Distributed", dependencies: ["CMPI", "Console"]),
+        .target(name: "Cluster", dependencies: ["CMPI", "Console"]),
         .target(name: "Storage", dependencies: ["CHDF5"]),
         .target(name: "Imaging", dependencies: ["CPNG", "CTurboJPEG", "CTIFF", "Storage"]),
         .target(name: "SlideIO", dependencies: ["COpenSlide", "Imaging", "Concurrency", "Storage"]),
@@ -36,16 +41,17 @@ let package = Package(
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])]),
         .target(name: "NN", dependencies: ["COpenBLAS", "CDNNL", "CKernels"]),
         .target(name: "ViT", dependencies: ["NN", "Imaging", "Storage"]),
-        .target(name: "SDMAE", dependencies: ["ViT", "NN", "Distributed", "Tiling", "Imaging", "Storage", "Console"]),
-        .target(name: "Predict", dependencies: ["ViT", "SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage"]),
-        .target(name: "MIL", dependencies: ["NN", "Predict", "Storage", "Console"]),
-        .target(name: "Heatmap", dependencies: ["Predict", "Imaging", "Storage"]),
-        .target(name: "Pipeline", dependencies: ["ViT", "CYAML", "Distributed", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict",
+        .target(name: "SDMAE", dependencies: ["ViT", "NN", "Cluster", "Tiling", "Imaging", "Storage", "Console"]),
+        .target(name: "Results", dependencies: ["Storage"]),
+        .target(name: "Predict", dependencies: ["ViT", "SDMAE", "NN", "Tiling", "SlideIO", "Imaging", "Storage", "Results"]),
+        .target(name: "MIL", dependencies: ["NN", "Results", "Storage", "Console"]),
+        .target(name: "Heatmap", dependencies: ["Results", "Imaging", "Storage"]),
+        .target(name: "Pipeline", dependencies: ["ViT", "CYAML", "Cluster", "CSQLite", "Annotations", "SlideIO", "Tissue", "Tiling", "SDMAE", "Predict", "Results",
                                                  "MIL", "Heatmap", "NN", "Imaging", "Storage", "Console", "Concurrency"]),
-        .executableTarget(name: "wsi", dependencies: ["Annotations", "Distributed", "SlideIO", "Tiling", "Console", "NN", "ViT", "SDMAE", "Predict", "MIL", "Heatmap", "Imaging", "Pipeline",
+        .executableTarget(name: "wsi", dependencies: ["Annotations", "Cluster", "SlideIO", "Tiling", "Console", "NN", "ViT", "SDMAE", "Predict", "MIL", "Heatmap", "Imaging", "Pipeline",
                                                      "Storage"]),
 
-        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Distributed", "Tissue", "Annotations", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
-                                                        "Predict", "MIL", "Heatmap", "Pipeline", "Concurrency", "ViT"]),
+        .testTarget(name: "WSITests", dependencies: ["SlideIO", "Cluster", "Tissue", "Annotations", "Tiling", "Imaging", "Storage", "Console", "CKernels", "NN", "SDMAE",
+                                                        "Predict", "Results", "MIL", "Heatmap", "Pipeline", "Concurrency", "ViT"]),
     ]
 )

@@ -1,5 +1,5 @@
 import Imaging
-import Predict
+import Results
 
 /// One picture for all classes: each scored cell takes the colour of its most probable class
 /// (probabilities averaged where tiles overlap, as the heatmaps do), with a legend.

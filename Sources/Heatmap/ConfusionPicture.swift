@@ -1,5 +1,5 @@
 import Imaging
-import Predict
+import Results
 
 /// A confusion matrix as a picture: rows are the true class, columns the predicted one, each
 /// cell shaded by the share of its row and labelled with its count.

@@ -1,6 +1,6 @@
 import Foundation
 import Imaging
-import Predict
+import Results
 import Storage
 
 /// The heatmap files of one slide: `heatmap-<class>.png` over the thumbnail, `grid-<class>.npy`

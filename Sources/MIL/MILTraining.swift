@@ -1,7 +1,7 @@
 import Console
 import Foundation
 import NN
-import Predict
+import Results
 
 /// Everything that decides a training run besides the data. CLAM's defaults.
 public struct MILTrainingSettings: Codable, Sendable, Equatable {
@@ -183,7 +183,7 @@ public struct MILTrainer {
         let byClass = (0..<cohort.classes.count).map { c in split.train.filter { cohort.labels[$0] == c } }
         var history: [MILEpochRecord] = []
         var best: (loss: Double, epoch: Int, weights: [[Float]])?
-        let progress = Progress(split.name, total: settings.epochs, enabled: showProgress)
+        let progress = ProgressMeter(split.name, total: settings.epochs, enabled: showProgress)
         defer { progress.finish() }
         for epoch in 1...settings.epochs {
             let epochStart = Date()

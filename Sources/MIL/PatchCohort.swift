@@ -1,6 +1,6 @@
 import Foundation
 import NN
-import Predict
+import Results
 import Storage
 
 /// A MIL experiment made of labelled patches (the classic set-up): a negative bag holds 50–150

@@ -1,5 +1,5 @@
 import Console
-import Distributed
+import Cluster
 import Foundation
 import Storage
 
@@ -60,7 +60,7 @@ public struct PipelineFollower {
             context.group = group
             do {
                 _ = try entry.stage.run(context)
-            } catch DistributedError.peerFailed {
+            } catch ClusterError.peerFailed {
                 succeeded = false  // the rank that failed says why
             } catch {
                 succeeded = false

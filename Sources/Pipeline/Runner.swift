@@ -1,7 +1,7 @@
 import Concurrency
 import Console
 import Dispatch
-import Distributed
+import Cluster
 import Foundation
 import SlideIO
 import Storage

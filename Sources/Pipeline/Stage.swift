@@ -1,4 +1,4 @@
-import Distributed
+import Cluster
 import Foundation
 
 /// Whether a stage runs once per slide or once for the whole batch.

@@ -2,6 +2,7 @@ import ViT
 import Foundation
 import SDMAE
 import Storage
+import Results
 
 /// What `train-classifier` produces: the probe and its held-out reports.
 public struct ClassifierTrainingResult: Sendable {

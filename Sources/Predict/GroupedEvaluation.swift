@@ -5,6 +5,7 @@ import NN
 import SDMAE
 import Storage
 import Tiling
+import Results
 
 /// Where each labelled patch came from. Crops and tiles of one source image (or one slide) must
 /// never straddle train and test, or near-copies of a test patch sit in the training set.

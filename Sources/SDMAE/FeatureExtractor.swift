@@ -50,7 +50,7 @@ public struct FeatureExtractor {
     /// batch is decoded while this one runs through the encoder.
     public func run(_ dataset: PatchDataset, consume: ([Int], [Float]) throws -> Void) throws {
         let encoder = encoder
-        let progress = Progress("embed", total: dataset.count, enabled: showProgress)
+        let progress = ProgressMeter("embed", total: dataset.count, enabled: showProgress)
         let batches = stride(from: 0, to: dataset.count, by: batchSize).map { Array($0..<min(dataset.count, $0 + batchSize)) }
         let queue = DispatchQueue(label: "embed-prefetch")
         final class Box: @unchecked Sendable { var result: Result<[Float], Error>? }

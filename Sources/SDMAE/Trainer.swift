@@ -1,5 +1,5 @@
 import Console
-import Distributed
+import Cluster
 import Foundation
 import Tiling
 import NN
@@ -169,7 +169,7 @@ public final class Trainer {
         let metrics = group.isLeader ? try MetricsLog(path: runDirectory + "/" + RunFiles.metrics, keepingStepsBefore: step) : nil
         loader.start(first: step, end: end)
         defer { loader.stop() }
-        let progress = Progress("pretrain", total: end - step, enabled: showProgress && group.isLeader)
+        let progress = ProgressMeter("pretrain", total: end - step, enabled: showProgress && group.isLeader)
         let config = model.config
         let collapse = CollapseWatch(prototypes: config.prototypes, after: schedule.warmupSteps, active: config.distillationWeight > 0)
         var warned = Set<CollapseWatch.Kind>()  // said once per kind, then shown in the status and metrics.csv
@@ -284,7 +284,7 @@ public final class Trainer {
         totals += centre.map(Double.init)
         try timed(&waited) { try group.sum(&totals, what: "averaging the losses") }
         _ = try batch.get()
-        if totals[0] > 0 { throw DistributedError.peerFailed(what: "reading its share of the batch") }
+        if totals[0] > 0 { throw ClusterError.peerFailed(what: "reading its share of the batch") }
         let ranks = Double(group.size), p = model.config.distillationWeight
         var global = losses
         global.reconstruction = totals[1] / ranks

@@ -202,7 +202,7 @@ public struct TileExtractor {
             ? try PatchShardWriter(path: outputDirectory + "/" + PatchShard.fileName, patchSize: options.grid.size) : nil
 
         let tileStart = Date()
-        let progress = Progress(URL(fileURLWithPath: slidePath).lastPathComponent, total: candidates.count, enabled: options.showProgress)
+        let progress = ProgressMeter(URL(fileURLWithPath: slidePath).lastPathComponent, total: candidates.count, enabled: options.showProgress)
         var results: [TileResult] = []
         results.reserveCapacity(candidates.count)
         var batchStart = 0

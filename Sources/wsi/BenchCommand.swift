@@ -1,4 +1,4 @@
-import Distributed
+import Cluster
 import Annotations
 import Foundation
 import NN

@@ -1,4 +1,4 @@
-import Distributed
+import Cluster
 import Console
 import Foundation
 import Pipeline

@@ -194,7 +194,7 @@ final class LayoutTests: XCTestCase {
                 XCTAssertEqual(imports.subtracting(system), dependencies, "\(target): Package.swift dependencies differ from its imports")
             }
         }
-        let order = ["Concurrency", "Console", "Distributed", "Storage", "Annotations", "Imaging", "SlideIO", "Tissue", "Tiling", "NN", "ViT", "SDMAE", "Predict", "MIL", "Heatmap", "Pipeline", "wsi"]
+        let order = ["Concurrency", "Console", "Cluster", "Storage", "Results", "Annotations", "Imaging", "SlideIO", "Tissue", "Tiling", "NN", "ViT", "SDMAE", "Predict", "MIL", "Heatmap", "Pipeline", "wsi"]
         for (index, target) in order.enumerated() {
             let above = Set(order[(index + 1)...])
             XCTAssertTrue((declared[target] ?? []).isDisjoint(with: above), "\(target) depends on a module above it")

@@ -7,6 +7,7 @@ import SlideIO
 import Storage
 import Tiling
 import XCTest
+import Results
 
 /// Each case was reproduced on an earlier main (issue "One front door", hardening list) and must
 /// now end in a clear error or a correct result with nothing lost.

@@ -4,6 +4,7 @@ import Imaging
 import Predict
 import Storage
 import XCTest
+import Results
 
 final class HeatmapTests: XCTestCase {
     /// Published viridis values (matplotlib) at 0, ¼, ½, ¾ and 1.

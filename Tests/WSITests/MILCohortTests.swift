@@ -4,6 +4,7 @@ import NN
 import Predict
 import Storage
 import XCTest
+import Results
 
 /// Attention MIL on bags made of real tissue: LC25000 patches (Tests/Data/mil-lc25000, encoder
 /// features of this project's tiny96 model) in the classic set-up, where a negative bag holds 50–150

@@ -9,6 +9,7 @@ import SlideIO
 import Storage
 import Tiling
 import XCTest
+import Results
 
 /// train-mil, predict-mil and attention heatmaps through the stage commands, on real slides and on
 /// CLAM-layout feature files.

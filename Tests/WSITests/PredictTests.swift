@@ -7,6 +7,7 @@ import SDMAE
 import Storage
 import Tiling
 import XCTest
+import Results
 
 final class PredictTests: XCTestCase {
     static var encoderConfig: SDMAEConfig {

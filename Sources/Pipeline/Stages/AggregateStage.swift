@@ -1,6 +1,7 @@
 import Foundation
 import Predict
 import Storage
+import Results
 
 /// Slide labels from every slide's predictions.
 struct AggregateStage: Stage {

@@ -6,6 +6,7 @@ import SlideIO
 import Storage
 import Tiling
 import Tissue
+import Results
 
 /// What the pipeline found on a slide, as objects QuPath imports over the slide.
 struct ExportGeoJSONStage: Stage {

@@ -4,6 +4,7 @@ import Imaging
 import Predict
 import SlideIO
 import Storage
+import Results
 
 /// Heatmap pictures and score grids of one slide.
 struct HeatmapStage: Stage {

@@ -5,6 +5,7 @@ import MIL
 import Predict
 import SlideIO
 import Storage
+import Results
 
 /// Slide labels and per-tile attention from a trained attention-MIL model (or a fold ensemble).
 struct PredictMILStage: Stage {

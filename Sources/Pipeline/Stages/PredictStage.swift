@@ -3,6 +3,7 @@ import NN
 import Predict
 import SDMAE
 import Tiling
+import Results
 
 /// Per-tile class probabilities of one slide.
 struct PredictStage: Stage {

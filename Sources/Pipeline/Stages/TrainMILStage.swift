@@ -1,10 +1,11 @@
 import Console
-import Distributed
+import Cluster
 import Foundation
 import Heatmap
 import MIL
 import Predict
 import Storage
+import Results
 
 /// Attention MIL (CLAM-SB or ABMIL) trained from slide-level labels on bags of tile features,
 /// cross-validated with folds stratified by label and grouped by patient.

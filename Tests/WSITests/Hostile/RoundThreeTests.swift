@@ -11,6 +11,7 @@ import Storage
 import Tiling
 import ViT
 import XCTest
+import Results
 
 /// Hostile inputs, round three: values from a user's files that used to trap (Double → Int of
 /// 1e30, NaN) or pass silently, each now refused naming the file.

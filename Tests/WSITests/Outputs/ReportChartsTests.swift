@@ -1,6 +1,7 @@
 @testable import Pipeline
 import Predict
 import XCTest
+import Results
 
 /// The report's charts: ROC corners from ranked scores, axes with round ticks.
 final class ReportChartsTests: XCTestCase {

@@ -2,7 +2,7 @@ import Foundation
 
 /// Progress of long work on stderr: a redrawn bar on a terminal, plain periodic lines otherwise
 /// (so logs from batch schedulers stay readable).
-public final class Progress: @unchecked Sendable {
+public final class ProgressMeter: @unchecked Sendable {
     private let label: String
     private let total: Int
     private let interactive: Bool

@@ -2,7 +2,7 @@ internal import CMPI
 import Console
 import Foundation
 
-public enum DistributedError: ExitStatusError, CustomStringConvertible, Equatable {
+public enum ClusterError: ExitStatusError, CustomStringConvertible, Equatable {
     case mpi(call: String, message: String)
     /// Another rank failed at a point where every rank checks in; its own message names the cause.
     case peerFailed(what: String)
@@ -60,7 +60,7 @@ public final class ProcessGroup: @unchecked Sendable {
         guard launcherVariables.contains(where: { environment[$0] != nil }) else { return single }
         let timeout = try environment["WSI_COLLECTIVE_TIMEOUT"].map { text -> Double in
             guard let value = Double(text), value > 0 else {
-                throw DistributedError.mismatch("WSI_COLLECTIVE_TIMEOUT must be a positive number of seconds, got '\(text)'")
+                throw ClusterError.mismatch("WSI_COLLECTIVE_TIMEOUT must be a positive number of seconds, got '\(text)'")
             }
             return value
         } ?? 600
@@ -105,7 +105,7 @@ public final class ProcessGroup: @unchecked Sendable {
         }
         let (mine, theirs) = (optionAndValue(arguments), optionAndValue(leaders))
         let option = mine.option == theirs.option ? mine.option : "the arguments"
-        throw DistributedError.differentCommand(rank: rank, option: option,
+        throw ClusterError.differentCommand(rank: rank, option: option,
                                                 mine: option == mine.option ? mine.value : arguments.joined(separator: " "),
                                                 leaders: option == theirs.option ? theirs.value : leaders.joined(separator: " "))
     }
@@ -155,7 +155,7 @@ public final class ProcessGroup: @unchecked Sendable {
         var request: MPI_Request? = nil
         try Self.check(MPI_Ibcast(&length, 1, wsi_mpi_int64(), Int32(root), world, &request), "MPI_Ibcast")
         try wait(&request, what: what, patient: patient)
-        guard length <= Int64(Int32.max) else { throw DistributedError.mismatch("a message of \(length) bytes while \(what) is more than MPI sends at once") }
+        guard length <= Int64(Int32.max) else { throw ClusterError.mismatch("a message of \(length) bytes while \(what) is more than MPI sends at once") }
         var bytes = sending ? [UInt8](message) : [UInt8](repeating: 0, count: Int(length))
         try bytes.withUnsafeMutableBytes { buffer in
             var request: MPI_Request? = nil
@@ -172,7 +172,7 @@ public final class ProcessGroup: @unchecked Sendable {
         var failed = [outcome.isFailure ? 1.0 : 0]
         try sum(&failed, what: what)
         let value = try outcome.get()
-        if failed[0] > 0 { throw DistributedError.peerFailed(what: what) }
+        if failed[0] > 0 { throw ClusterError.peerFailed(what: what) }
         return value
     }
 
@@ -203,7 +203,7 @@ public final class ProcessGroup: @unchecked Sendable {
         var text = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
         var length: Int32 = 0
         MPI_Error_string(code, &text, &length)
-        throw DistributedError.mpi(call: call, message: String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        throw ClusterError.mpi(call: call, message: String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
     }
 }
 
