@@ -191,8 +191,38 @@ public final class PipelineRunner: @unchecked Sendable {
         options.output + "/" + entry.output + (slide.map { "/" + SlideDiscovery.stem(of: $0) } ?? "")
     }
 
+    /// What an item reads and the keys its work is known by.
+    private struct ResolvedItem {
+        var inputs: [String: [String]]
+        var parametersHash: String
+        var inputKey: String
+        var final: String
+    }
+
+    private enum Resolution {
+        case ready(ResolvedItem)
+        /// The item cannot run now (an upstream item is not done, an input folder is missing).
+        case notRunnable(ItemOutcome)
+    }
+
+    /// Resolve the inputs → skip work that is up to date → run in a partial folder.
     private func runItem(_ entry: StageEntry, slide: String?, showProgress: Bool? = nil) throws -> ItemOutcome {
-        // Resolve inputs, and fingerprint everything this item depends on.
+        let item: ResolvedItem
+        switch try resolve(entry, slide: slide) {
+        case let .notRunnable(outcome): return outcome
+        case let .ready(resolved): item = resolved
+        }
+        let previous = try ledger.row(slide: key(slide), stage: entry.id)
+        let sameWork = previous?.parametersHash == item.parametersHash && previous?.inputKey == item.inputKey
+        if let previous, previous.status == .done, sameWork, OutputListing.stillPresent(previous.outputs, in: item.final) {
+            return .upToDate
+        }
+        return try execute(entry, slide: slide, item, continuesPartial: sameWork, showProgress: showProgress ?? options.showProgress)
+    }
+
+    /// The item's inputs, and a fingerprint of everything it depends on: the slide, upstream
+    /// items' keys, input paths and the files its parameters name.
+    private func resolve(_ entry: StageEntry, slide: String?) throws -> Resolution {
         var inputs: [String: [String]] = [:]
         var fingerprint: [String] = []
         if let slide {
@@ -206,7 +236,8 @@ public final class PipelineRunner: @unchecked Sendable {
                     let chosen: [String]
                     if entry.type.inputs.first(where: { $0.name == name })?.perSlide == true {
                         guard let folders = perSlideFolders(path, slide: slide) else {
-                            return .failed("input '\(name)': \(path) has no folder for \(slide.map(SlideDiscovery.stem) ?? "any slide")", exitStatus: 1)
+                            return .notRunnable(.failed("input '\(name)': \(path) has no folder for \(slide.map(SlideDiscovery.stem) ?? "any slide")",
+                                                        exitStatus: 1))
                         }
                         chosen = folders
                     } else {
@@ -216,64 +247,80 @@ public final class PipelineRunner: @unchecked Sendable {
                     fingerprint += chosen.map { "\(name)=path:\($0):\(modificationTime($0))" }
                 case let .stage(id):
                     guard let upstream = manifest.stages.first(where: { $0.id == id }) else { continue }
-                    let needed: [String?] = upstream.type.scope == .global ? [nil] : (slide.map { [$0] } ?? slides)
-                    var paths: [String] = []
-                    for item in needed {
-                        guard let row = try ledger.row(slide: key(item), stage: id), row.status == .done else {
-                            if slide != nil || upstream.type.scope == .global {
-                                withdraw(entry, slide: slide)
-                                return .blocked("waiting for \(id)\(item.map { " on " + SlideDiscovery.stem(of: $0) } ?? "") (not done)")
-                            }
-                            continue  // a global stage reads the slides whose upstream succeeded
-                        }
-                        paths.append(outputFolder(upstream, slide: item))
-                        fingerprint.append("\(name)=\(id)/\(key(item)):\(row.parametersHash):\(row.inputKey):\(row.startedAt)")
+                    switch try upstreamOutputs(of: upstream, for: entry, slide: slide, input: name) {
+                    case let .notRunnable(outcome): return .notRunnable(outcome)
+                    case let .ready(found):
+                        inputs[name, default: []] += found.paths
+                        fingerprint += found.keys
                     }
-                    guard !paths.isEmpty else {
-                        withdraw(entry, slide: slide)
-                        return .blocked("\(id) has no finished output to read")
-                    }
-                    inputs[name, default: []] += paths
                 }
             }
         }
-        // Files named by parameters (labels tables, annotations, labelled patches) are inputs too:
-        // editing one redoes the work that read it.
-        for spec in entry.type.parameters {
-            guard let path = entry.parameters.string(spec.name) else { continue }
+        fingerprint += parameterFileKeys(entry)
+        let parametersHash = String(fnv1a(entry.type.kind + ";" + entry.parameters.fingerprint(of: entry.type.parameters.filter(\.inManifest).map(\.name))), radix: 16)
+        let final = outputFolder(entry, slide: slide)
+        try checkContained(final)
+        return .ready(ResolvedItem(inputs: inputs, parametersHash: parametersHash, inputKey: String(fnv1a(fingerprint.joined(separator: ";")), radix: 16),
+                                   final: final))
+    }
+
+    private enum UpstreamOutputs {
+        case ready(paths: [String], keys: [String])
+        case notRunnable(ItemOutcome)
+    }
+
+    /// The finished outputs of an upstream stage this item reads: the slide's own for a
+    /// per-slide item; for a global one, every slide whose upstream succeeded.
+    private func upstreamOutputs(of upstream: StageEntry, for entry: StageEntry, slide: String?, input name: String) throws -> UpstreamOutputs {
+        let needed: [String?] = upstream.type.scope == .global ? [nil] : (slide.map { [$0] } ?? slides)
+        var paths: [String] = [], keys: [String] = []
+        for item in needed {
+            guard let row = try ledger.row(slide: key(item), stage: upstream.id), row.status == .done else {
+                if slide != nil || upstream.type.scope == .global {
+                    withdraw(entry, slide: slide)
+                    return .notRunnable(.blocked("waiting for \(upstream.id)\(item.map { " on " + SlideDiscovery.stem(of: $0) } ?? "") (not done)"))
+                }
+                continue
+            }
+            paths.append(outputFolder(upstream, slide: item))
+            keys.append("\(name)=\(upstream.id)/\(key(item)):\(row.parametersHash):\(row.inputKey):\(row.startedAt)")
+        }
+        guard !paths.isEmpty else {
+            withdraw(entry, slide: slide)
+            return .notRunnable(.blocked("\(upstream.id) has no finished output to read"))
+        }
+        return .ready(paths: paths, keys: keys)
+    }
+
+    /// Files named by parameters (labels tables, annotations, labelled patches) are inputs too:
+    /// editing one redoes the work that read it.
+    private func parameterFileKeys(_ entry: StageEntry) -> [String] {
+        entry.type.parameters.compactMap { spec in
+            guard let path = entry.parameters.string(spec.name) else { return nil }
             switch spec.type {
             case .path: break
             case let .nameOrPath(names) where !names.contains(path): break
-            default: continue
+            default: return nil
             }
-            fingerprint.append("\(spec.name)=file:\(path):\(contentTime(path))")
+            return "\(spec.name)=file:\(path):\(contentTime(path))"
         }
-        let parametersHash = String(fnv1a(entry.type.kind + ";" + entry.parameters.fingerprint(of: entry.type.parameters.filter(\.inManifest).map(\.name))), radix: 16)
-        let inputKey = String(fnv1a(fingerprint.joined(separator: ";")), radix: 16)
-        let final = outputFolder(entry, slide: slide)
-        try checkContained(final)
+    }
 
-        let previous = try ledger.row(slide: key(slide), stage: entry.id)
-        let sameWork = previous?.parametersHash == parametersHash && previous?.inputKey == inputKey
-        if let previous, previous.status == .done, sameWork, OutputListing.stillPresent(previous.outputs, in: final) {
-            return .upToDate
-        }
-
-        // Work happens in a hidden sibling folder, renamed into place only on success. A resumable
-        // stage continues a partial folder only if it was started with the same parameters and inputs.
-        let partial = PartialFolder.path(for: final)
-        if !entry.type.resumesPartialOutput || !sameWork { try? FileManager.default.removeItem(atPath: partial) }
+    /// Work happens in a hidden sibling folder, renamed into place only on success. A resumable
+    /// stage continues a partial folder only if it was started with the same parameters and inputs.
+    private func execute(_ entry: StageEntry, slide: String?, _ item: ResolvedItem, continuesPartial: Bool, showProgress: Bool) throws -> ItemOutcome {
+        let partial = PartialFolder.path(for: item.final)
+        if !entry.type.resumesPartialOutput || !continuesPartial { try? FileManager.default.removeItem(atPath: partial) }
         let start = Date()
         do {
             try FileManager.default.createDirectory(atPath: partial, withIntermediateDirectories: true)
-            try ledger.markRunning(slide: key(slide), stage: entry.id, parametersHash: parametersHash, inputKey: inputKey)
-            var context = StageContext(slide: slide, slides: slides, output: partial, inputs: inputs,
-                                       showProgress: showProgress ?? options.showProgress)
+            try ledger.markRunning(slide: key(slide), stage: entry.id, parametersHash: item.parametersHash, inputKey: item.inputKey)
+            var context = StageContext(slide: slide, slides: slides, output: partial, inputs: item.inputs, showProgress: showProgress)
             if entry.type.runsOnEveryRank { try dispatchToFollowers(entry, context: &context) }
             let note = try entry.stage.run(context)
             let listing = OutputListing.describe(partial)
-            try? FileManager.default.removeItem(atPath: final)
-            try FileManager.default.moveItem(atPath: partial, toPath: final)
+            try? FileManager.default.removeItem(atPath: item.final)
+            try FileManager.default.moveItem(atPath: partial, toPath: item.final)
             let seconds = Date().timeIntervalSince(start)
             try ledger.markDone(slide: key(slide), stage: entry.id, outputs: listing, seconds: seconds)
             return .completed(seconds, note: note)
@@ -283,7 +330,7 @@ public final class PipelineRunner: @unchecked Sendable {
             // A partial folder is only worth its disk space to a stage that resumes from it.
             if !entry.type.resumesPartialOutput { try? FileManager.default.removeItem(atPath: partial) }
             // A failed item has no current output: an older result must not pass for this one.
-            try? FileManager.default.removeItem(atPath: final)
+            try? FileManager.default.removeItem(atPath: item.final)
             do {
                 try ledger.markFailed(slide: key(slide), stage: entry.id, error: message, seconds: seconds)
             } catch {

@@ -143,100 +143,24 @@ public struct TileExtractor {
         let start = Date()
         let slide = try Slide(path: slidePath)
         let mpp = slide.micronsPerPixel(assuming: options.assumedMicronsPerPixel)
-        var spec = options.grid
-        if options.defaultsToLevelZeroWithoutResolution, mpp == nil { spec.resolution = .level(0) }
-        let grid = try TileGrid(slide: slide, spec: spec, micronsPerPixel: mpp)
-        if let factor = grid.enlargement, options.refusesEnlarging {
-            throw SlideError.invalidRequest(path: slidePath, reason: "the grid asks for finer pixels than the scan has ("
-                + (mpp.map { String(format: "%.3g µm/px at level 0", $0) } ?? "level 0") + String(format: "): tiles would be enlarged %.2g×", factor)
-                + "; ask for a coarser resolution, or allow it by leaving out no_upsample")
-        }
-        if grid.count > options.maximumGridTiles {
-            throw SlideError.invalidRequest(path: slidePath, reason: "the grid has \(grid.count) positions (\(grid.columns) × \(grid.rows)), "
-                                            + "more than \(options.maximumGridTiles): check size and overlap, or allow it with --force")
-        }
-        try options.annotations?.check(width: slide.dimensions.width, height: slide.dimensions.height)
+        let grid = try grid(for: slide, micronsPerPixel: mpp)
         let (mask, thumbnail) = try TissueMask.compute(slide: slide, micronsPerPixel: mpp, config: options.mask)
         let maskSeconds = Date().timeIntervalSince(start)
-
-        var candidates: [Candidate] = []
-        var reasons: [String: Int] = [:]
-        let labelClasses = options.labelClasses
-        for row in 0..<grid.rows {
-            for column in 0..<grid.columns {
-                let (x, y) = grid.origin(column: column, row: row)
-                let fraction = mask.tissueFraction(x: x, y: y, width: grid.footprint, height: grid.footprint)
-                let ink = mask.inkFraction(x: x, y: y, width: grid.footprint, height: grid.footprint)
-                // Tiles on tissue only with the ink counted are read too, to be rejected as ink in rejected.csv.
-                guard fraction + ink >= options.tissueThreshold else { continue }
-                var candidate = Candidate(x: x, y: y, fraction: fraction, inked: fraction < options.tissueThreshold || ink > TilingOptions.maximumMaskInk)
-                if let annotations = options.annotations {
-                    let cover = annotations.coverage(of: Rect(x: Double(x), y: Double(y), width: Double(grid.footprint), height: Double(grid.footprint)))
-                    if !options.roiClasses.isEmpty, options.roiClasses.map({ cover[$0] ?? 0 }).reduce(0, +) < options.labelThreshold {
-                        reasons["outside-roi", default: 0] += 1
-                        continue
-                    }
-                    if options.excludeClasses.map({ cover[$0] ?? 0 }).reduce(0, +) > TilingOptions.excludedCoverLimit {
-                        reasons["excluded-region", default: 0] += 1
-                        continue
-                    }
-                    candidate.classFractions = labelClasses.map { cover[$0] ?? 0 }
-                    if let best = candidate.classFractions.indices.max(by: { candidate.classFractions[$0] < candidate.classFractions[$1] }),
-                       candidate.classFractions[best] >= options.labelThreshold {
-                        candidate.label = labelClasses[best]
-                    }
-                }
-                candidates.append(candidate)
-            }
-        }
-
-        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        let patchDirectory = outputDirectory + "/" + TilingFiles.patchDirectory
-        let partialDirectory = PartialFolder.path(for: outputDirectory + "/" + TilingFiles.patchDirectory)
-        let writesFiles = options.format == .jpeg || options.format == .png
-        if writesFiles {
-            try? FileManager.default.removeItem(atPath: partialDirectory)
-            try FileManager.default.createDirectory(atPath: partialDirectory, withIntermediateDirectories: true)
-        }
-        let shard = options.format == .shard
-            ? try PatchShardWriter(path: outputDirectory + "/" + PatchShard.fileName, patchSize: options.grid.size) : nil
-
+        let (candidates, turnedAway) = candidates(on: grid, mask: mask)
         let tileStart = Date()
-        let progress = ProgressMeter(URL(fileURLWithPath: slidePath).lastPathComponent, total: candidates.count, enabled: options.showProgress)
-        var results: [TileResult] = []
-        results.reserveCapacity(candidates.count)
-        var batchStart = 0
-        while batchStart < candidates.count {
-            let batch = Array(candidates[batchStart..<min(candidates.count, batchStart + Self.batchSize)])
-            let outcomes = try readBatch(batch, slide: slide, grid: grid, patchDirectory: writesFiles ? partialDirectory : nil)
-            for outcome in outcomes {
-                if let shard, outcome.result.rejection == nil, let patch = outcome.patch {
-                    try shard.append(patch, PatchRecord(x: outcome.result.x, y: outcome.result.y,
-                                                        tissueFraction: Float(outcome.result.tissueFraction), level: grid.readLevel))
-                }
-                results.append(outcome.result)
-            }
-            progress.advance(by: batch.count)
-            batchStart += batch.count
-        }
-        progress.finish()
+        let results = try readAndStore(candidates, slide: slide, grid: grid, outputDirectory: outputDirectory)
         let tileSeconds = Date().timeIntervalSince(tileStart)
 
-        try shard?.commit()
-        if writesFiles {
-            try? FileManager.default.removeItem(atPath: patchDirectory)
-            try FileManager.default.moveItem(atPath: partialDirectory, toPath: patchDirectory)
-        }
         let kept = results.filter { $0.rejection == nil }
         let rejected = results.filter { $0.rejection != nil }
         try writeCoordinates(kept: kept, rejected: rejected, grid: grid, slide: slide, outputDirectory: outputDirectory)
-
+        let classCounts = options.labelClasses.map { name in (name: name, tiles: kept.filter { $0.label == name }.count) }
         let tiles = results.map { QCPicture.Tile(Level0Rect(x: $0.x, y: $0.y, width: grid.footprint, height: grid.footprint),
                                                  rejection: $0.rejection?.rawValue) }
-        let classCounts = labelClasses.map { name in (name: name, tiles: kept.filter { $0.label == name }.count) }
         try QCPicture.render(thumbnail: thumbnail, mask: mask, tiles: tiles, annotations: options.annotations, classCounts: classCounts)
             .write(to: outputDirectory + "/" + TilingFiles.qcPicture)
 
+        var reasons = turnedAway
         for case let reason? in rejected.map(\.rejection) { reasons[reason.rawValue, default: 0] += 1 }
         let summary = TilingSummary(
             slide: slidePath, vendor: slide.vendor, width: slide.dimensions.width, height: slide.dimensions.height,
@@ -253,6 +177,100 @@ public struct TileExtractor {
             inkFraction: mask.inkFraction)
         try AtomicFile.write(try JSONFile.encode(summary), to: outputDirectory + "/" + TilingFiles.summary)
         return summary
+    }
+
+    /// The grid the options ask for on this slide, refused when it would enlarge pixels (with
+    /// no_upsample), has absurdly many positions, or the annotations belong to another image.
+    private func grid(for slide: Slide, micronsPerPixel mpp: Double?) throws -> TileGrid {
+        var spec = options.grid
+        if options.defaultsToLevelZeroWithoutResolution, mpp == nil { spec.resolution = .level(0) }
+        let grid = try TileGrid(slide: slide, spec: spec, micronsPerPixel: mpp)
+        if let factor = grid.enlargement, options.refusesEnlarging {
+            throw SlideError.invalidRequest(path: slide.path, reason: "the grid asks for finer pixels than the scan has ("
+                + (mpp.map { String(format: "%.3g µm/px at level 0", $0) } ?? "level 0") + String(format: "): tiles would be enlarged %.2g×", factor)
+                + "; ask for a coarser resolution, or allow it by leaving out no_upsample")
+        }
+        if grid.count > options.maximumGridTiles {
+            throw SlideError.invalidRequest(path: slide.path, reason: "the grid has \(grid.count) positions (\(grid.columns) × \(grid.rows)), "
+                                            + "more than \(options.maximumGridTiles): check size and overlap, or allow it with --force")
+        }
+        try options.annotations?.check(width: slide.dimensions.width, height: slide.dimensions.height)
+        return grid
+    }
+
+    /// Grid positions on tissue (or on tissue only with ink counted, to be rejected as ink), with
+    /// their annotation classes; and how many the annotations' regions turned away.
+    private func candidates(on grid: TileGrid, mask: TissueMask) -> ([Candidate], reasons: [String: Int]) {
+        var candidates: [Candidate] = []
+        var reasons: [String: Int] = [:]
+        for row in 0..<grid.rows {
+            for column in 0..<grid.columns {
+                let (x, y) = grid.origin(column: column, row: row)
+                let fraction = mask.tissueFraction(x: x, y: y, width: grid.footprint, height: grid.footprint)
+                let ink = mask.inkFraction(x: x, y: y, width: grid.footprint, height: grid.footprint)
+                guard fraction + ink >= options.tissueThreshold else { continue }
+                var candidate = Candidate(x: x, y: y, fraction: fraction, inked: fraction < options.tissueThreshold || ink > TilingOptions.maximumMaskInk)
+                if let turnedAway = label(&candidate, footprint: grid.footprint) {
+                    reasons[turnedAway, default: 0] += 1
+                    continue
+                }
+                candidates.append(candidate)
+            }
+        }
+        return (candidates, reasons)
+    }
+
+    /// Gives the candidate its annotation classes; returns why the annotations turn it away
+    /// (outside the regions of interest, or under an excluded region), or nil.
+    private func label(_ candidate: inout Candidate, footprint: Int) -> String? {
+        guard let annotations = options.annotations else { return nil }
+        let cover = annotations.coverage(of: Rect(x: Double(candidate.x), y: Double(candidate.y), width: Double(footprint), height: Double(footprint)))
+        if !options.roiClasses.isEmpty, options.roiClasses.map({ cover[$0] ?? 0 }).reduce(0, +) < options.labelThreshold { return "outside-roi" }
+        if options.excludeClasses.map({ cover[$0] ?? 0 }).reduce(0, +) > TilingOptions.excludedCoverLimit { return "excluded-region" }
+        let classes = options.labelClasses
+        candidate.classFractions = classes.map { cover[$0] ?? 0 }
+        if let best = candidate.classFractions.indices.max(by: { candidate.classFractions[$0] < candidate.classFractions[$1] }),
+           candidate.classFractions[best] >= options.labelThreshold {
+            candidate.label = classes[best]
+        }
+        return nil
+    }
+
+    /// Reads every candidate in parallel batches, checks its colours, and stores the kept
+    /// patches in the chosen format: files in a partial folder renamed when complete, or a shard
+    /// committed at the end.
+    private func readAndStore(_ candidates: [Candidate], slide: Slide, grid: TileGrid, outputDirectory: String) throws -> [TileResult] {
+        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
+        let patchDirectory = outputDirectory + "/" + TilingFiles.patchDirectory
+        let partialDirectory = PartialFolder.path(for: patchDirectory)
+        let writesFiles = options.format == .jpeg || options.format == .png
+        if writesFiles {
+            try? FileManager.default.removeItem(atPath: partialDirectory)
+            try FileManager.default.createDirectory(atPath: partialDirectory, withIntermediateDirectories: true)
+        }
+        let shard = options.format == .shard
+            ? try PatchShardWriter(path: outputDirectory + "/" + PatchShard.fileName, patchSize: options.grid.size) : nil
+        let progress = ProgressMeter(URL(fileURLWithPath: slide.path).lastPathComponent, total: candidates.count, enabled: options.showProgress)
+        var results: [TileResult] = []
+        results.reserveCapacity(candidates.count)
+        for batchStart in stride(from: 0, to: candidates.count, by: Self.batchSize) {
+            let batch = Array(candidates[batchStart..<min(candidates.count, batchStart + Self.batchSize)])
+            for outcome in try readBatch(batch, slide: slide, grid: grid, patchDirectory: writesFiles ? partialDirectory : nil) {
+                if let shard, outcome.result.rejection == nil, let patch = outcome.patch {
+                    try shard.append(patch, PatchRecord(x: outcome.result.x, y: outcome.result.y,
+                                                        tissueFraction: Float(outcome.result.tissueFraction), level: grid.readLevel))
+                }
+                results.append(outcome.result)
+            }
+            progress.advance(by: batch.count)
+        }
+        progress.finish()
+        try shard?.commit()
+        if writesFiles {
+            try? FileManager.default.removeItem(atPath: patchDirectory)
+            try FileManager.default.moveItem(atPath: partialDirectory, toPath: patchDirectory)
+        }
+        return results
     }
 
     private func explainNoTiles(slide: Slide, grid: TileGrid, mask: TissueMask, micronsPerPixel mpp: Double?, tissueTiles: Int,

@@ -2,8 +2,10 @@ import Foundation
 
 /// Paths to the real slides copied under Tests/Data (see its README for provenance).
 enum TestData {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Data").path
+    /// The repository's root: this file lies in Tests/WSITests.
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+    static let root = repository + "/Tests/Data"
 
     static func path(_ relative: String) -> String { root + "/" + relative }
 

@@ -122,8 +122,7 @@ final class PipelineTests: XCTestCase {
     /// The wsi binary built next to the test bundle.
     static func wsiBinary() -> String? {
         let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("wsi").path
-        let candidates = [beside, URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".build/debug/wsi").path]
+        let candidates = [beside, TestData.repository + "/.build/debug/wsi"]
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 

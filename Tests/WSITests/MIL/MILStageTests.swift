@@ -169,8 +169,7 @@ final class MILStageTests: XCTestCase {
 
     /// Every shipped manifest is valid and names files that exist in a fresh clone.
     func testShippedPipelinesLoad() throws {
-        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-            + "/pipelines"
+        let folder = TestData.repository + "/pipelines"
         for name in try FileManager.default.contentsOfDirectory(atPath: folder) where name.hasSuffix(".yaml") {
             // Manifests that re-draw another run's outputs (heatmap.yaml) need that run first.
             let text = try String(contentsOfFile: folder + "/" + name, encoding: .utf8)
