@@ -79,51 +79,17 @@ struct BenchCommand: Command {
         """
     }
 
+    /// Each subcommand and what runs it; `run` dispatches on the first word.
+    static let subcommands: [(names: [String], run: @Sendable (inout Arguments) throws -> Int32)] = [
+        (["tile"], TileBench.run), (["train", "embed", "matmul"], ModelBench.run), (["mil"], MILBench.run),
+        (["mil-cohort"], MILCohortBench.run), (["tiff"], TIFFBench.run),
+    ]
+
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
-        if arguments.first == "train" || arguments.first == "embed" || arguments.first == "matmul" {
-            return try ModelBench.run(&arguments)
+        guard let first = arguments.first, let subcommand = Self.subcommands.first(where: { $0.names.contains(first) }) else {
+            throw UsageError("expected one of " + Self.subcommands.flatMap(\.names).joined(separator: ", "))
         }
-        if arguments.first == "mil" {
-            return try MILBench.run(&arguments)
-        }
-        if arguments.first == "mil-cohort" {
-            return try MILCohortBench.run(&arguments)
-        }
-        if arguments.first == "tiff" {
-            return try TIFFBench.run(&arguments)
-        }
-        let (values, positionals) = try Self.tileSpec.parse(&arguments)
-        var inputs = positionals
-        guard inputs.first == "tile" else { throw UsageError("expected 'tile', 'train', 'embed', 'mil' or 'tiff'") }
-        inputs.removeFirst()
-        guard !inputs.isEmpty else { throw UsageError("expected at least one SLIDE") }
-        let runs = values.int("runs") ?? 5
-        var options: TilingOptions
-        do { options = try TileStage(values).options } catch let error as StageError { throw UsageError("\(error)") }
-        options.showProgress = false
-        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-\(getpid())").path
-        defer { try? FileManager.default.removeItem(atPath: scratch) }
-        print("slide                              tiles  slide s  mask s  tile s  tiles/s (min..max)")
-        let annotationFiles = try values.string("annotations").map(AnnotationSet.files) ?? []
-        for path in inputs {
-            options.annotations = try AnnotationSet.file(for: path, among: annotationFiles).map(AnnotationSet.read)
-            var summaries: [TilingSummary] = []
-            for run in 0..<runs {
-                try summaries.append(TileExtractor(options: options).run(slidePath: path, outputDirectory: "\(scratch)/\(run)"))
-                try? FileManager.default.removeItem(atPath: "\(scratch)/\(run)")
-            }
-            let tiles = summaries[0].tissueTiles
-            let rates = summaries.map { Double($0.tissueTiles) / $0.tileSeconds }
-            let name = URL(fileURLWithPath: path).lastPathComponent
-            print(name.padding(toLength: 34, withPad: " ", startingAt: 0)
-                  + String(format: " %5d  %7.3f  %6.3f  %6.3f  %7.1f (%.1f..%.1f)", tiles, Self.median(summaries.map(\.seconds)),
-                           Self.median(summaries.map(\.maskSeconds)), Self.median(summaries.map(\.tileSeconds)), Self.median(rates),
-                           rates.min() ?? 0, rates.max() ?? 0))
-        }
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        print(String(format: "peak resident memory: %.1f MiB (threads %d, format %@)", Double(usage.ru_maxrss) / 1024, options.threads, options.format.rawValue))
-        return 0
+        return try subcommand.run(&arguments)
     }
 
     static func median(_ values: [Double]) -> Double {
@@ -243,6 +209,42 @@ enum ModelBench {
             print(String(format: "%@ %@ %d x %d -> %d: %.1f GFLOP/s", name, precision.rawValue, rows, inputs, outputs,
                          2 * Double(rows * inputs * outputs) / BenchCommand.median(seconds) / 1e9))
         }
+        return 0
+    }
+}
+
+/// Tiling throughput: each slide cut `--runs` times with the tile stage's own options.
+enum TileBench {
+    static func run(_ arguments: inout Arguments) throws -> Int32 {
+        let (values, positionals) = try BenchCommand.tileSpec.parse(&arguments)
+        let inputs = Array(positionals.dropFirst())  // after 'tile'
+        guard !inputs.isEmpty else { throw UsageError("expected at least one SLIDE") }
+        let runs = values.int("runs") ?? 5
+        var options: TilingOptions
+        do { options = try TileStage(values).options } catch let error as StageError { throw UsageError("\(error)") }
+        options.showProgress = false
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        print("slide                              tiles  slide s  mask s  tile s  tiles/s (min..max)")
+        let annotationFiles = try values.string("annotations").map(AnnotationSet.files) ?? []
+        for path in inputs {
+            options.annotations = try AnnotationSet.file(for: path, among: annotationFiles).map(AnnotationSet.read)
+            var summaries: [TilingSummary] = []
+            for run in 0..<runs {
+                try summaries.append(TileExtractor(options: options).run(slidePath: path, outputDirectory: "\(scratch)/\(run)"))
+                try? FileManager.default.removeItem(atPath: "\(scratch)/\(run)")
+            }
+            let tiles = summaries[0].tissueTiles
+            let rates = summaries.map { Double($0.tissueTiles) / $0.tileSeconds }
+            let name = URL(fileURLWithPath: path).lastPathComponent
+            print(name.padding(toLength: 34, withPad: " ", startingAt: 0)
+                  + String(format: " %5d  %7.3f  %6.3f  %6.3f  %7.1f (%.1f..%.1f)", tiles, BenchCommand.median(summaries.map(\.seconds)),
+                           BenchCommand.median(summaries.map(\.maskSeconds)), BenchCommand.median(summaries.map(\.tileSeconds)), BenchCommand.median(rates),
+                           rates.min() ?? 0, rates.max() ?? 0))
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        print(String(format: "peak resident memory: %.1f MiB (threads %d, format %@)", Double(usage.ru_maxrss) / 1024, options.threads, options.format.rawValue))
         return 0
     }
 }

@@ -66,4 +66,21 @@ final class StorageTests: XCTestCase {
         let big = RGBImage(width: 2, height: 2, fill: (10, 20, 30)).resized(width: 5, height: 5)
         XCTAssertTrue(big[4, 4] == (10, 20, 30))
     }
+
+    /// JSON read value by value decodes strings, escapes, surrogate pairs and numbers as
+    /// JSONSerialization does, and streams a list member by member.
+    func testJSONCursorDecodesValuesAndStreamsLists() throws {
+        let text = #"{"name": "caf\u00e9 \"q\"\n\ud83d\ude00", "values": [1, -2.5e3, 0.125, true, null], "nested": {"k": []}}"#
+        var cursor = try JSONCursor(checking: Data(text.utf8))
+        let value = cursor.value()
+        XCTAssertEqual(value["name"]?.stringValue, "café \"q\"\n😀")
+        XCTAssertEqual(value["values"], .array([.number(1), .number(-2500), .number(0.125), .bool(true), .null]))
+        XCTAssertEqual(value["nested"]?["k"], .array([]))
+
+        var list = try JSONCursor(checking: Data("[[1, 2], [3, 4.5], [5]]".utf8))
+        var seen: [[Double]] = []
+        list.forEachElement { _, element in seen.append(element.numbers() ?? []) }
+        XCTAssertEqual(seen, [[1, 2], [3, 4.5], [5]])
+        XCTAssertThrowsError(try JSONCursor(checking: Data("[1, NaN]".utf8))) { XCTAssertTrue("\($0)".contains("line 1, column 5"), "\($0)") }
+    }
 }
