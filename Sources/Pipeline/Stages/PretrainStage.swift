@@ -52,7 +52,7 @@ struct PretrainStage: Stage {
         ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(Int(training.seed)), help: "seed of everything random"),
         ParameterSpec("workers", .int(1...64), default: .int(training.loaderWorkers), manifest: false, help: "patch decoding threads"),
         ParameterSpec("precision", .choice(Precision.allCases.map(\.rawValue)), default: .string("fp32"),
-                      help: "matrix products: bf16 (AVX-512 BF16) trains tiny 1.4x and tiny96 1.14x faster and learns the same features; fp32 gives the same model on every CPU"),
+                      help: "matrix products: bf16 on CPUs with AVX-512 BF16 is faster (measured in docs/precision.md) and learns the same features; fp32 gives the same model on every CPU"),
     ]
     static let inputs = [InputSpec("patches", multiple: true, reads: ["tile"], help: "tile stage folders, folders of PNG/JPEG patches, or patch shards")]
     static let outputs = [
