@@ -21,7 +21,8 @@ struct ExportCLAMStage: Stage {
     func run(_ context: StageContext) throws -> String {
         try FileManager.default.createDirectory(atPath: context.output + "/patches", withIntermediateDirectories: true)
         var rows = CSV.row(["slide_id", "status"])
-        for folder in try context.input("tiles") {
+        let folders = try context.input("tiles")
+        for folder in folders {
             let tiling = TilingFolder(folder)
             let summary = try tiling.summary()
             let stem = URL(fileURLWithPath: folder).lastPathComponent
@@ -29,7 +30,7 @@ struct ExportCLAMStage: Stage {
             rows += CSV.row([URL(fileURLWithPath: summary.slide).lastPathComponent, "processed"])
         }
         try AtomicFile.write(Data(rows.utf8), to: context.output + "/" + Self.listName)
-        return "\(try context.input("tiles").count) slides in CLAM's layout"
+        return "\(folders.count) slides in CLAM's layout"
     }
 
     /// coords.h5 with `patch_size` the pixels read at `patch_level`, which CLAM reads and then
