@@ -41,28 +41,28 @@ public enum PyramidalTIFF {
             levels.append((w, h))
             let (unit, resolution) = micronsPerPixel.map { (Int32(RESUNIT_CENTIMETER), 10_000 / ($0 * scale)) }
                 ?? (Int32(RESUNIT_NONE), 1 / (slidePixelsPerPixel * scale))
-            let tileSize = Self.tileSide(width: w, height: h)
-            guard ctiff_set_level(tif, UInt32(w), UInt32(h), UInt32(tileSize), Int32(channels), compression == .jpeg ? 1 : 0, Int32(jpegQuality),
+            let side = Self.tileSide(width: w, height: h)
+            guard ctiff_set_level(tif, UInt32(w), UInt32(h), UInt32(side), Int32(channels), compression == .jpeg ? 1 : 0, Int32(jpegQuality),
                                   levels.count > 1 ? 1 : 0, unit, resolution, description) == 1 else {
                 throw ImageCodecError.encodeFailed(reason: "\(path): libtiff refused the tags of level \(levels.count - 1)")
             }
-            var tile = [UInt8](repeating: 0, count: tileSize * tileSize * channels)
-            for y0 in stride(from: 0, to: h, by: tileSize) {
-                let rows = min(tileSize, h - y0)
+            var tile = [UInt8](repeating: 0, count: side * side * channels)
+            for y0 in stride(from: 0, to: h, by: side) {
+                let rows = min(side, h - y0)
                 let band = try pixels(levels.count - 1, w, y0, rows)
                 guard band.count == w * rows * channels else {
                     throw ImageCodecError.encodeFailed(reason: "\(path): level \(levels.count - 1) band at row \(y0) has \(band.count) bytes, not \(w * rows * channels)")
                 }
-                for x0 in stride(from: 0, to: w, by: tileSize) {
+                for x0 in stride(from: 0, to: w, by: side) {
                     // Edge tiles are padded with the last row and column (JPEG blocks then stay clean).
-                    let inside = min(tileSize, w - x0)
+                    let inside = min(side, w - x0)
                     band.withUnsafeBufferPointer { source in
                         tile.withUnsafeMutableBufferPointer { target in
-                            for ty in 0..<tileSize {
+                            for ty in 0..<side {
                                 let from = source.baseAddress! + (min(ty, rows - 1) * w + x0) * channels
-                                let to = target.baseAddress! + ty * tileSize * channels
+                                let to = target.baseAddress! + ty * side * channels
                                 to.update(from: from, count: inside * channels)
-                                for tx in inside..<tileSize {
+                                for tx in inside..<side {
                                     (to + tx * channels).update(from: from + (inside - 1) * channels, count: channels)
                                 }
                             }
