@@ -9,14 +9,13 @@ public struct ClassColour: Equatable, Sendable {
 /// An object to export: a region, with QuPath's object type, class and measurements.
 public struct ExportedObject: Sendable {
     public var polygons: [Polygon]
-    /// QuPath's `objectType`: `annotation`, `detection` or `tile`.
-    public var objectType: String
+    public var objectType: QuPathObjectType
     public var className: String?
     public var colour: ClassColour?
     public var name: String?
     public var measurements: [(name: String, value: Double)]
 
-    public init(polygons: [Polygon], objectType: String, className: String? = nil, colour: ClassColour? = nil, name: String? = nil,
+    public init(polygons: [Polygon], objectType: QuPathObjectType, className: String? = nil, colour: ClassColour? = nil, name: String? = nil,
                 measurements: [(name: String, value: Double)] = []) {
         self.polygons = polygons
         self.objectType = objectType
@@ -33,6 +32,11 @@ public struct ExportedObject: Sendable {
 }
 
 /// GeoJSON as QuPath's "Import objects" and Python's json/shapely/geopandas read it: a
+/// QuPath's `objectType`: what an object becomes when QuPath imports it.
+public enum QuPathObjectType: String, CaseIterable, Sendable {
+    case tile, detection, annotation
+}
+
 /// FeatureCollection of Polygon/MultiPolygon features in level-0 pixels, each with `objectType`,
 /// `classification {name, color}` and a `measurements` map.
 public enum GeoJSONWriter {
@@ -60,7 +64,7 @@ public enum GeoJSONWriter {
         let geometry = object.polygons.count == 1
             ? "{\"type\":\"Polygon\",\"coordinates\":\(polygon(object.polygons[0]))}"
             : "{\"type\":\"MultiPolygon\",\"coordinates\":[\(object.polygons.map(polygon).joined(separator: ","))]}"
-        var properties = ["\"objectType\":\(quoted(object.objectType))"]
+        var properties = ["\"objectType\":\(quoted(object.objectType.rawValue))"]
         if let name = object.name { properties.append("\"name\":\(quoted(name))") }
         if let className = object.className {
             let colour = object.colour.map { ",\"color\":[\($0.red),\($0.green),\($0.blue)]" } ?? ""

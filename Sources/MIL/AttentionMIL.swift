@@ -231,29 +231,32 @@ public final class AttentionMIL {
         let fromB = try attentionB.backward(gate.gradientV.pointer)                                     // N×L
         for i in 0..<(n * l) { dh[i] += fromA[i] + fromB[i] }
 
-        // Instance branch: CE averaged over each classifier's rows, then over classes.
-        if usesInstances {
-            let classScale = (1 - Float(config.bagWeight)) / (config.subtyping ? Float(config.classes) : 1)
-            for c in 0..<config.classes where !instanceRows[c].isEmpty {
-                let rows = instanceRows[c]
-                let logits = instanceClassifiers[c].output.pointer
-                var dInstance = [Float](repeating: 0, count: 2 * rows.count)
-                let scale = classScale / Float(rows.count)
-                for r in 0..<rows.count {
-                    var pair = [logits[2 * r], logits[2 * r + 1]]
-                    pair.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, count: 2) }
-                    dInstance[2 * r] = scale * (pair[0] - (instanceTargets[c][r] == 0 ? 1 : 0))
-                    dInstance[2 * r + 1] = scale * (pair[1] - (instanceTargets[c][r] == 1 ? 1 : 0))
-                }
-                let dRows = try dInstance.withUnsafeBufferPointer { try instanceClassifiers[c].backward($0.baseAddress!) } // rows×L
-                for (r, row) in rows.enumerated() {
-                    for j in 0..<l { dh[row * l + j] += dRows[r * l + j] }
-                }
-            }
-        }
+        if usesInstances { try instanceBackward(into: dh) }
 
         let dRectified = dropout.backward(dh)                                                       // N×L
         let dPreActivation = relu.backward(dRectified)                                              // N×L
         try hiddenLayer.backward(dPreActivation)
+    }
+
+    /// The instance branch: CE averaged over each classifier's rows, then over classes, added to `dh`.
+    private func instanceBackward(into dh: UnsafeMutablePointer<Float>) throws {
+        let l = config.hidden
+        let classScale = (1 - Float(config.bagWeight)) / (config.subtyping ? Float(config.classes) : 1)
+        for c in 0..<config.classes where !instanceRows[c].isEmpty {
+            let rows = instanceRows[c]
+            let logits = instanceClassifiers[c].output.pointer
+            var dInstance = [Float](repeating: 0, count: 2 * rows.count)
+            let scale = classScale / Float(rows.count)
+            for r in 0..<rows.count {
+                var pair = [logits[2 * r], logits[2 * r + 1]]
+                pair.withUnsafeMutableBufferPointer { softmaxInPlace($0.baseAddress!, count: 2) }
+                dInstance[2 * r] = scale * (pair[0] - (instanceTargets[c][r] == 0 ? 1 : 0))
+                dInstance[2 * r + 1] = scale * (pair[1] - (instanceTargets[c][r] == 1 ? 1 : 0))
+            }
+            let dRows = try dInstance.withUnsafeBufferPointer { try instanceClassifiers[c].backward($0.baseAddress!) } // rows×L
+            for (r, row) in rows.enumerated() {
+                for j in 0..<l { dh[row * l + j] += dRows[r * l + j] }
+            }
+        }
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 
 /// AdamW with PyTorch semantics: decoupled decay (w −= lr·wd·w) before the bias-corrected Adam
-/// update; parameters with `decay == false` skip the decay.
+/// update; parameters with `decay == false` skip the decay. A parameter's `learningRateScale`
+/// multiplies the learning rate (PyTorch's per-group `lr`); at 0 it is left exactly as it is.
 public final class AdamW {
     public var learningRate: Float
     public let beta1: Float
@@ -42,10 +43,11 @@ public final class AdamW {
         step += 1
         let correction1 = 1 - pow(Double(beta1), Double(step))
         let correction2 = 1 - pow(Double(beta2), Double(step))
-        let stepSize = Float(Double(learningRate) / correction1)
         let sqrtCorrection2 = Float(correction2.squareRoot())
         let (beta1, beta2, epsilon) = (beta1, beta2, epsilon)
-        for (index, p) in parameters.enumerated() {
+        for (index, p) in parameters.enumerated() where p.learningRateScale > 0 {
+            let learningRate = learningRate * p.learningRateScale
+            let stepSize = Float(Double(learningRate) / correction1)
             let w = p.value.pointer, g = p.grad.pointer
             let m = firstMoments[index].pointer, v = secondMoments[index].pointer
             let decay: Float = p.decay ? 1 - learningRate * weightDecay : 1

@@ -73,6 +73,9 @@ public final class Parameter: @unchecked Sendable {
     public let value: Buffer
     public let grad: Buffer
     public var decay: Bool
+    /// The optimiser's learning rate is multiplied by this: below 1 for the layers of a published
+    /// encoder being adapted (layer-wise decay), 0 for a frozen one.
+    public var learningRateScale: Float = 1
 
     public init(_ name: String, shape: [Int], decay: Bool? = nil) {
         self.name = name

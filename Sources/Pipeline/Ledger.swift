@@ -19,8 +19,11 @@ public enum ItemStatus: String, Sendable {
     case running, done, failed
 }
 
-/// One slide × stage row (global stages use slide "*").
+/// One slide × stage row.
 public struct LedgerRow: Equatable, Sendable {
+    /// The slide key of a global stage's row, which runs once for the whole batch.
+    public static let wholeBatch = "*"
+
     public var slide: String
     public var stage: String
     public var status: ItemStatus

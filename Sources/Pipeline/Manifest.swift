@@ -46,119 +46,8 @@ public struct Manifest: Sendable {
     }
 
     public static func parse(_ text: String, path: String) throws -> Manifest {
-        let root = try YAMLNode.parse(text, file: path)
-        let base = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        func fail(_ node: YAMLNode, _ message: String) -> ManifestError { ManifestError(file: path, at: node, message) }
-        func resolve(_ relative: String) -> String {
-            relative.hasPrefix("/") ? relative : URL(fileURLWithPath: base + "/" + relative).standardizedFileURL.path
-        }
-
-        guard let top = root.mapping else { throw fail(root, "a manifest is a mapping with 'stages' (and optional 'name', 'slides', 'output')") }
-        for entry in top where !["name", "slides", "output", "stages"].contains(entry.key) {
-            throw fail(entry.keyNode, "unknown key '\(entry.key)' (expected name, slides, output, stages)")
-        }
-        for key in ["name", "slides", "output"] {
-            if let node = root[key], node.scalar?.isEmpty ?? true { throw fail(node, "'\(key)' must be a single non-empty value") }
-        }
-        guard let stagesNode = root["stages"] else { throw fail(root, "missing 'stages'") }
-        guard let items = stagesNode.sequence, !items.isEmpty else { throw fail(stagesNode, "'stages' must be a non-empty list") }
-
-        var entries: [StageEntry] = []
-        var nodes: [String: YAMLNode] = [:]
-        var pendingInputs: [(id: String, name: String, value: String, node: YAMLNode)] = []
-        for item in items {
-            guard let fields = item.mapping else { throw fail(item, "a stage is a mapping with 'stage' and optional 'id', 'params', 'inputs', 'output'") }
-            for field in fields where !["stage", "id", "params", "inputs", "output"].contains(field.key) {
-                throw fail(field.keyNode, "unknown key '\(field.key)' in a stage (expected stage, id, params, inputs, output)")
-            }
-            guard let kindNode = item["stage"], let kind = kindNode.scalar else { throw fail(item, "missing 'stage' (the stage's kind)") }
-            guard let type = StageRegistry.stage(kind: kind) else {
-                throw fail(kindNode, "unknown stage '\(kind)' (known: \(StageRegistry.all.map { $0.kind }.joined(separator: ", ")))")
-            }
-            let idNode = item["id"] ?? kindNode
-            guard let id = item["id"].map({ $0.scalar }) ?? kind else { throw fail(idNode, "'id' must be a single value") }
-            guard id.range(of: "^[A-Za-z0-9][A-Za-z0-9_-]*$", options: .regularExpression) != nil else {
-                throw fail(idNode, "stage id '\(id)' may hold only letters, digits, '-' and '_'")
-            }
-            guard nodes[id] == nil else { throw fail(idNode, "stage id '\(id)' is used twice; give one an 'id'") }
-            nodes[id] = idNode
-
-            let parameters = try decodeParameters(item["params"], at: item, type: type, file: path, resolve: resolve)
-            let stage: any Stage
-            do { stage = try type.init(parameters) } catch {
-                throw fail(item["params"] ?? kindNode, "\(kind): \(error)")
-            }
-
-            // Inputs are resolved once every stage id is known (a stage may read a later-listed one).
-            if let inputsNode = item["inputs"] {
-                guard let pairs = inputsNode.mapping else { throw fail(inputsNode, "'inputs' must map input names to stage ids or paths") }
-                for pair in pairs {
-                    guard let spec = type.inputs.first(where: { $0.name == pair.key }) else {
-                        throw fail(pair.keyNode, "\(kind) has no input '\(pair.key)' (inputs: \(type.inputs.map(\.name).joined(separator: ", ")))")
-                    }
-                    let values = pair.value.sequence ?? [pair.value]
-                    guard !values.isEmpty, spec.multiple || values.count == 1 else {
-                        throw fail(pair.value, "input '\(pair.key)' takes \(spec.multiple ? "one or more stage ids or paths" : "one stage id or path")")
-                    }
-                    for value in values {
-                        guard let text = value.scalar, !text.isEmpty else { throw fail(value, "input '\(pair.key)' must be a stage id or a path") }
-                        pendingInputs.append((id, pair.key, text, value))
-                    }
-                }
-            }
-            for spec in type.inputs where item["inputs"]?[spec.name] == nil {
-                if spec.required {
-                    throw fail(item, "\(kind) needs input '\(spec.name)' (\(spec.help))")
-                }
-                if let other = spec.unlessParameter, item["params"]?[other] == nil {
-                    throw fail(item, "\(kind) needs input '\(spec.name)' or parameter '\(other)' (\(spec.help))")
-                }
-            }
-
-            let output: String
-            if let outputNode = item["output"] {
-                guard let value = outputNode.scalar, !value.isEmpty else { throw fail(outputNode, "'output' must be a folder name") }
-                output = try containedOutput(value, node: outputNode, file: path)
-            } else {
-                output = id
-            }
-            entries.append(StageEntry(id: id, type: type, stage: stage, parameters: parameters, inputs: [:], output: output))
-        }
-
-        // Inputs: a known stage id, else a path that must exist. A stage of the wrong kind is
-        // reported after the order is known, so a cycle is named as one.
-        var wrongKinds: [ManifestError] = []
-        for pending in pendingInputs {
-            guard let index = entries.firstIndex(where: { $0.id == pending.id }) else { continue }
-            let source: InputSource
-            if nodes[pending.value] != nil {
-                guard pending.value != pending.id else { throw fail(pending.node, "stage '\(pending.id)' cannot read its own output") }
-                let reader = entries[index].type, upstream = entries.first { $0.id == pending.value }?.type.kind
-                if let upstream, let kinds = reader.inputs.first(where: { $0.name == pending.name })?.reads, !kinds.contains(upstream) {
-                    wrongKinds.append(fail(pending.node, "input '\(pending.name)' of \(reader.kind) reads the output of "
-                                           + kinds.joined(separator: " or ") + ", not of \(upstream) (stage '\(pending.value)')"))
-                }
-                source = .stage(pending.value)
-            } else {
-                let resolved = resolve(pending.value)
-                guard FileManager.default.fileExists(atPath: resolved) else {
-                    throw fail(pending.node, "input '\(pending.name)': '\(pending.value)' is neither a stage id nor an existing path (\(resolved))")
-                }
-                source = .path(resolved)
-            }
-            entries[index].inputs[pending.name, default: []].append(source)
-        }
-        let outputs = entries.map(\.output)
-        for (i, a) in outputs.enumerated() {
-            for b in outputs[(i + 1)...] where a == b || a.hasPrefix(b + "/") || b.hasPrefix(a + "/") {
-                throw fail(stagesNode, "two stages write into the same output folder ('\(a)' and '\(b)')")
-            }
-        }
-
-        let ordered = try topologicalOrder(entries, nodes: nodes, file: path)
-        if let wrongKind = wrongKinds.first { throw wrongKind }
-        return Manifest(path: path, name: root["name"]?.scalar ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
-                        slides: root["slides"]?.scalar.map(resolve), output: root["output"]?.scalar.map(resolve), stages: ordered)
+        var parser = ManifestParser(path: path)
+        return try parser.parse(try YAMLNode.parse(text, file: path))
     }
 
     /// A manifest of one stage, as `wsi <stage> ...` runs it: inputs are paths, the output folder
@@ -236,5 +125,161 @@ public struct Manifest: Sendable {
             ordered.append(remaining.remove(at: next))
         }
         return ordered
+    }
+}
+
+/// Reads a manifest in phases: the top level, each stage (kind, id, parameters, inputs named,
+/// output folder), then the inputs resolved against every stage id, the outputs checked apart,
+/// and the stages put in order.
+private struct ManifestParser {
+    /// An input as written, resolved once every stage id is known (a stage may read a later one).
+    struct PendingInput {
+        var id: String
+        var name: String
+        var value: String
+        var node: YAMLNode
+    }
+
+    let path: String
+    let base: String
+    var entries: [StageEntry] = []
+    /// Each stage id and where it was written.
+    var nodes: [String: YAMLNode] = [:]
+    var pendingInputs: [PendingInput] = []
+
+    init(path: String) {
+        self.path = path
+        base = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    }
+
+    func fail(_ node: YAMLNode, _ message: String) -> ManifestError { ManifestError(file: path, at: node, message) }
+
+    func resolve(_ relative: String) -> String {
+        relative.hasPrefix("/") ? relative : URL(fileURLWithPath: base + "/" + relative).standardizedFileURL.path
+    }
+
+    mutating func parse(_ root: YAMLNode) throws -> Manifest {
+        let items = try stageItems(root)
+        for item in items { try parseStage(item) }
+        let wrongKinds = try resolveInputs()
+        try checkOutputsApart(root["stages"] ?? root)
+        let ordered = try Manifest.topologicalOrder(entries, nodes: nodes, file: path)
+        if let wrongKind = wrongKinds.first { throw wrongKind }
+        return Manifest(path: path, name: root["name"]?.scalar ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent,
+                        slides: root["slides"]?.scalar.map(resolve), output: root["output"]?.scalar.map(resolve), stages: ordered)
+    }
+
+    /// The top level's keys checked; the stage list.
+    func stageItems(_ root: YAMLNode) throws -> [YAMLNode] {
+        guard let top = root.mapping else { throw fail(root, "a manifest is a mapping with 'stages' (and optional 'name', 'slides', 'output')") }
+        for entry in top where !["name", "slides", "output", "stages"].contains(entry.key) {
+            throw fail(entry.keyNode, "unknown key '\(entry.key)' (expected name, slides, output, stages)")
+        }
+        for key in ["name", "slides", "output"] {
+            if let node = root[key], node.scalar?.isEmpty ?? true { throw fail(node, "'\(key)' must be a single non-empty value") }
+        }
+        guard let stagesNode = root["stages"] else { throw fail(root, "missing 'stages'") }
+        guard let items = stagesNode.sequence, !items.isEmpty else { throw fail(stagesNode, "'stages' must be a non-empty list") }
+        return items
+    }
+
+    mutating func parseStage(_ item: YAMLNode) throws {
+        guard let fields = item.mapping else { throw fail(item, "a stage is a mapping with 'stage' and optional 'id', 'params', 'inputs', 'output'") }
+        for field in fields where !["stage", "id", "params", "inputs", "output"].contains(field.key) {
+            throw fail(field.keyNode, "unknown key '\(field.key)' in a stage (expected stage, id, params, inputs, output)")
+        }
+        guard let kindNode = item["stage"], let kind = kindNode.scalar else { throw fail(item, "missing 'stage' (the stage's kind)") }
+        guard let type = StageRegistry.stage(kind: kind) else {
+            throw fail(kindNode, "unknown stage '\(kind)' (known: \(StageRegistry.all.map { $0.kind }.joined(separator: ", ")))")
+        }
+        let id = try stageID(item, kind: kind, kindNode: kindNode)
+        let parameters = try Manifest.decodeParameters(item["params"], at: item, type: type, file: path, resolve: resolve)
+        let stage: any Stage
+        do { stage = try type.init(parameters) } catch {
+            throw fail(item["params"] ?? kindNode, "\(kind): \(error)")
+        }
+        try collectInputs(item, id: id, type: type)
+        entries.append(StageEntry(id: id, type: type, stage: stage, parameters: parameters, inputs: [:], output: try outputFolder(item, id: id)))
+    }
+
+    mutating func stageID(_ item: YAMLNode, kind: String, kindNode: YAMLNode) throws -> String {
+        let idNode = item["id"] ?? kindNode
+        guard let id = item["id"].map({ $0.scalar }) ?? kind else { throw fail(idNode, "'id' must be a single value") }
+        guard id.range(of: "^[A-Za-z0-9][A-Za-z0-9_-]*$", options: .regularExpression) != nil else {
+            throw fail(idNode, "stage id '\(id)' may hold only letters, digits, '-' and '_'")
+        }
+        guard nodes[id] == nil else { throw fail(idNode, "stage id '\(id)' is used twice; give one an 'id'") }
+        nodes[id] = idNode
+        return id
+    }
+
+    /// The inputs a stage names, kept for `resolveInputs`; a required one missing is refused here.
+    mutating func collectInputs(_ item: YAMLNode, id: String, type: any Stage.Type) throws {
+        if let inputsNode = item["inputs"] {
+            guard let pairs = inputsNode.mapping else { throw fail(inputsNode, "'inputs' must map input names to stage ids or paths") }
+            for pair in pairs {
+                guard let spec = type.inputs.first(where: { $0.name == pair.key }) else {
+                    throw fail(pair.keyNode, "\(type.kind) has no input '\(pair.key)' (inputs: \(type.inputs.map(\.name).joined(separator: ", ")))")
+                }
+                let values = pair.value.sequence ?? [pair.value]
+                guard !values.isEmpty, spec.multiple || values.count == 1 else {
+                    throw fail(pair.value, "input '\(pair.key)' takes \(spec.multiple ? "one or more stage ids or paths" : "one stage id or path")")
+                }
+                for value in values {
+                    guard let text = value.scalar, !text.isEmpty else { throw fail(value, "input '\(pair.key)' must be a stage id or a path") }
+                    pendingInputs.append(PendingInput(id: id, name: pair.key, value: text, node: value))
+                }
+            }
+        }
+        for spec in type.inputs where item["inputs"]?[spec.name] == nil {
+            if spec.required {
+                throw fail(item, "\(type.kind) needs input '\(spec.name)' (\(spec.help))")
+            }
+            if let other = spec.unlessParameter, item["params"]?[other] == nil {
+                throw fail(item, "\(type.kind) needs input '\(spec.name)' or parameter '\(other)' (\(spec.help))")
+            }
+        }
+    }
+
+    func outputFolder(_ item: YAMLNode, id: String) throws -> String {
+        guard let outputNode = item["output"] else { return id }
+        guard let value = outputNode.scalar, !value.isEmpty else { throw fail(outputNode, "'output' must be a folder name") }
+        return try Manifest.containedOutput(value, node: outputNode, file: path)
+    }
+
+    /// Each input becomes a known stage id, else a path that must exist. A stage of the wrong
+    /// kind is returned, to be reported after the order is known, so a cycle is named as one.
+    mutating func resolveInputs() throws -> [ManifestError] {
+        var wrongKinds: [ManifestError] = []
+        for pending in pendingInputs {
+            guard let index = entries.firstIndex(where: { $0.id == pending.id }) else { continue }
+            let source: InputSource
+            if nodes[pending.value] != nil {
+                guard pending.value != pending.id else { throw fail(pending.node, "stage '\(pending.id)' cannot read its own output") }
+                let reader = entries[index].type, upstream = entries.first { $0.id == pending.value }?.type.kind
+                if let upstream, let kinds = reader.inputs.first(where: { $0.name == pending.name })?.reads, !kinds.contains(upstream) {
+                    wrongKinds.append(fail(pending.node, "input '\(pending.name)' of \(reader.kind) reads the output of "
+                                           + kinds.joined(separator: " or ") + ", not of \(upstream) (stage '\(pending.value)')"))
+                }
+                source = .stage(pending.value)
+            } else {
+                let resolved = resolve(pending.value)
+                guard FileManager.default.fileExists(atPath: resolved) else {
+                    throw fail(pending.node, "input '\(pending.name)': '\(pending.value)' is neither a stage id nor an existing path (\(resolved))")
+                }
+                source = .path(resolved)
+            }
+            entries[index].inputs[pending.name, default: []].append(source)
+        }
+        return wrongKinds
+    }
+
+    func checkOutputsApart(_ stagesNode: YAMLNode) throws {
+        let outputs = entries.map(\.output)
+        for (i, a) in outputs.enumerated() {
+            for b in outputs[(i + 1)...] where a == b || a.hasPrefix(b + "/") || b.hasPrefix(a + "/") {
+                throw fail(stagesNode, "two stages write into the same output folder ('\(a)' and '\(b)')")
+            }
+        }
     }
 }

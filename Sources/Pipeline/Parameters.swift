@@ -159,8 +159,15 @@ public struct ParameterSpec: Sendable {
 /// Decoded, typed parameters of one stage, defaults filled in.
 public struct StageParameters: Sendable {
     public var values: [String: ParameterValue]
+    /// The names declared for these values, when known. Reading an option outside them is a
+    /// mistake in the program (the option would always read as its default), which the stage
+    /// tests catch by building every stage.
+    private let declared: Set<String>?
 
-    public init(_ values: [String: ParameterValue]) { self.values = values }
+    public init(_ values: [String: ParameterValue]) {
+        self.values = values
+        declared = nil
+    }
 
     /// Fills in defaults and checks that the required ones were given.
     public init(_ given: [String: ParameterValue], specs: [ParameterSpec]) throws {
@@ -170,32 +177,19 @@ public struct StageParameters: Sendable {
             else if spec.required { throw ParameterProblem(description: "needs \(spec.name) (\(spec.help))") }
         }
         self.values = values
+        declared = Set(specs.map(\.name))
     }
 
-    public func int(_ name: String) -> Int? {
-        if case let .int(v)? = values[name] { return v }
-        return nil
+    public subscript<Value>(option: Option<Value>) -> Value {
+        precondition(declared?.contains(option.name) ?? true, "option '\(option.name)' is read but not declared")
+        return option.value(in: values)
     }
 
-    public func double(_ name: String) -> Double? {
-        switch values[name] {
-        case let .double(v)?: return v
-        case let .int(v)?: return Double(v)
-        default: return nil
-        }
-    }
+    /// Generic readers for the pipeline's own machinery, which walks declarations by name
+    /// (inputs, path parameters); stages read through their `Option`s.
+    func string(_ name: String) -> String? { stringValue(values[name]) }
 
-    public func bool(_ name: String) -> Bool {
-        if case let .bool(v)? = values[name] { return v }
-        return false
-    }
-
-    public func string(_ name: String) -> String? {
-        if case let .string(v)? = values[name] { return v }
-        return nil
-    }
-
-    public func strings(_ name: String) -> [String] {
+    func strings(_ name: String) -> [String] {
         switch values[name] {
         case let .strings(v)?: return v
         case let .string(v)?: return [v]
@@ -207,5 +201,158 @@ public struct StageParameters: Sendable {
     /// set changes results; how a run is scheduled does not).
     func fingerprint(of names: [String]) -> String {
         values.filter { names.contains($0.key) }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ";")
+    }
+}
+
+/// An option's declaration together with the Swift type a stage reads it as, so a value is read
+/// through its declaration (`parameters[Self.size]`), its default written once, and a choice
+/// arrives as its enum.
+public struct Option<Value: Sendable>: Sendable {
+    public let spec: ParameterSpec
+    private let decode: @Sendable (ParameterValue?) -> Value
+
+    public var name: String { spec.name }
+
+    private init(_ spec: ParameterSpec, decode: @escaping @Sendable (ParameterValue?) -> Value) {
+        self.spec = spec
+        self.decode = decode
+    }
+
+    func value(in values: [String: ParameterValue]) -> Value { decode(values[spec.name]) }
+}
+
+private func intValue(_ value: ParameterValue?) -> Int? {
+    if case let .int(v)? = value { return v }
+    return nil
+}
+
+private func doubleValue(_ value: ParameterValue?) -> Double? {
+    switch value {
+    case let .double(v)?: return v
+    case let .int(v)?: return Double(v)
+    default: return nil
+    }
+}
+
+private func stringValue(_ value: ParameterValue?) -> String? {
+    if case let .string(v)? = value { return v }
+    return nil
+}
+
+extension Option where Value == Int {
+    public init(_ name: String, _ range: ClosedRange<Int>, default value: Int, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, .int(range), default: .int(value), manifest: manifest, placeholder: placeholder, help: help)) {
+            intValue($0) ?? value
+        }
+    }
+}
+
+extension Option where Value == Int? {
+    public init(_ name: String, _ range: ClosedRange<Int>, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, .int(range), manifest: manifest, placeholder: placeholder, help: help), decode: intValue)
+    }
+}
+
+extension Option where Value == Double {
+    public init(_ name: String, _ range: ClosedRange<Double>, default value: Double, manifest: Bool = true, placeholder: String? = nil,
+                help: String) {
+        self.init(ParameterSpec(name, .double(range), default: .double(value), manifest: manifest, placeholder: placeholder, help: help)) {
+            doubleValue($0) ?? value
+        }
+    }
+}
+
+extension Option where Value == Double? {
+    public init(_ name: String, _ range: ClosedRange<Double>, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, .double(range), manifest: manifest, placeholder: placeholder, help: help), decode: doubleValue)
+    }
+}
+
+extension Option where Value == Bool {
+    /// A switch; `--no-name` on the command line when it is on by default.
+    public init(_ name: String, default value: Bool, manifest: Bool = true, help: String) {
+        self.init(ParameterSpec(name, .bool, default: .bool(value), manifest: manifest, help: help)) {
+            if case let .bool(v)? = $0 { return v }
+            return value
+        }
+    }
+}
+
+/// How a text option is checked: free text, an existing path, or a name from a list or else a file.
+public enum TextKind: Sendable {
+    case text
+    case path
+    case nameOrPath([String])
+    /// One of names known only when the program runs (presets).
+    case oneOf([String])
+
+    var parameterType: ParameterType {
+        switch self {
+        case .text: return .string
+        case let .oneOf(names): return .choice(names)
+        case .path: return .path
+        case let .nameOrPath(names): return .nameOrPath(names)
+        }
+    }
+}
+
+extension Option where Value == String? {
+    public init(_ name: String, _ kind: TextKind, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, kind.parameterType, manifest: manifest, placeholder: placeholder, help: help), decode: stringValue)
+    }
+}
+
+extension Option where Value == String {
+    /// Text that must be given: the parameters refuse to exist without it.
+    public init(required name: String, _ kind: TextKind, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, kind.parameterType, required: true, manifest: manifest, placeholder: placeholder, help: help)) {
+            stringValue($0) ?? ""
+        }
+    }
+
+    /// Text with a default.
+    public init(_ name: String, _ kind: TextKind, default value: String, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, kind.parameterType, default: .string(value), manifest: manifest, placeholder: placeholder, help: help)) {
+            stringValue($0) ?? value
+        }
+    }
+}
+
+extension Option where Value == [String] {
+    /// Repeatable on the command line, a list in a manifest.
+    public init(_ name: String, required: Bool = false, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, .strings, required: required, manifest: manifest, placeholder: placeholder, help: help)) {
+            switch $0 {
+            case let .strings(v)?: return v
+            case let .string(v)?: return [v]
+            default: return []
+            }
+        }
+    }
+}
+
+extension Option where Value: CaseIterable & RawRepresentable, Value.RawValue == String {
+    /// One of the enum's cases, spelt as their raw values.
+    public init(_ name: String, default value: Value, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, .choice(Value.allCases.map(\.rawValue)), default: .string(value.rawValue), manifest: manifest,
+                                placeholder: placeholder, help: help)) {
+            stringValue($0).flatMap(Value.init(rawValue:)) ?? value
+        }
+    }
+}
+
+/// An optional choice: nil when not given.
+public protocol OptionalChoice: ExpressibleByNilLiteral {
+    associatedtype Wrapped: CaseIterable & RawRepresentable where Wrapped.RawValue == String
+    init(_ some: Wrapped)
+}
+
+extension Optional: OptionalChoice where Wrapped: CaseIterable & RawRepresentable, Wrapped.RawValue == String {}
+
+extension Option where Value: OptionalChoice {
+    public init(_ name: String, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, .choice(Value.Wrapped.allCases.map(\.rawValue)), manifest: manifest, placeholder: placeholder, help: help)) {
+            stringValue($0).flatMap(Value.Wrapped.init(rawValue:)).map(Value.init) ?? nil
+        }
     }
 }

@@ -32,8 +32,8 @@ public enum Report {
         """
         html += statusTable(run: run, rows: rows)
         // Batch sections of the global stages that finished.
-        for stage in run.stages where stage.scope == StageScope.global.rawValue {
-            guard let type = StageRegistry.stage(kind: stage.kind), rows.contains(where: { $0.slide == "*" && $0.stage == stage.id && $0.status == .done }) else { continue }
+        for stage in run.stages where stage.scope == .global {
+            guard let type = StageRegistry.stage(kind: stage.kind), rows.contains(where: { $0.slide == LedgerRow.wholeBatch && $0.stage == stage.id && $0.status == .done }) else { continue }
             let part = type.report(StageOutputLocation(root: outputRoot, folder: stage.output, stageID: stage.id, slide: nil))
             html += part.html + pictures(part.figures, root: outputRoot)
         }
@@ -50,11 +50,11 @@ public enum Report {
 
     static func statusTable(run: RunDescription, rows: [LedgerRow]) -> String {
         var html = "<h2>Status</h2><table><tr><th>slide</th>" + run.stages.map { "<th>\(escape($0.id))</th>" }.joined() + "</tr>"
-        let keys = run.slides.map(SlideDiscovery.stem) + (run.stages.contains { $0.scope == StageScope.global.rawValue } ? ["*"] : [])
+        let keys = run.slides.map(SlideDiscovery.stem) + (run.stages.contains { $0.scope == .global } ? [LedgerRow.wholeBatch] : [])
         for key in keys {
-            html += "<tr><td>\(key == "*" ? "(whole batch)" : escape(key))</td>"
+            html += "<tr><td>\(key == LedgerRow.wholeBatch ? "(whole batch)" : escape(key))</td>"
             for stage in run.stages {
-                let applies = (stage.scope == StageScope.global.rawValue) == (key == "*")
+                let applies = (stage.scope == .global) == (key == LedgerRow.wholeBatch)
                 guard applies else { html += "<td></td>"; continue }
                 if let row = rows.first(where: { $0.slide == key && $0.stage == stage.id }) {
                     html += "<td class=\"\(row.status.rawValue)\">\(row.status.rawValue) \(String(format: "%.1f s", row.seconds))</td>"
@@ -76,8 +76,8 @@ public enum Report {
         for stage in run.stages {
             // Only finished results: a withdrawn or failed item shows nothing from before.
             guard let type = StageRegistry.stage(kind: stage.kind) else { continue }
-            let global = stage.scope == StageScope.global.rawValue
-            guard rows.contains(where: { $0.slide == (global ? "*" : stem) && $0.stage == stage.id && $0.status == .done }) else { continue }
+            let global = stage.scope == .global
+            guard rows.contains(where: { $0.slide == (global ? LedgerRow.wholeBatch : stem) && $0.stage == stage.id && $0.status == .done }) else { continue }
             let part = type.report(StageOutputLocation(root: root, folder: global ? stage.output : stage.output + "/" + stem,
                                                        stageID: stage.id, slide: stem))
             html += part.html

@@ -42,7 +42,7 @@ public struct RunDescription: Codable, Sendable {
     public struct StageInfo: Codable, Equatable, Sendable {
         public var id: String
         public var kind: String
-        public var scope: String
+        public var scope: StageScope
         public var output: String
     }
     public var manifest: String
@@ -119,7 +119,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 }
                 let outcome: ItemOutcome
                 do { outcome = try runItem(entry, slide: nil) } catch { outcome = .failed(error) }
-                record(outcome, into: &box.summary, entry: entry, slide: "*")
+                record(outcome, into: &box.summary, entry: entry, slide: LedgerRow.wholeBatch)
             } else {
                 let counter = Counter()
                 let showInner = options.showProgress && options.jobs == 1
@@ -144,7 +144,7 @@ public final class PipelineRunner: @unchecked Sendable {
     private func writeDescription() throws {
         let path = options.output + "/" + RunDescription.fileName
         var description = RunDescription(manifest: manifest.path, name: manifest.name, slides: slides,
-                                         stages: manifest.stages.map { .init(id: $0.id, kind: $0.type.kind, scope: $0.type.scope.rawValue, output: $0.output) })
+                                         stages: manifest.stages.map { .init(id: $0.id, kind: $0.type.kind, scope: $0.type.scope, output: $0.output) })
         if options.mergesDescription, let data = FileManager.default.contents(atPath: path),
            let previous = try? JSONDecoder().decode(RunDescription.self, from: data) {
             let ids = Set(description.stages.map(\.id))
@@ -168,7 +168,7 @@ public final class PipelineRunner: @unchecked Sendable {
     }
 
     private func record(_ outcome: ItemOutcome, into summary: inout RunSummary, entry: StageEntry, slide: String) {
-        let name = slide == "*" ? "" : " " + SlideDiscovery.stem(of: slide)
+        let name = slide == LedgerRow.wholeBatch ? "" : " " + SlideDiscovery.stem(of: slide)
         switch outcome {
         case let .completed(seconds, note):
             summary.completed += 1
@@ -184,8 +184,8 @@ public final class PipelineRunner: @unchecked Sendable {
         }
     }
 
-    /// The ledger key of a slide (global stages use "*").
-    private func key(_ slide: String?) -> String { slide.map(SlideDiscovery.stem) ?? "*" }
+    /// The ledger key of a slide, or of the whole batch for a global stage.
+    private func key(_ slide: String?) -> String { slide.map(SlideDiscovery.stem) ?? LedgerRow.wholeBatch }
 
     private func outputFolder(_ entry: StageEntry, slide: String?) -> String {
         options.output + "/" + entry.output + (slide.map { "/" + SlideDiscovery.stem(of: $0) } ?? "")

@@ -2,7 +2,7 @@ import Cluster
 import Foundation
 
 /// Whether a stage runs once per slide or once for the whole batch.
-public enum StageScope: String, Sendable {
+public enum StageScope: String, Codable, Sendable {
     case perSlide = "per-slide"
     case global
 }

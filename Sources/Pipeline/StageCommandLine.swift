@@ -4,11 +4,10 @@ import Foundation
 /// what a manifest of that one stage runs (same options, defaults, checks, outputs, ledger).
 public enum StageCommandLine {
     /// How a run goes, for every stage command and `wsi run`; none of it changes a result.
-    public static let jobs = ParameterSpec("jobs", .int(1...256), default: .int(1), manifest: false,
-                                           help: "slides processed at once")
-    public static let quiet = ParameterSpec("quiet", .bool, default: .bool(false), manifest: false, help: "no progress bars")
-    static let out = ParameterSpec("out", .string, required: true, manifest: false, placeholder: "DIR",
-                                   help: "run folder: this stage writes DIR/<stage>/, the ledger is DIR/ledger.sqlite")
+    public static let jobs = Option<Int>("jobs", 1...256, default: 1, manifest: false, help: "slides processed at once")
+    public static let quiet = Option<Bool>("quiet", default: false, manifest: false, help: "no progress bars")
+    static let out = Option<String>(required: "out", .text, manifest: false, placeholder: "DIR",
+                                    help: "run folder: this stage writes DIR/<stage>/, the ledger is DIR/ledger.sqlite")
 
     public static func spec(_ type: any Stage.Type) -> CommandSpec {
         let inputs = type.inputs.map { input in
@@ -28,7 +27,7 @@ public enum StageCommandLine {
         Re-running the same command skips what is done; changed options or inputs redo it.
         """
         return CommandSpec(name: type.kind, summary: type.summary, synopsis: synopsis, details: details,
-                           options: [out] + inputs + type.parameters + (perSlide ? [jobs, quiet] : [quiet]))
+                           options: [out.spec] + inputs + type.parameters + (perSlide ? [jobs.spec, quiet.spec] : [quiet.spec]))
     }
 
     /// Parses a stage's command line into the one-stage manifest and run options it means.
@@ -60,10 +59,9 @@ public enum StageCommandLine {
         } catch let error as StageError {
             throw UsageError("\(error)")
         }
-        guard let output = values.string("out") else { throw UsageError("--out DIR is required") }
-        var options = RunOptions(slides: slides, output: output)
-        options.jobs = values.int("jobs") ?? 1
-        options.showProgress = !values.bool("quiet")
+        var options = RunOptions(slides: slides, output: values[out])
+        if type.scope == .perSlide { options.jobs = values[jobs] }
+        options.showProgress = !values[quiet]
         options.mergesDescription = true
         return (manifest, options)
     }

@@ -217,9 +217,11 @@ public struct GroupedEvaluation: Sendable {
 
     public init() {}
 
-    /// Cross-validates linear probe and kNN on `encoder`'s features, a fresh encoder of the same
-    /// architecture, and the colour histogram.
-    public func run(encoder: any PatchEncoder, patches: LabelledPatches, groups rule: GroupRule) throws -> EvaluationReport {
+    /// Cross-validates linear probe and kNN on `encoder`'s features, `baseline`'s (the weights an
+    /// adapted encoder started from), a fresh encoder of the same architecture, and the colour
+    /// histogram.
+    public func run(encoder: any PatchEncoder, baseline: (any PatchEncoder)? = nil, patches: LabelledPatches,
+                    groups rule: GroupRule) throws -> EvaluationReport {
         let pictureGroups = try patches.groups(by: rule)
         let size = encoder.tileSize
         let (dataset, labels, groups) = crops ? try EvaluationCrops.expand(patches, groups: pictureGroups, size: size)
@@ -231,17 +233,17 @@ public struct GroupedEvaluation: Sendable {
         let k = min(folds, distinct)
         let fold = GroupedFolds.assign(groups: groups, labels: labels, folds: k, seed: seed)
 
-        var extractor = FeatureExtractor(encoder: encoder)
-        extractor.showProgress = showProgress
-        let trained = try extractor.run(dataset)
-        var random = FeatureExtractor(encoder: encoder.randomlyInitialised(seed: seed))
-        random.showProgress = showProgress
-        let untrained = try random.run(dataset)
-        let histograms = try ColourHistogram.features(of: dataset)
-
+        func features(_ encoder: any PatchEncoder) throws -> [Float] {
+            var extractor = FeatureExtractor(encoder: encoder)
+            extractor.showProgress = showProgress
+            return try extractor.run(dataset)
+        }
         let width = encoder.featureWidth
-        let results = try [("checkpoint", trained, width), ("random init", untrained, width),
-                       ("colour histogram", histograms, ColourHistogram.width)].map { name, features, width in
+        var sets = [("checkpoint", try features(encoder), width)]
+        if let baseline { sets.append(("starting weights", try features(baseline), baseline.featureWidth)) }
+        sets.append(("random init", try features(encoder.randomlyInitialised(seed: seed)), width))
+        sets.append(("colour histogram", try ColourHistogram.features(of: dataset), ColourHistogram.width))
+        let results = try sets.map { name, features, width in
             try crossValidate(name: name, features: features, width: width, labels: labels, classes: patches.classes, fold: fold, folds: k)
         }
         return EvaluationReport(classes: patches.classes, samples: dataset.count, pictures: patches.dataset.count, groups: distinct,

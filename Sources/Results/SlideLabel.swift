@@ -12,17 +12,18 @@ public enum AggregationRule: Equatable, Sendable {
     /// Fraction of tiles whose probability of the class is at least the threshold.
     case fractionAbove(Double)
 
-    public static let names = ["mean", "max", "topk", "majority", "fraction"]
+    /// The rules as manifests and the command line name them; k and the threshold are options of their own.
+    public enum Kind: String, CaseIterable, Sendable {
+        case mean, max, topk, majority, fraction
+    }
 
-    /// The rule called `name` in manifests and on the command line; nil for an unknown name.
-    public init?(name: String, k: Int, threshold: Double) {
-        switch name {
-        case "mean": self = .mean
-        case "max": self = .max
-        case "topk": self = .topK(Swift.max(1, k))
-        case "majority": self = .majority
-        case "fraction": self = .fractionAbove(threshold)
-        default: return nil
+    public init(_ kind: Kind, k: Int, threshold: Double) {
+        switch kind {
+        case .mean: self = .mean
+        case .max: self = .max
+        case .topk: self = .topK(Swift.max(1, k))
+        case .majority: self = .majority
+        case .fraction: self = .fractionAbove(threshold)
         }
     }
 

@@ -20,7 +20,7 @@ extension SDMAEModel {
     /// Parameters and buffers under the spec's names (loadable by PyTorch's `load_state_dict`).
     public func stateTensors() -> [(name: String, shape: [Int], values: [Float])] {
         var tensors = parameters.map { (name: $0.name, shape: $0.shape, values: $0.value.array) }
-        tensors.append((name: "pos_embed", shape: [1, config.tokens, config.width], values: positions))
+        tensors += encoder.buffers
         tensors.append((name: "decoder_pos_embed", shape: [1, config.tokens, config.decoderWidth], values: decoderPositions))
         tensors.append((name: "center", shape: [1, config.prototypes], values: center))
         return tensors

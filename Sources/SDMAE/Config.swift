@@ -1,3 +1,4 @@
+import ViT
 /// How the reconstruction target is normalised (spec: per patch and channel by default).
 public enum TargetNormalisation: String, Codable, Sendable, CaseIterable {
     /// (x − mean) / (unbiased std + 1e-6) over the P·P pixels of each channel of each patch.
@@ -66,6 +67,8 @@ public struct SDMAEConfig: Codable, Equatable, Sendable {
     /// distribution and of the teacher's where L_sd trains it, so an answer shared by every image
     /// costs more than a spread of prototypes.
     public var meanEntropyWeight = 0.0
+    /// The published encoder this run adapts; nil: a new encoder.
+    public var encoderStart: EncoderStart?
 
     public init(imageSize: Int, patchSize: Int, width: Int, depth: Int, heads: Int, decoderWidth: Int, decoderDepth: Int,
                 decoderHeads: Int, headHidden: Int, bottleneck: Int, prototypes: Int) {
@@ -124,7 +127,7 @@ public struct SDMAEConfig: Codable, Equatable, Sendable {
         if imageSize % patchSize != 0 { return "image size \(imageSize) is not a multiple of patch size \(patchSize)" }
         if width % heads != 0 { return "encoder width \(width) is not divisible by \(heads) heads" }
         if decoderWidth % decoderHeads != 0 { return "decoder width \(decoderWidth) is not divisible by \(decoderHeads) heads" }
-        if width % 4 != 0 || decoderWidth % 4 != 0 { return "widths must be multiples of 4 for the sin-cos position table" }
+        if (encoderStart == nil && width % 4 != 0) || decoderWidth % 4 != 0 { return "widths must be multiples of 4 for the sin-cos position table" }
         if !maskRatio.isFinite || !(0..<1).contains(maskRatio) || visibleTokens < 1 { return "mask ratio \(maskRatio) leaves no visible token" }
         if !(0...1).contains(distillationWeight) { return "p must be in 0...1" }
         if !(meanEntropyWeight.isFinite && meanEntropyWeight >= 0) { return "the mean-entropy weight must be a number ≥ 0" }
@@ -154,5 +157,35 @@ extension SDMAEConfig {
         targetNormalisation = try c.decodeIfPresent(TargetNormalisation.self, forKey: .targetNormalisation) ?? targetNormalisation
         teacherTargets = try c.decodeIfPresent(TeacherTargets.self, forKey: .teacherTargets) ?? teacherTargets
         meanEntropyWeight = try c.decodeIfPresent(Double.self, forKey: .meanEntropyWeight) ?? meanEntropyWeight
+        encoderStart = try c.decodeIfPresent(EncoderStart.self, forKey: .encoderStart)
+    }
+}
+
+/// The published encoder an adaptation run starts from: its architecture, and fc1's width as
+/// its weights have it.
+public struct EncoderStart: Codable, Equatable, Sendable {
+    public var name: String
+    public var config: ViTConfig
+    public var hiddenWidth: Int
+
+    public init(name: String, config: ViTConfig, hiddenWidth: Int) {
+        self.name = name
+        self.config = config
+        self.hiddenWidth = hiddenWidth
+    }
+}
+
+extension SDMAEConfig {
+    /// SD-MAE around a published encoder: its input side, patch, width, depth and heads; a new
+    /// decoder of half its width (MAE's ratio at ViT-L) and four blocks, 64-wide heads; the
+    /// self-distillation heads of `small`.
+    public static func adapting(_ start: EncoderStart) -> SDMAEConfig {
+        let vit = start.config, half = vit.width / 2
+        let decoderWidth = half >= 64 ? half - half % 64 : max(4, half - half % 4)
+        var config = SDMAEConfig(imageSize: vit.transform.outputSize, patchSize: vit.patchSize, width: vit.width, depth: vit.depth,
+                                 heads: vit.heads, decoderWidth: decoderWidth, decoderDepth: 4, decoderHeads: max(1, decoderWidth / 64),
+                                 headHidden: small.headHidden, bottleneck: small.bottleneck, prototypes: small.prototypes)
+        config.encoderStart = start
+        return config
     }
 }

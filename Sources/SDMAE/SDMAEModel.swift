@@ -1,5 +1,6 @@
 import Foundation
 import NN
+import ViT
 
 /// Losses and statistics of one training step.
 public struct StepLosses: Equatable, Sendable {
@@ -49,10 +50,8 @@ public struct TokenMask: Equatable, Sendable {
 public final class SDMAEModel {
     public let config: SDMAEConfig
 
-    let patchEmbed: Linear
-    let positions: [Float]
-    let blocks: [TransformerBlock]
-    let norm: LayerNorm
+    /// New (`ScratchEncoder`) or a published ViT being adapted (`config.encoderStart`).
+    public let encoder: any MaskedEncoder
     let decoderEmbed: Linear
     public let maskToken: Parameter
     let decoderPositions: [Float]
@@ -74,12 +73,12 @@ public final class SDMAEModel {
     public var precision = Precision.fp32 {
         didSet {
             for layer in lowPrecisionLayers { layer.precision = precision }
-            for block in blocks + decoderBlocks { block.attention.precision = precision }
+            for attention in encoder.attentions + decoderBlocks.map(\.attention) { attention.precision = precision }
         }
     }
 
     private var lowPrecisionLayers: [Linear] {
-        [patchEmbed, decoderEmbed, decoderPred] + (blocks + decoderBlocks).flatMap { [$0.qkv, $0.projection, $0.fc1, $0.fc2] }
+        encoder.linears + [decoderEmbed, decoderPred] + decoderBlocks.flatMap(\.linears)
             + [studentHead, teacherHead].flatMap { [$0.fc0, $0.fc2, $0.fc4] }
     }
 
@@ -90,7 +89,6 @@ public final class SDMAEModel {
 
     // Activations, kept between forward and backward.
     private let patches = Buffer(count: 0)
-    private let encoderInput = Buffer(count: 0)
     private let decoderInput = Buffer(count: 0)
     private let maskedDecoded = Buffer(count: 0)
     private let visibleDecoded = Buffer(count: 0)
@@ -109,16 +107,19 @@ public final class SDMAEModel {
     private let teacherLogProbabilities = Buffer(count: 0)
     private var mask = TokenMask(visible: [], masked: [])
     private var batch = 0
+    private var encoded: UnsafePointer<Float>?
 
-    public init(config: SDMAEConfig, seed: UInt64 = 0, initialisation: WeightInitialisation = .xavier) {
+    /// `published`: the loaded ViT of `config.encoderStart` (else its weights stay zero for a
+    /// checkpoint to fill).
+    public init(config: SDMAEConfig, seed: UInt64 = 0, initialisation: WeightInitialisation = .xavier, published: VisionTransformer? = nil) {
         self.config = config
         teacherTemperature = Float(config.teacherTemperature)
-        let d = config.width, dd = config.decoderWidth, p = config.patchSize
-        patchEmbed = Linear("patch_embed.proj", inputs: 3 * p * p, outputs: d, weightShape: [d, 3, p, p])
-        patchEmbed.computesInputGradient = false
-        positions = sinCosPositionTable(width: d, grid: config.grid)
-        blocks = (0..<config.depth).map { TransformerBlock("blocks.\($0)", width: d, heads: config.heads) }
-        norm = LayerNorm("norm", width: d)
+        let d = config.width, dd = config.decoderWidth
+        if let start = config.encoderStart {
+            encoder = PublishedEncoder(published ?? VisionTransformer(config: start.config, hiddenWidth: start.hiddenWidth, seed: nil, trains: true))
+        } else {
+            encoder = ScratchEncoder(config: config)
+        }
         decoderEmbed = Linear("decoder_embed", inputs: d, outputs: dd)
         maskToken = Parameter("mask_token", shape: [1, 1, dd], decay: false)
         decoderPositions = sinCosPositionTable(width: dd, grid: config.grid)
@@ -133,7 +134,12 @@ public final class SDMAEModel {
 
     /// Every trainable parameter, in a fixed order (the optimiser's moments follow it).
     public var parameters: [Parameter] {
-        patchEmbed.parameters + blocks.flatMap(\.parameters) + norm.parameters + decoderEmbed.parameters + [maskToken]
+        encoder.parameters + decoderParameters
+    }
+
+    /// Everything but the encoder: what is new when a published encoder is adapted.
+    var decoderParameters: [Parameter] {
+        decoderEmbed.parameters + [maskToken]
             + decoderBlocks.flatMap(\.parameters) + decoderNorm.parameters + decoderPred.parameters
             + studentHead.parameters + teacherHead.parameters
     }
@@ -143,7 +149,7 @@ public final class SDMAEModel {
     /// Linear weights as the heads' instead, keeping the patch embedding Xavier (timm's ViT).
     private func initialise(seed: UInt64, scheme: WeightInitialisation) {
         var generator = SeededGenerator(seed: seed)
-        for parameter in parameters {
+        for parameter in config.encoderStart == nil ? parameters : decoderParameters {
             if parameter.name == "mask_token" {
                 parameter.initialiseNormal(std: 0.02, using: &generator)
             } else if parameter.name.hasSuffix("_head.last_layer.weight_v") {
@@ -181,20 +187,12 @@ public final class SDMAEModel {
     /// The encoder on the listed tokens of each image (every image lists as many):
     /// patch embedding plus positions, the blocks, the final norm → [B·n, d].
     func encode(_ images: UnsafePointer<Float>, batch: Int, tokens: [[Int]], keepsForBackward: Bool = true) throws -> UnsafePointer<Float> {
-        let n = tokens[0].count, d = config.width
+        let n = tokens[0].count
         patches.reserve(batch * n * config.patchValues)
-        Patches.channelFirst(images, config: config, batch: batch, tokens: tokens, into: patches.pointer)
-        let embedded = try patchEmbed.forward(patches.pointer, rows: batch * n)     // [B·n, d]
-        encoderInput.reserve(batch * n * d)
-        for b in 0..<batch {
-            for (i, token) in tokens[b].enumerated() {
-                let row = (b * n + i) * d
-                for j in 0..<d { encoderInput[row + j] = embedded[row + j] + positions[token * d + j] }
-            }
-        }
-        var x = UnsafePointer(encoderInput.pointer)                             // [B·n, d]
-        for block in blocks { x = try UnsafePointer(block.forward(x, batch: batch, tokens: n, keepsForBackward: keepsForBackward)) }
-        return UnsafePointer(norm.forward(x, rows: batch * n))                  // [B·n, d]
+        Patches.channelFirst(images, config: config, batch: batch, tokens: tokens, into: patches.pointer)   // [B·n, 3·p·p]
+        let latent = try encoder.encode(patches.pointer, batch: batch, tokens: tokens, keepsForBackward: keepsForBackward)  // [B·n, d]
+        encoded = latent
+        return latent
     }
 
     /// The decoder over all positions of the current mask: visible tokens first, then mask tokens
@@ -239,10 +237,27 @@ public final class SDMAEModel {
         return squared / Double(values)
     }
 
-    /// Cross-entropy from the centred, sharpened teacher (decoder, visible tokens) to the student
-    /// (encoder), each head's logits pooled over an image's tokens; also the teacher's entropies
-    /// per image and of the batch mean.
+    /// Self-distillation from the teacher (decoder, visible tokens) to the student (encoder),
+    /// each head's logits pooled over an image's tokens: the teacher's targets by mode, the
+    /// student's log-probabilities, the loss, MSN's mean-entropy term; also the teacher's
+    /// entropies per image and of the batch mean.
     private func distillationLoss(_ latent: UnsafePointer<Float>) throws -> (loss: Double, teacherEntropy: Double, prototypeEntropy: Double) {
+        let k = config.prototypes
+        try poolHeadLogits(latent)                                                          // studentPooled, teacherPooled: [B, K]
+        teacherProbabilities.reserve(batch * k)
+        switch config.teacherTargets {
+        case .centred: centredTeacherTargets()
+        case .sinkhorn: sinkhornTargets(teacherPooled.pointer, temperature: teacherTemperature, into: teacherProbabilities.pointer)
+        case .swapped: swappedCodes()
+        }
+        studentLogSoftmax()                                                                  // studentLogProbabilities: [B, K]
+        var distillation = config.teacherTargets == .swapped ? swappedLoss() : crossEntropyToTeacher()
+        distillation -= meanEntropyTerm()
+        let usage = Self.entropyOfBatchMean(batch: batch, k: k) { Double(teacherProbabilities[$0]) }
+        return (distillation / Double(batch), teacherEntropySum() / Double(batch), usage)
+    }
+
+    private func poolHeadLogits(_ latent: UnsafePointer<Float>) throws {
         let nv = mask.visible[0].count, k = config.prototypes
         let studentLogits = try studentHead.forward(latent, groups: batch, rowsPerGroup: nv)                      // [B, K]
         let teacherLogits = try teacherHead.forward(visibleDecoded.pointer, groups: batch, rowsPerGroup: nv)      // [B, K]
@@ -250,51 +265,74 @@ public final class SDMAEModel {
         teacherPooled.reserve(batch * k)
         studentPooled.pointer.update(from: studentLogits, count: batch * k)
         teacherPooled.pointer.update(from: teacherLogits, count: batch * k)
-        teacherProbabilities.reserve(batch * k)
-        studentLogProbabilities.reserve(batch * k)
-        var distillation = 0.0, entropy = 0.0
-        let tauT = teacherTemperature, tauS = Float(config.studentTemperature)
-        let swapped = config.teacherTargets == .swapped
-        if config.teacherTargets != .centred {
-            sinkhornTargets(teacherPooled.pointer, temperature: tauT, into: teacherProbabilities.pointer)
-        }
-        if swapped {
-            studentCodes.reserve(batch * k)
-            teacherLogProbabilities.reserve(batch * k)
-            sinkhornTargets(studentPooled.pointer, temperature: tauT, into: studentCodes.pointer)
-        }
+    }
+
+    /// The authors' teacher: softmax((z_t − c)/τt) with the running centre c.
+    private func centredTeacherTargets() {
+        let k = config.prototypes
         for b in 0..<batch {
-            let pt = teacherProbabilities.pointer + b * k, lq = studentLogProbabilities.pointer + b * k
-            if config.teacherTargets == .centred {
-                for j in 0..<k { pt[j] = (teacherPooled[b * k + j] - center[j]) / tauT }
-                softmaxInPlace(pt, count: k)
-            }
+            let pt = teacherProbabilities.pointer + b * k
+            for j in 0..<k { pt[j] = (teacherPooled[b * k + j] - center[j]) / teacherTemperature }
+            softmaxInPlace(pt, count: k)
+        }
+    }
+
+    /// SwAV's swapped prediction: Sinkhorn codes of both heads, each predicted by the other.
+    private func swappedCodes() {
+        let k = config.prototypes
+        sinkhornTargets(teacherPooled.pointer, temperature: teacherTemperature, into: teacherProbabilities.pointer)
+        studentCodes.reserve(batch * k)
+        teacherLogProbabilities.reserve(batch * k)
+        sinkhornTargets(studentPooled.pointer, temperature: teacherTemperature, into: studentCodes.pointer)
+    }
+
+    private func studentLogSoftmax() {
+        let k = config.prototypes, tauS = Float(config.studentTemperature)
+        studentLogProbabilities.reserve(batch * k)
+        for b in 0..<batch {
+            let lq = studentLogProbabilities.pointer + b * k
             for j in 0..<k { lq[j] = studentPooled[b * k + j] / tauS }
             logSoftmaxInPlace(lq, count: k)
-            for j in 0..<k {
-                distillation -= Double(pt[j]) * Double(lq[j])
-                if pt[j] > 0 { entropy -= Double(pt[j]) * log(Double(pt[j])) }
+        }
+    }
+
+    /// Σ over the batch of −Σ_j P_j log q_j.
+    private func crossEntropyToTeacher() -> Double {
+        var loss = 0.0
+        for i in 0..<(batch * config.prototypes) { loss -= Double(teacherProbabilities[i]) * Double(studentLogProbabilities[i]) }
+        return loss
+    }
+
+    /// The swapped-prediction loss summed over the batch, as the cross-entropy is.
+    private func swappedLoss() -> Double {
+        Self.swappedPredictionLoss(studentLogProbabilities: studentLogProbabilities.pointer, teacherLogits: teacherPooled.pointer,
+                                   teacherCodes: teacherProbabilities.pointer, studentCodes: studentCodes.pointer,
+                                   teacherLogProbabilities: teacherLogProbabilities.pointer, batch: batch, k: config.prototypes,
+                                   tauS: Float(config.studentTemperature)) * Double(batch)
+    }
+
+    /// λ·B·(H(q̄) + H(p̄) of the teacher L_sd trains): what the loss subtracts.
+    private func meanEntropyTerm() -> Double {
+        guard config.meanEntropyWeight > 0 else { return 0 }
+        let k = config.prototypes
+        var spread = Self.meanEntropy(logProbabilities: studentLogProbabilities.pointer, batch: batch, k: k)
+        if trainedTeacherTemperature != nil {
+            if config.teacherTargets == .centred {
+                teacherLogProbabilities.reserve(batch * k)
+                for i in 0..<(batch * k) { teacherLogProbabilities[i] = logf(max(teacherProbabilities[i], .leastNormalMagnitude)) }
             }
+            spread += Self.meanEntropy(logProbabilities: teacherLogProbabilities.pointer, batch: batch, k: k)
         }
-        if swapped {
-            distillation = Self.swappedPredictionLoss(studentLogProbabilities: studentLogProbabilities.pointer, teacherLogits: teacherPooled.pointer,
-                                                      teacherCodes: teacherProbabilities.pointer, studentCodes: studentCodes.pointer,
-                                                      teacherLogProbabilities: teacherLogProbabilities.pointer, batch: batch, k: k, tauS: tauS)
-                * Double(batch)  // divided by the batch below, as the centred loss
+        return config.meanEntropyWeight * Double(batch) * spread
+    }
+
+    /// Σ over the batch of the teacher distribution's entropy.
+    private func teacherEntropySum() -> Double {
+        var entropy = 0.0
+        for i in 0..<(batch * config.prototypes) where teacherProbabilities[i] > 0 {
+            entropy -= Double(teacherProbabilities[i]) * log(Double(teacherProbabilities[i]))
         }
-        if config.meanEntropyWeight > 0 {
-            var spread = Self.meanEntropy(logProbabilities: studentLogProbabilities.pointer, batch: batch, k: k)
-            if trainedTeacherTemperature != nil {
-                if config.teacherTargets == .centred {
-                    teacherLogProbabilities.reserve(batch * k)
-                    for i in 0..<(batch * k) { teacherLogProbabilities[i] = logf(max(teacherProbabilities[i], .leastNormalMagnitude)) }
-                }
-                spread += Self.meanEntropy(logProbabilities: teacherLogProbabilities.pointer, batch: batch, k: k)
-            }
-            distillation -= config.meanEntropyWeight * Double(batch) * spread
-        }
-        let usage = Self.entropyOfBatchMean(batch: batch, k: k) { Double(teacherProbabilities[$0]) }
-        return (distillation / Double(batch), entropy / Double(batch), usage)
+        return entropy
     }
 
     /// The temperature of the teacher distribution L_sd trains — the centred P unless detached,
@@ -404,7 +442,7 @@ public final class SDMAEModel {
         let dLatentFromStudent = try studentHead.backward(studentLogitGradient.pointer)  // [B·nv, d]
         let rows = batch * mask.visible[0].count * config.width
         for i in 0..<rows { dLatentFromDecoder[i] += dLatentFromStudent[i] }
-        try backwardEncoder(dLatentFromDecoder)
+        try encoder.backward(dLatentFromDecoder)
     }
 
     /// d/dpred of (1−p)·mean (pred − target)², through decoder_pred → [B·nm, dd].
@@ -478,12 +516,6 @@ public final class SDMAEModel {
         return try decoderEmbed.backward(latentGradient.pointer)                     // [B·nv, d]
     }
 
-    private func backwardEncoder(_ dLatent: UnsafeMutablePointer<Float>) throws {
-        var dx = norm.backward(dLatent)                                          // [B·nv, d]
-        for block in blocks.reversed() { dx = try block.backward(dx) }
-        try patchEmbed.backward(dx)
-    }
-
     /// Updates the teacher centre after an optimiser step, from this batch alone.
     public func updateCenter() {
         updateCenter(sums: centreSums(), images: batch)
@@ -509,7 +541,7 @@ public final class SDMAEModel {
 
     // MARK: Outputs exposed for checks and pictures
 
-    public var latent: [Float] { Array(UnsafeBufferPointer(start: norm.output.pointer, count: batch * mask.visible[0].count * config.width)) }
+    public var latent: [Float] { Array(UnsafeBufferPointer(start: encoded, count: batch * mask.visible[0].count * config.width)) }
     public var prediction: [Float] { Array(UnsafeBufferPointer(start: decoderPred.output.pointer, count: batch * mask.masked[0].count * config.patchValues)) }
     public var studentPooledLogits: [Float] { Array(UnsafeBufferPointer(start: studentPooled.pointer, count: batch * config.prototypes)) }
     public var teacherPooledLogits: [Float] { Array(UnsafeBufferPointer(start: teacherPooled.pointer, count: batch * config.prototypes)) }

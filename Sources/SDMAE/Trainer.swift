@@ -4,6 +4,7 @@ import Foundation
 import Tiling
 import NN
 import Storage
+import ViT
 
 public struct TrainingOptions: Codable, Equatable, Sendable {
     public var epochs = 10
@@ -29,8 +30,24 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var precision: Precision?
     /// How the new model's weights are drawn; nil is Xavier (runs recorded before the option existed).
     public var initialisation: WeightInitialisation?
+    /// Set when the model adapts a published encoder (`SDMAEConfig.encoderStart`).
+    public var adaptation: Adaptation?
 
     public init() {}
+}
+
+/// Adapting a published encoder: where its weights are and how fast its layers learn (the new
+/// decoder and heads learn at the full rate).
+public struct Adaptation: Codable, Equatable, Sendable {
+    public var weights: String
+    /// The learning rate of the encoder's last block, relative to the new parts'.
+    public var encoderLearningRateScale = 0.1
+    /// Each block below learns this much slower than the one above (BEiT's layer-wise decay).
+    public var layerDecay = 0.75
+    /// The first blocks, with the patch embedding and tokens, stay as published.
+    public var frozenBlocks = 0
+
+    public init(weights: String) { self.weights = weights }
 }
 
 public enum TrainingError: ExitStatusError, CustomStringConvertible, Equatable {
@@ -134,7 +151,7 @@ public final class Trainer {
             throw TrainingError.unsupportedWithRanks("the mean-entropy term needs the whole batch's distributions, which no rank holds; "
                                                      + "run it as one process")
         }
-        model = SDMAEModel(config: config, seed: options.seed, initialisation: options.initialisation ?? .xavier)
+        model = try Self.startingModel(config, options)
         model.precision = options.precision ?? .fp32
         self.options = options
         self.runDirectory = runDirectory
@@ -175,31 +192,7 @@ public final class Trainer {
         var warned = Set<CollapseWatch.Kind>()  // said once per kind, then shown in the status and metrics.csv
         while step < end {
             let started = Date()
-            var synchronisation = 0.0
-            let batch = Result { try loader.batch(step) }
-            var generator = SeededGenerator(seed: mixSeed(options.seed, 3, UInt64(step)))
-            // The whole batch's masks, drawn as one process draws them; this rank keeps its images'.
-            let mask = TokenMask.random(batch: options.batchSize, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
-                .images(share)
-            optimiser.learningRate = Float(schedule.learningRate(at: step))
-            model.teacherTemperature = Float(teacherTemperatures.value(at: step))
-            var losses = StepLosses(reconstruction: 0, distillation: 0, total: 0, teacherEntropy: 0, prototypeEntropy: 0)
-            if case let .success(batch) = batch {
-                losses = try batch.images.withUnsafeBufferPointer { try model.forward(images: $0.baseAddress!, batch: share.count, mask: mask) }
-            }
-            let centreSums: [Float]
-            (losses, centreSums) = try averageOverRanks(losses, batch: batch, waited: &synchronisation)
-            guard losses.total.isFinite else {
-                throw TrainingError.nonFinite(step: step, what: "the loss", checkpoint: lastCheckpoint)
-            }
-            optimiser.zeroGradients()
-            try model.backward()
-            try averageGradients(step: step, waited: &synchronisation)
-            let norm = optimiser.gradientNorm()
-            guard norm.isFinite else { throw TrainingError.nonFinite(step: step, what: "the gradient norm", checkpoint: lastCheckpoint) }
-            optimiser.update()
-            model.refreshLowPrecisionWeights()
-            model.updateCenter(sums: centreSums, images: options.batchSize)
+            let (losses, norm, synchronisation) = try trainStep(step, lastCheckpoint: lastCheckpoint)
             step += 1
             let rate = Double(options.batchSize) / Date().timeIntervalSince(started)
             let warning = collapse.check(losses, step: step)
@@ -222,6 +215,36 @@ public final class Trainer {
         return try finish(step: step)
     }
 
+    /// One optimiser step on the batch of `step`, every rank together: forward on this rank's
+    /// images, losses and gradients averaged over the ranks, AdamW, the teacher centre.
+    private func trainStep(_ step: Int, lastCheckpoint: String?) throws -> (losses: StepLosses, gradientNorm: Double, synchronisation: Double) {
+        let config = model.config
+        var synchronisation = 0.0
+        let batch = Result { try loader.batch(step) }
+        var generator = SeededGenerator(seed: mixSeed(options.seed, 3, UInt64(step)))
+        // The whole batch's masks, drawn as one process draws them; this rank keeps its images'.
+        let mask = TokenMask.random(batch: options.batchSize, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
+            .images(share)
+        optimiser.learningRate = Float(schedule.learningRate(at: step))
+        model.teacherTemperature = Float(teacherTemperatures.value(at: step))
+        var losses = StepLosses(reconstruction: 0, distillation: 0, total: 0, teacherEntropy: 0, prototypeEntropy: 0)
+        if case let .success(batch) = batch {
+            losses = try batch.images.withUnsafeBufferPointer { try model.forward(images: $0.baseAddress!, batch: share.count, mask: mask) }
+        }
+        let centreSums: [Float]
+        (losses, centreSums) = try averageOverRanks(losses, batch: batch, waited: &synchronisation)
+        guard losses.total.isFinite else { throw TrainingError.nonFinite(step: step, what: "the loss", checkpoint: lastCheckpoint) }
+        optimiser.zeroGradients()
+        try model.backward()
+        try averageGradients(step: step, waited: &synchronisation)
+        let norm = optimiser.gradientNorm()
+        guard norm.isFinite else { throw TrainingError.nonFinite(step: step, what: "the gradient norm", checkpoint: lastCheckpoint) }
+        optimiser.update()
+        model.refreshLowPrecisionWeights()
+        model.updateCenter(sums: centreSums, images: options.batchSize)
+        return (losses, norm, synchronisation)
+    }
+
     /// The leader's first step: the last checkpoint's when resuming, else 0 with a fresh metrics file.
     private func start(resume: Bool) throws -> Int {
         try FileManager.default.createDirectory(atPath: runDirectory + "/" + RunFiles.checkpoints, withIntermediateDirectories: true)
@@ -232,8 +255,27 @@ public final class Trainer {
 
     private func finish(step: Int) throws -> String {
         let path = runDirectory + "/" + RunFiles.finalModel
-        if step == totalSteps, group.isLeader { try model.writeWeights(to: path, step: step) }
+        if step == totalSteps, group.isLeader {
+            try model.writeWeights(to: path, step: step)
+            try model.writeAdaptedEncoder(into: runDirectory)
+        }
         return path
+    }
+
+    /// A new SD-MAE, or one around the published encoder of `config.encoderStart`, loaded from
+    /// its weights with the adaptation's learning rates.
+    static func startingModel(_ config: SDMAEConfig, _ options: TrainingOptions) throws -> SDMAEModel {
+        guard var start = config.encoderStart else {
+            return SDMAEModel(config: config, seed: options.seed, initialisation: options.initialisation ?? .xavier)
+        }
+        guard let adaptation = options.adaptation else { throw TrainingError.unsupportedWithRanks("adapting \(start.name) needs its weights") }
+        let vit = try VisionTransformer.load(config: start.config, weights: adaptation.weights, trains: true)
+        vit.name = start.name
+        vit.setLearningRates(scale: adaptation.encoderLearningRateScale, layerDecay: adaptation.layerDecay, frozen: adaptation.frozenBlocks)
+        start.hiddenWidth = vit.hiddenWidth
+        var config = config
+        config.encoderStart = start
+        return SDMAEModel(config: config, seed: options.seed, published: vit)
     }
 
     // MARK: Data parallelism (no-ops for one process)

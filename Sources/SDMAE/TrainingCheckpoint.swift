@@ -8,6 +8,9 @@ public enum RunFiles {
     public static let latest = "checkpoint.json"
     public static let finalModel = "model.safetensors"
     public static let checkpoints = "checkpoints"
+    /// An adapted published encoder, in its own file layout, and its config (`--encoder`).
+    public static let adaptedEncoder = "encoder.safetensors"
+    public static let adaptedEncoderConfig = "encoder.json"
 }
 
 /// Where the newest complete checkpoint is; rewritten atomically after both of its files exist,
@@ -23,6 +26,17 @@ extension SDMAEModel {
     public func writeWeights(to path: String, step: Int) throws {
         let config = String(decoding: try JSONFile.encode(self.config, pretty: false), as: UTF8.self)
         try Safetensors.write(stateTensors(), metadata: ["format": "sdmae", "config": config, "step": String(step)], to: path)
+    }
+
+    /// The adapted encoder as the published one was stored (names, layout) with its config beside
+    /// it, so `--encoder DIR/encoder.json --weights DIR/encoder.safetensors` and timm read it.
+    public func writeAdaptedEncoder(into directory: String) throws {
+        guard let published = encoder as? PublishedEncoder, let start = config.encoderStart else { return }
+        let configJSON = try JSONFile.encode(start.config, pretty: true)
+        try Safetensors.write(published.vit.namedTensors(), metadata: ["format": "pt", "adapted_from": start.name,
+                                                                       "config": String(decoding: configJSON, as: UTF8.self)],
+                              to: directory + "/" + RunFiles.adaptedEncoder)
+        try AtomicFile.write(configJSON, to: directory + "/" + RunFiles.adaptedEncoderConfig)
     }
 
     /// A model from a checkpoint written by `writeWeights`, or from a PyTorch state dict plus the

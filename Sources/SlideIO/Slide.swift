@@ -63,21 +63,10 @@ public final class Slide: @unchecked Sendable {
             backend = .openslide(handle)
             properties = Self.readProperties(handle)
             vendor = properties["openslide.vendor"] ?? "unknown"
-            levels = (0..<Int(openslide_get_level_count(handle))).map { index in
-                var w: Int64 = 0, h: Int64 = 0
-                openslide_get_level_dimensions(handle, Int32(index), &w, &h)
-                return SlideLevel(index: index, width: Int(w), height: Int(h),
-                                  downsample: openslide_get_level_downsample(handle, Int32(index)))
-            }
             associatedImageNames = Self.strings(openslide_get_associated_image_names(handle))
-            if levels.isEmpty || levels[0].width <= 0 {
+            do { levels = try Self.levels(of: handle, path: path) } catch {
                 openslide_close(handle)
-                throw SlideError.unreadable(path: path, reason: "no readable pyramid level")
-            }
-            // Sizes of regions to read are divided by downsamples: a forged level must not reach them.
-            if let bad = levels.first(where: { $0.width <= 0 || $0.height <= 0 || !$0.downsample.isFinite || !(0.5...1e6).contains($0.downsample) }) {
-                openslide_close(handle)
-                throw SlideError.unreadable(path: path, reason: "pyramid level \(bad.index) is \(bad.width) × \(bad.height) pixels at downsample \(bad.downsample)")
+                throw error
             }
         } else if !isDirectory.boolValue, Self.looksLikePlainImage(path) {
             let image: RGBImage
@@ -104,6 +93,21 @@ public final class Slide: @unchecked Sendable {
             micronsPerPixelSource = nil
         }
         objectivePower = Self.plausibleObjectivePower(properties)
+    }
+
+    /// The pyramid's levels; refused when level 0 cannot be read, or when a level is forged:
+    /// sizes of regions to read are divided by downsamples.
+    private static func levels(of handle: OpaquePointer, path: String) throws -> [SlideLevel] {
+        let levels = (0..<Int(openslide_get_level_count(handle))).map { index in
+            var w: Int64 = 0, h: Int64 = 0
+            openslide_get_level_dimensions(handle, Int32(index), &w, &h)
+            return SlideLevel(index: index, width: Int(w), height: Int(h), downsample: openslide_get_level_downsample(handle, Int32(index)))
+        }
+        if levels.isEmpty || levels[0].width <= 0 { throw SlideError.unreadable(path: path, reason: "no readable pyramid level") }
+        if let bad = levels.first(where: { $0.width <= 0 || $0.height <= 0 || !$0.downsample.isFinite || !(0.5...1e6).contains($0.downsample) }) {
+            throw SlideError.unreadable(path: path, reason: "pyramid level \(bad.index) is \(bad.width) × \(bad.height) pixels at downsample \(bad.downsample)")
+        }
+        return levels
     }
 
     /// Pixel sizes a scanner or microscope can record; anything else (1e-300, inf, a negative

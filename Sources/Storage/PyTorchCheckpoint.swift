@@ -157,72 +157,94 @@ struct Unpickler {
 
     mutating func run() throws -> PickleValue {
         while true {
-            let opcode = try take(1).first!
-            switch opcode {
-            case 0x80: _ = try take(1)                                            // PROTO
-            case 0x95: _ = try take(8)                                            // FRAME
-            case UInt8(ascii: "}"): stack.append(.dict(PickleDict()))
-            case UInt8(ascii: "]"): stack.append(.list(PickleList()))
-            case UInt8(ascii: ")"): stack.append(.tuple([]))
-            case UInt8(ascii: "("): stack.append(.mark)
-            case UInt8(ascii: "N"): stack.append(.none)
-            case 0x88: stack.append(.bool(true))
-            case 0x89: stack.append(.bool(false))
-            case UInt8(ascii: "q"): memo[try unsigned(1)] = try top()
-            case UInt8(ascii: "r"): memo[try unsigned(4)] = try top()
-            case 0x94: memo[memo.count] = try top()                               // MEMOIZE
-            case UInt8(ascii: "h"): stack.append(try recall(try unsigned(1)))
-            case UInt8(ascii: "j"): stack.append(try recall(try unsigned(4)))
-            case UInt8(ascii: "X"): stack.append(.string(try text(try unsigned(4))))
-            case 0x8C: stack.append(.string(try text(try unsigned(1))))
-            case 0x8D: stack.append(.string(try text(try unsigned(8))))
-            case UInt8(ascii: "U"): stack.append(.string(try text(try unsigned(1))))
-            case UInt8(ascii: "T"): stack.append(.string(try text(try unsigned(4))))
-            case UInt8(ascii: "C"): stack.append(.bytes(Array(try take(try unsigned(1)))))
-            case UInt8(ascii: "B"): stack.append(.bytes(Array(try take(try unsigned(4)))))
-            case UInt8(ascii: "K"): stack.append(.int(try unsigned(1)))
-            case UInt8(ascii: "M"): stack.append(.int(try unsigned(2)))
-            case UInt8(ascii: "J"): stack.append(.int(try signed(4)))
-            case 0x8A: stack.append(.int(try signed(try unsigned(1))))           // LONG1
-            case UInt8(ascii: "G"):
-                let raw = try take(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                stack.append(.float(Double(bitPattern: raw)))
-            case UInt8(ascii: "c"):
-                let line = try readLine() + " " + readLine()
-                stack.append(try global(line))
-            case 0x93:                                                            // STACK_GLOBAL
-                guard case let .string(name) = try pop(), case let .string(module) = try pop() else { throw fail("STACK_GLOBAL without names") }
-                stack.append(try global(module + " " + name))
-            case UInt8(ascii: "t"): stack.append(.tuple(try popToMark()))
-            case 0x85: stack.append(.tuple([try pop()]))
-            case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple([a, b]))
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple([a, b, c]))
-            case UInt8(ascii: "Q"): stack.append(try persistent(try pop()))
-            case UInt8(ascii: "R"):
-                let arguments = try pop(), function = try pop()
-                stack.append(try reduce(function, arguments))
-            case UInt8(ascii: "b"): _ = try pop()                                  // BUILD: a dict's attributes (_metadata) are not needed
-            case UInt8(ascii: "s"):
-                let value = try pop(), key = try pop()
-                guard case let .dict(dict) = try top() else { throw fail("SETITEM on something not a dict") }
-                dict.items.append((key, value))
-            case UInt8(ascii: "u"):
-                let values = try popToMark()
-                guard case let .dict(dict) = try top(), values.count % 2 == 0 else { throw fail("SETITEMS on something not a dict") }
-                for i in stride(from: 0, to: values.count, by: 2) { dict.items.append((values[i], values[i + 1])) }
-            case UInt8(ascii: "a"):
-                let value = try pop()
-                guard case let .list(list) = try top() else { throw fail("APPEND on something not a list") }
-                list.items.append(value)
-            case UInt8(ascii: "e"):
-                let values = try popToMark()
-                guard case let .list(list) = try top() else { throw fail("APPENDS on something not a list") }
-                list.items += values
-            case UInt8(ascii: "."): return try pop()
-            default:
-                throw fail(String(format: "opcode 0x%02X is not one a state dict uses; refused", opcode))
-            }
+            guard let opcode = try take(1).first else { throw fail("the pickle ends early") }
+            if opcode == UInt8(ascii: ".") { return try pop() }                    // STOP
+            let handled = try pushValue(opcode) || (try recallOrCall(opcode)) || (try build(opcode))
+            guard handled else { throw fail(String(format: "opcode 0x%02X is not one a state dict uses; refused", opcode)) }
         }
+    }
+
+    /// Opcodes that push a constant: framing, empty containers, numbers, text and bytes.
+    private mutating func pushValue(_ opcode: UInt8) throws -> Bool {
+        switch opcode {
+        case 0x80: _ = try take(1)                                            // PROTO
+        case 0x95: _ = try take(8)                                            // FRAME
+        case UInt8(ascii: "}"): stack.append(.dict(PickleDict()))
+        case UInt8(ascii: "]"): stack.append(.list(PickleList()))
+        case UInt8(ascii: ")"): stack.append(.tuple([]))
+        case UInt8(ascii: "("): stack.append(.mark)
+        case UInt8(ascii: "N"): stack.append(.none)
+        case 0x88: stack.append(.bool(true))
+        case 0x89: stack.append(.bool(false))
+        case UInt8(ascii: "X"): stack.append(.string(try text(try unsigned(4))))
+        case 0x8C: stack.append(.string(try text(try unsigned(1))))
+        case 0x8D: stack.append(.string(try text(try unsigned(8))))
+        case UInt8(ascii: "U"): stack.append(.string(try text(try unsigned(1))))
+        case UInt8(ascii: "T"): stack.append(.string(try text(try unsigned(4))))
+        case UInt8(ascii: "C"): stack.append(.bytes(Array(try take(try unsigned(1)))))
+        case UInt8(ascii: "B"): stack.append(.bytes(Array(try take(try unsigned(4)))))
+        case UInt8(ascii: "K"): stack.append(.int(try unsigned(1)))
+        case UInt8(ascii: "M"): stack.append(.int(try unsigned(2)))
+        case UInt8(ascii: "J"): stack.append(.int(try signed(4)))
+        case 0x8A: stack.append(.int(try signed(try unsigned(1))))           // LONG1
+        case UInt8(ascii: "G"):
+            let raw = try take(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            stack.append(.float(Double(bitPattern: raw)))
+        default: return false
+        }
+        return true
+    }
+
+    /// The memo, globals (only the allowed ones), persistent ids and calls.
+    private mutating func recallOrCall(_ opcode: UInt8) throws -> Bool {
+        switch opcode {
+        case UInt8(ascii: "q"): memo[try unsigned(1)] = try top()
+        case UInt8(ascii: "r"): memo[try unsigned(4)] = try top()
+        case 0x94: memo[memo.count] = try top()                               // MEMOIZE
+        case UInt8(ascii: "h"): stack.append(try recall(try unsigned(1)))
+        case UInt8(ascii: "j"): stack.append(try recall(try unsigned(4)))
+        case UInt8(ascii: "c"):
+            let line = try readLine() + " " + readLine()
+            stack.append(try global(line))
+        case 0x93:                                                            // STACK_GLOBAL
+            guard case let .string(name) = try pop(), case let .string(module) = try pop() else { throw fail("STACK_GLOBAL without names") }
+            stack.append(try global(module + " " + name))
+        case UInt8(ascii: "Q"): stack.append(try persistent(try pop()))
+        case UInt8(ascii: "R"):
+            let arguments = try pop(), function = try pop()
+            stack.append(try reduce(function, arguments))
+        default: return false
+        }
+        return true
+    }
+
+    /// Tuples, and filling dicts and lists.
+    private mutating func build(_ opcode: UInt8) throws -> Bool {
+        switch opcode {
+        case UInt8(ascii: "t"): stack.append(.tuple(try popToMark()))
+        case 0x85: stack.append(.tuple([try pop()]))
+        case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple([a, b]))
+        case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple([a, b, c]))
+        case UInt8(ascii: "b"): _ = try pop()                                  // BUILD: a dict's attributes (_metadata) are not needed
+        case UInt8(ascii: "s"):
+            let value = try pop(), key = try pop()
+            guard case let .dict(dict) = try top() else { throw fail("SETITEM on something not a dict") }
+            dict.items.append((key, value))
+        case UInt8(ascii: "u"):
+            let values = try popToMark()
+            guard case let .dict(dict) = try top(), values.count % 2 == 0 else { throw fail("SETITEMS on something not a dict") }
+            for i in stride(from: 0, to: values.count, by: 2) { dict.items.append((values[i], values[i + 1])) }
+        case UInt8(ascii: "a"):
+            let value = try pop()
+            guard case let .list(list) = try top() else { throw fail("APPEND on something not a list") }
+            list.items.append(value)
+        case UInt8(ascii: "e"):
+            let values = try popToMark()
+            guard case let .list(list) = try top() else { throw fail("APPENDS on something not a list") }
+            list.items += values
+        default: return false
+        }
+        return true
     }
 
     private func top() throws -> PickleValue {

@@ -8,10 +8,6 @@ import SlideIO
 import Storage
 import Tissue
 
-public enum PatchFormat: String, CaseIterable, Sendable {
-    case jpeg, png, shard, none
-}
-
 public struct TilingOptions: Sendable {
     public var grid: TileGridSpec
     /// Minimum fraction of a tile's footprint the tissue mask must cover.
@@ -237,39 +233,26 @@ public struct TileExtractor {
     }
 
     /// Reads every candidate in parallel batches, checks its colours, and stores the kept
-    /// patches in the chosen format: files in a partial folder renamed when complete, or a shard
-    /// committed at the end.
+    /// patches in the chosen format.
     private func readAndStore(_ candidates: [Candidate], slide: Slide, grid: TileGrid, outputDirectory: String) throws -> [TileResult] {
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        let patchDirectory = outputDirectory + "/" + TilingFiles.patchDirectory
-        let partialDirectory = PartialFolder.path(for: patchDirectory)
-        let writesFiles = options.format == .jpeg || options.format == .png
-        if writesFiles {
-            try? FileManager.default.removeItem(atPath: partialDirectory)
-            try FileManager.default.createDirectory(atPath: partialDirectory, withIntermediateDirectories: true)
-        }
-        let shard = options.format == .shard
-            ? try PatchShardWriter(path: outputDirectory + "/" + PatchShard.fileName, patchSize: options.grid.size) : nil
+        let store = try options.format.store(in: outputDirectory, patchSize: options.grid.size, jpegQuality: options.jpegQuality)
         let progress = ProgressMeter(URL(fileURLWithPath: slide.path).lastPathComponent, total: candidates.count, enabled: options.showProgress)
         var results: [TileResult] = []
         results.reserveCapacity(candidates.count)
         for batchStart in stride(from: 0, to: candidates.count, by: Self.batchSize) {
             let batch = Array(candidates[batchStart..<min(candidates.count, batchStart + Self.batchSize)])
-            for outcome in try readBatch(batch, slide: slide, grid: grid, patchDirectory: writesFiles ? partialDirectory : nil) {
-                if let shard, outcome.result.rejection == nil, let patch = outcome.patch {
-                    try shard.append(patch, PatchRecord(x: outcome.result.x, y: outcome.result.y,
-                                                        tissueFraction: Float(outcome.result.tissueFraction), level: grid.readLevel))
+            for outcome in try readBatch(batch, slide: slide, grid: grid, store: store) {
+                let result = outcome.result
+                if let patch = outcome.patch {
+                    try store.store(patch, x: result.x, y: result.y, tissueFraction: result.tissueFraction, level: grid.readLevel)
                 }
-                results.append(outcome.result)
+                results.append(result)
             }
             progress.advance(by: batch.count)
         }
         progress.finish()
-        try shard?.commit()
-        if writesFiles {
-            try? FileManager.default.removeItem(atPath: patchDirectory)
-            try FileManager.default.moveItem(atPath: partialDirectory, toPath: patchDirectory)
-        }
+        try store.commit()
         return results
     }
 
@@ -300,13 +283,13 @@ public struct TileExtractor {
 
     private struct Outcome: Sendable {
         var result: TileResult
-        /// Kept only when a shard needs the pixels after the parallel part.
+        /// A kept patch the store takes after the parallel part (a shard, in tile order).
         var patch: RGBImage?
     }
 
-    /// Reads, resamples, checks and (for file formats) encodes and writes one batch on worker threads.
-    private func readBatch(_ batch: [Candidate], slide: Slide, grid: TileGrid,
-                           patchDirectory: String?) throws -> [Outcome] {
+    /// Reads, resamples and checks one batch on worker threads, which store the kept patches
+    /// when the store allows.
+    private func readBatch(_ batch: [Candidate], slide: Slide, grid: TileGrid, store: any PatchStore) throws -> [Outcome] {
         let slots = Slots<Result<Outcome, Error>>(count: batch.count)
         let next = Counter()
         let options = self.options
@@ -322,13 +305,10 @@ public struct TileExtractor {
                     if tile.inked, rejection == nil { rejection = .ink }
                     let result = TileResult(x: tile.x, y: tile.y, tissueFraction: tile.fraction, statistics: statistics, rejection: rejection,
                                             classFractions: tile.classFractions, label: tile.label)
-                    if rejection == nil, let patchDirectory {
-                        let format: ImageFormat = options.format == .png ? .png : .jpeg
-                        let data = try patch.encoded(as: format, jpegQuality: options.jpegQuality)
-                        let path = "\(patchDirectory)/\(tile.x)_\(tile.y).\(format.fileExtension)"
-                        try PlainFile.write(data, to: path)
-                    }
-                    return Outcome(result: result, patch: options.format == .shard && rejection == nil ? patch : nil)
+                    guard rejection == nil else { return Outcome(result: result, patch: nil) }
+                    guard store.storesInParallel else { return Outcome(result: result, patch: patch) }
+                    try store.store(patch, x: tile.x, y: tile.y, tissueFraction: tile.fraction, level: grid.readLevel)
+                    return Outcome(result: result, patch: nil)
                 }
             }
         }

@@ -30,16 +30,24 @@ public final class VisionTransformer {
     }
 
     private let patches = Buffer(count: 0)
-    private let sequence = Buffer(count: 0)
+    let sequence = Buffer(count: 0)
     /// The patch part of the positions resampled to the input grid, per grid.
     private var resampledPositions: [Int: [Float]] = [:]
+    /// Training (`encodeVisible`, `backwardVisible`): what the forward pass saw and the gradients.
+    let latent = Buffer(count: 0)
+    let tokenGradient = Buffer(count: 0)
+    let embeddedGradient = Buffer(count: 0)
+    var visibleTokens: [[Int]] = []
+    /// Blocks whose weights stay as loaded, counted from the first; the patch embedding and the
+    /// tokens stay with them. Backward stops above them.
+    public var frozenBlocks = 0
 
     /// A network with timm's initialisation (truncated normal σ 0.02 for weights and tokens,
     /// zero biases, unit norms, LayerScale at `init_values`), deterministic given `seed`; with no
     /// seed the weights stay zero for a loader to fill (drawing 1 B numbers takes most of a minute).
-    /// The network is for inference: blocks two apart share their activation memory, so a ViT-g
+    /// For inference (`trains` false) blocks two apart share their activation memory, so a ViT-g
     /// holds two blocks' activations, not forty.
-    public init(config: ViTConfig, hiddenWidth: Int? = nil, seed: UInt64? = 0) {
+    public init(config: ViTConfig, hiddenWidth: Int? = nil, seed: UInt64? = 0, trains: Bool = false) {
         self.config = config
         let d = config.width, p = config.patchSize
         let hidden = hiddenWidth ?? config.hiddenWidth
@@ -55,9 +63,13 @@ public final class VisionTransformer {
                              layerScale: config.initValues != nil, normEpsilon: Float(config.normEpsilon))
         }
         norm = LayerNorm("norm", width: d, epsilon: Float(config.normEpsilon))
-        for i in blocks.indices.dropFirst(2) { blocks[i].shareActivations(with: blocks[i % 2]) }
+        if !trains { for i in blocks.indices.dropFirst(2) { blocks[i].shareActivations(with: blocks[i % 2]) } }
         if let seed { initialise(seed: seed) }
     }
+
+    /// The products that may run in bf16, and the attentions.
+    public var linears: [Linear] { [patchEmbed] + blocks.flatMap(\.linears) }
+    public var attentions: [Attention] { blocks.map(\.attention) }
 
     /// In timm's state-dict order.
     public var parameters: [Parameter] {
@@ -153,7 +165,7 @@ public final class VisionTransformer {
     }
 
     /// The patch part of `pos_embed`, resampled when the input grid is not the stored one.
-    private func patchPositions(grid: Int) -> [Float] {
+    func patchPositions(grid: Int) -> [Float] {
         if let cached = resampledPositions[grid] { return cached }
         let stored = config.storedGrid, skip = config.noEmbedClass ? 0 : config.prefixTokens
         let table = PositionGrid.resample(positionEmbedding.value.pointer + skip * config.width, width: config.width, from: stored, to: grid)

@@ -78,14 +78,15 @@ extension VisionTransformer {
     /// loaded strictly: a missing, extra or misshapen tensor is named. Wrappers (`model`,
     /// `state_dict`) and prefixes (`module.`, `vit.`) are looked through; tensors outside the
     /// backbone's prefix (a classifier head) and HF's unused `pooler.` are left out.
-    public static func load(config: ViTConfig, weights path: String) throws -> VisionTransformer {
+    /// `trains`: for adaptation (every block keeps its own activations for backward).
+    public static func load(config: ViTConfig, weights path: String, trains: Bool = false) throws -> VisionTransformer {
         let file = try TensorFile.open(path)
         let stored = try backboneTensors(file, config: config)
         let fc1 = config.names == .timm ? "blocks.0.mlp.fc1.weight" : "encoder.layer.0.intermediate.dense.weight"
         let hidden = stored[fc1]?.entry.shape.first ?? config.hiddenWidth
         let layout = WeightLayout(config: config, hiddenWidth: hidden)
         try check(layout, against: stored, path: path)
-        let model = VisionTransformer(config: config, hiddenWidth: hidden, seed: nil)
+        let model = VisionTransformer(config: config, hiddenWidth: hidden, seed: nil, trains: trains)
         let byName = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0) })
         for (name, tensors) in layout.parts {
             guard let parameter = byName[name] else { continue }

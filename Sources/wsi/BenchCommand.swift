@@ -8,82 +8,20 @@ import Tiling
 import ViT
 
 struct BenchCommand: Command {
-    /// The tile stage's own options, so the benchmark measures what `wsi tile` runs; patches are
-    /// not stored unless asked (the encoder is what a format measures).
-    static let tileSpec = CommandSpec(
-        name: "bench tile", summary: "tiling throughput", synopsis: "SLIDE... [--runs 5] [tile options]",
-        options: [ParameterSpec("runs", .int(1...1000), default: .int(5), manifest: false, help: "repetitions per slide")]
-            + TileStage.parameters.map { spec in
-                var spec = spec
-                if spec.name == "format" { spec.defaultValue = .string(PatchFormat.none.rawValue) }
-                return spec
-            })
-    static let modelSpec = CommandSpec(
-        name: "bench train|embed", summary: "model throughput", synopsis: "[options]",
-        options: [
-            ParameterSpec("preset", .choice(SDMAEConfig.presetNames), default: .string("tiny"), manifest: false, help: "model size"),
-            ParameterSpec("batch", .int(1...4096), default: .int(64), manifest: false, help: "batch size"),
-            ParameterSpec("mask_ratio", .double(0...0.99), default: .double(0.75), manifest: false, help: "fraction of tokens hidden (train)"),
-            ParameterSpec("steps", .int(1...1000), default: .int(6), manifest: false, help: "timed steps after one warm-up step"),
-            ParameterSpec("precision", .choice(Precision.allCases.map(\.rawValue)), default: .string("fp32"), manifest: false,
-                          help: "matrix-product arithmetic"),
-            ParameterSpec("encoder", .choice(EncoderPresets.names), manifest: false,
-                          help: "embed: a published encoder at its real size with random weights, instead of an SD-MAE preset"),
-        ])
-
     let name = "bench"
     let summary = "measure throughput (release build): bench tile | train | embed | matmul | mil | mil-cohort | tiff"
-    var usage: String {
-        """
-        Usage: wsi bench tile SLIDE... [--runs 5] [options of 'wsi tile']
-               wsi bench train|embed|matmul [--preset tiny] [--batch 64] [--mask-ratio 0.75] [--steps 6]
-               wsi bench embed --encoder uni_v1 [--batch 16] [--precision bf16] [--steps 6]
-               wsi bench mil [--bags 1000] [--tiles 2000] [--width 192] [--epochs 3] [--cache-mb 0]
-               wsi bench mil-cohort --features FILE --patches DIR [--preset tiny96] [--seeds 3]
-               wsi bench tiff [--width 13329] [--height 10701] [--downsample 1] [--compression deflate]
 
-        train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
-        random images (compute does not depend on content) after one warm-up step, and report the
-        median images per second over the steps; embed also gives the rate of its matrix products
-        in GFLOP/s. embed --encoder runs a published encoder's architecture (random weights of the
-        real size) on its input size, as `wsi features` does; Tests/Benchmarks/torch_encoder_bench.py
-        times timm's model the way TRIDENT runs it, for the side-by-side figure. matmul times the encoder's linear layers alone at its shapes (batch × tokens
-        rows) in the chosen precision: the ceiling the layers' products can reach on this machine.
-
-        tile cuts each slide --runs times (patches read, resampled and colour-checked; --format none
-        unless given) and reports medians over runs: whole-slide seconds, the thumbnail + mask
-        seconds, and the tile phase's rate in tissue tiles per second; then the peak resident
-        memory. Build with 'swift build -c release' first: debug builds are many times slower.
-
-        mil writes a cohort of random bags as HDF5 files and times train-mil's epochs (one bag per
-        step, forward, backward, AdamW), reading every bag from disk unless --cache-mb keeps them.
-
-        Options of bench train|embed:
-        \(CommandSpec.optionLines(Self.modelSpec.options))
-
-        Options of bench mil:
-        \(CommandSpec.optionLines(MILBench.spec.options))
-
-        mil-cohort trains attention MIL on bags of labelled patches (the test suite's cohort) with
-        the stored features, a random encoder and a colour histogram of the same patches, and prints
-        held-out bag AUC, balanced accuracy and attention's instance AUC for each.
-
-        Options of bench mil-cohort:
-        \(CommandSpec.optionLines(MILCohortBench.spec.options))
-
-        tiff writes a full-resolution RGBA heatmap (or, with jpeg, colours over white) of a random
-        score grid on a slide of the given size as a pyramidal TIFF, and reports time and memory.
-
-        Options of bench tiff:
-        \(CommandSpec.optionLines(TIFFBench.spec.options))
-        """
-    }
-
-    /// Each subcommand and what runs it; `run` dispatches on the first word.
-    static let subcommands: [(names: [String], run: @Sendable (inout Arguments) throws -> Int32)] = [
-        (["tile"], TileBench.run), (["train", "embed", "matmul"], ModelBench.run), (["mil"], MILBench.run),
-        (["mil-cohort"], MILCohortBench.run), (["tiff"], TIFFBench.run),
+    /// Each subcommand, its declaration and what runs it; `run` dispatches on the first word.
+    static let subcommands: [(names: [String], spec: CommandSpec, run: @Sendable (inout Arguments) throws -> Int32)] = [
+        (["tile"], TileBench.spec, TileBench.run), (["train", "embed", "matmul"], ModelBench.spec, ModelBench.run),
+        (["mil"], MILBench.spec, MILBench.run), (["mil-cohort"], MILCohortBench.spec, MILCohortBench.run),
+        (["tiff"], TIFFBench.spec, TIFFBench.run),
     ]
+
+    var usage: String {
+        "Usage: wsi bench SUBCOMMAND [options]\n\nBuild with 'swift build -c release' first: debug builds are many times slower.\n\n"
+            + Self.subcommands.map(\.spec.usage).joined(separator: "\n")
+    }
 
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         guard let first = arguments.first, let subcommand = Self.subcommands.first(where: { $0.names.contains(first) }) else {
@@ -99,31 +37,80 @@ struct BenchCommand: Command {
     }
 }
 
+/// SD-MAE training and encoder inference on random pixels (compute does not depend on content).
 enum ModelBench {
+    static let preset = Option<String>("preset", .oneOf(SDMAEConfig.presetNames), default: "tiny", manifest: false, help: "model size")
+    static let batch = Option<Int>("batch", 1...4096, default: 64, manifest: false, help: "batch size")
+    static let maskRatio = Option<Double>("mask_ratio", 0...0.99, default: 0.75, manifest: false, help: "fraction of tokens hidden (train)")
+    static let steps = Option<Int>("steps", 1...1000, default: 6, manifest: false, help: "timed steps after one warm-up step")
+    static let precision = Option<Precision>("precision", default: .fp32, manifest: false, help: "matrix-product arithmetic")
+    static let encoder = Option<String?>("encoder", .oneOf(EncoderPresets.names), manifest: false,
+                                         help: "a published encoder at its real size with random weights: embed runs it as `wsi features` does, "
+                                             + "train adapts it as `pretrain --init-encoder` does")
+    static let spec = CommandSpec(
+        name: "bench train|embed|matmul", summary: "model throughput", synopsis: "[options]",
+        details: """
+        train/embed time SD-MAE steps (forward, backward, AdamW, centre) or encoder inference on
+        random images after one warm-up step, and report the median images per second over the
+        steps; embed also gives the rate of its matrix products in GFLOP/s. embed --encoder runs a
+        published encoder's architecture (random weights of the real size) on its input size, as
+        `wsi features` does; Tests/Benchmarks/torch_encoder_bench.py times timm's model the way
+        TRIDENT runs it, for the side-by-side figure. matmul times the encoder's linear layers
+        alone at its shapes (batch × tokens rows) in the chosen precision: the ceiling the layers'
+        products can reach on this machine.
+        """,
+        options: [preset.spec, batch.spec, maskRatio.spec, steps.spec, precision.spec, encoder.spec])
+
     static func run(_ arguments: inout Arguments) throws -> Int32 {
-        let (values, what) = try BenchCommand.modelSpec.parse(&arguments)
-        let presetName = values.string("preset") ?? "tiny"
-        guard var config = SDMAEConfig.preset(named: presetName) else { throw UsageError("unknown preset '\(presetName)'") }
-        config.maskRatio = values.double("mask_ratio") ?? 0.75
-        let batch = values.int("batch") ?? 64
-        let steps = values.int("steps") ?? 6
+        let (values, what) = try spec.parse(&arguments)
+        let batch = values[Self.batch]
+        let steps = values[Self.steps]
         guard what.count == 1 else { throw UsageError("expected 'train', 'embed' or 'matmul'") }
-        let (precision, notice) = Precision.resolve(values.string("precision").flatMap(Precision.init) ?? .fp32)
+        let (precision, notice) = Precision.resolve(values[Self.precision])
         if let notice { print(notice) }
-        if let encoder = values.string("encoder") {
-            guard what[0] == "embed", let preset = EncoderPresets.named(encoder) else { throw UsageError("--encoder goes with 'embed'") }
-            return try embed(preset, batch: batch, precision: precision, steps: steps)
+        if let name = values[Self.encoder] {
+            guard let preset = EncoderPresets.named(name), what[0] != "matmul" else { throw UsageError("--encoder goes with 'embed' or 'train'") }
+            if what[0] == "embed" { return try embed(preset, batch: batch, precision: precision, steps: steps) }
         }
-        if what[0] == "matmul" { return try matmul(config, rows: batch * config.tokens, precision: precision, steps: steps) }
-        let model = SDMAEModel(config: config, seed: 0)
+        let (model, name) = try benchModel(values)
+        if what[0] == "matmul" { return try matmul(model.config, rows: batch * model.config.tokens, precision: precision, steps: steps) }
         model.precision = precision
+        let rates = try time(model, train: what[0] == "train", batch: batch, steps: steps)
+        let config = model.config
+        print(String(format: "%@ %@ %@ batch %d mask %.2f: median %.1f img/s (min %.1f, max %.1f) over %d steps; %d parameters",
+                     what[0], name, precision.rawValue, batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps,
+                     model.parameters.reduce(0) { $0 + $1.count }))
+        if what[0] == "embed" {
+            print(String(format: "matrix products: %.2f GFLOP per image, %.1f GFLOP/s", encoderFLOPs(config) / 1e9,
+                         encoderFLOPs(config) * BenchCommand.median(rates) / 1e9))
+        }
+        return 0
+    }
+
+    /// An SD-MAE preset, or (train --encoder) SD-MAE adapting a published encoder of its real
+    /// size with random weights, as `pretrain --init-encoder` builds it.
+    static func benchModel(_ values: StageParameters) throws -> (SDMAEModel, String) {
+        if let name = values[Self.encoder], let preset = EncoderPresets.named(name) {
+            var config = SDMAEConfig.adapting(EncoderStart(name: preset.name, config: preset.config, hiddenWidth: preset.config.hiddenWidth))
+            config.maskRatio = values[Self.maskRatio]
+            return (SDMAEModel(config: config, published: VisionTransformer(config: preset.config, seed: 0, trains: true)), "adapting " + preset.name)
+        }
+        guard var config = SDMAEConfig.preset(named: values[Self.preset]) else { throw UsageError("unknown preset '\(values[Self.preset])'") }
+        config.maskRatio = values[Self.maskRatio]
+        return (SDMAEModel(config: config, seed: 0), values[Self.preset])
+    }
+
+    /// Images per second of each step after a warm-up one: a training step (forward, backward,
+    /// AdamW, centre) or the features of every token.
+    static func time(_ model: SDMAEModel, train: Bool, batch: Int, steps: Int) throws -> [Double] {
+        let config = model.config
         var generator = SeededGenerator(seed: 1)
         let images = (0..<(batch * 3 * config.imageSize * config.imageSize)).map { _ in generator.uniform() }
         let optimiser = AdamW(parameters: model.parameters, learningRate: 1e-4)
         var rates: [Double] = []
         for step in 0...steps {
             let start = Date()
-            if what[0] == "train" {
+            if train {
                 let mask = TokenMask.random(batch: batch, tokens: config.tokens, masked: config.maskedTokens, using: &generator)
                 _ = try images.withUnsafeBufferPointer { try model.forward(images: $0.baseAddress!, batch: batch, mask: mask) }
                 optimiser.zeroGradients()
@@ -136,14 +123,7 @@ enum ModelBench {
             }
             if step > 0 { rates.append(Double(batch) / Date().timeIntervalSince(start)) }
         }
-        print(String(format: "%@ %@ %@ batch %d mask %.2f: median %.1f img/s (min %.1f, max %.1f) over %d steps; %d parameters",
-                     what[0], presetName, precision.rawValue, batch, config.maskRatio, BenchCommand.median(rates), rates.min() ?? 0, rates.max() ?? 0, steps,
-                     model.parameters.reduce(0) { $0 + $1.count }))
-        if what[0] == "embed" {
-            print(String(format: "matrix products: %.2f GFLOP per image, %.1f GFLOP/s", encoderFLOPs(config) / 1e9,
-                         encoderFLOPs(config) * BenchCommand.median(rates) / 1e9))
-        }
-        return 0
+        return rates
     }
 
     /// A published encoder's inference on random pixels, as `wsi features` runs it.
@@ -215,18 +195,34 @@ enum ModelBench {
 
 /// Tiling throughput: each slide cut `--runs` times with the tile stage's own options.
 enum TileBench {
+    static let runs = Option<Int>("runs", 1...1000, default: 5, manifest: false, help: "repetitions per slide")
+    /// The tile stage's own options, so the benchmark measures what `wsi tile` runs; patches are
+    /// not stored unless asked (the encoder is what a format measures).
+    static let spec = CommandSpec(
+        name: "bench tile", summary: "tiling throughput", synopsis: "SLIDE... [options]",
+        details: """
+        Cuts each slide --runs times (patches read, resampled and colour-checked; --format none
+        unless given) and reports medians over runs: whole-slide seconds, the thumbnail + mask
+        seconds, and the tile phase's rate in tissue tiles per second; then the peak resident memory.
+        """,
+        options: [runs.spec] + TileStage.parameters.map { spec in
+            var spec = spec
+            if spec.name == TileStage.format.name { spec.defaultValue = .string(PatchFormat.none.rawValue) }
+            return spec
+        })
+
     static func run(_ arguments: inout Arguments) throws -> Int32 {
-        let (values, positionals) = try BenchCommand.tileSpec.parse(&arguments)
+        let (values, positionals) = try spec.parse(&arguments)
         let inputs = Array(positionals.dropFirst())  // after 'tile'
         guard !inputs.isEmpty else { throw UsageError("expected at least one SLIDE") }
-        let runs = values.int("runs") ?? 5
+        let runs = values[Self.runs]
         var options: TilingOptions
         do { options = try TileStage(values).options } catch let error as StageError { throw UsageError("\(error)") }
         options.showProgress = false
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         print("slide                              tiles  slide s  mask s  tile s  tiles/s (min..max)")
-        let annotationFiles = try values.string("annotations").map(AnnotationSet.files) ?? []
+        let annotationFiles = try values[TileStage.annotations].map(AnnotationSet.files) ?? []
         for path in inputs {
             options.annotations = try AnnotationSet.file(for: path, among: annotationFiles).map(AnnotationSet.read)
             var summaries: [TilingSummary] = []

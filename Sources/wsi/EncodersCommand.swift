@@ -5,6 +5,7 @@ import ViT
 
 /// The published encoders this tool runs, with what a user needs to choose and fetch one.
 struct EncodersCommand: DeclaredCommand {
+    static let json = Option<Bool>("json", default: false, manifest: false, help: "print the table as JSON")
     static let spec = CommandSpec(
         name: "encoders", summary: "the published pathology encoders (--encoder NAME): size, tiles, weights, licence",
         synopsis: "[--json]",
@@ -14,11 +15,11 @@ struct EncodersCommand: DeclaredCommand {
         shown (most are gated: accept the terms on the model page while logged in) and pass the file
         with --weights. Any other timm ViT runs from a config .json in the same schema (--encoder FILE.json).
         """,
-        options: [ParameterSpec("json", .bool, default: .bool(false), manifest: false, help: "print the table as JSON")])
+        options: [json.spec])
 
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let values = try Self.spec.parseOptions(&arguments)
-        if values.bool("json") {
+        if values[Self.json] {
             let rows = EncoderPresets.all.map { preset -> [String: Any] in
                 ["name": preset.name, "model": preset.model, "features": preset.config.featureWidth, "parameters": preset.parameterCount,
                  "patch_size": preset.config.patchSize, "tile_size": preset.tileSize, "tile_mpp": preset.tileMPP,

@@ -3,21 +3,16 @@ import Foundation
 import Pipeline
 import SlideIO
 
-struct InfoCommand: Command {
-    let name = "info"
-    let summary = "show a slide's vendor, levels, resolution, associated images and properties"
-    let usage = """
-    Usage: wsi info SLIDE [--json] [--properties]
-
-    Prints what OpenSlide knows about SLIDE.
-      --json         machine-readable output
-      --properties   also list every vendor property
-    """
+struct InfoCommand: DeclaredCommand {
+    static let json = Option<Bool>("json", default: false, manifest: false, help: "machine-readable output")
+    static let properties = Option<Bool>("properties", default: false, manifest: false, help: "also list every vendor property")
+    static let spec = CommandSpec(name: "info", summary: "show a slide's vendor, levels, resolution, associated images and properties",
+                                  synopsis: "SLIDE [options]", details: "Prints what OpenSlide knows about SLIDE.",
+                                  options: [json.spec, properties.spec])
 
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
-        let json = try arguments.flag("--json")
-        let listProperties = try arguments.flag("--properties")
-        let paths = try arguments.positionals()
+        let (values, paths) = try Self.spec.parse(&arguments)
+        let json = values[Self.json], listProperties = values[Self.properties]
         guard paths.count == 1 else { throw UsageError("expected exactly one SLIDE") }
         let slide = try Slide(path: paths[0])
         if json {

@@ -10,23 +10,25 @@ import Storage
 /// `wsi bench mil`: train-mil's cost on a cohort of synthetic bags written to disk as HDF5, so
 /// reading is measured with the compute (the values do not change the arithmetic).
 enum MILBench {
-    static let spec = CommandSpec(
-        name: "bench mil", summary: "attention-MIL training throughput", synopsis: "[options]",
-        options: [
-            ParameterSpec("bags", .int(2...100_000), default: .int(1000), manifest: false, help: "bags in the cohort"),
-            ParameterSpec("tiles", .int(1...1_000_000), default: .int(2000), manifest: false, help: "tiles per bag"),
-            ParameterSpec("width", .int(1...8192), default: .int(192), manifest: false, help: "features per tile"),
-            ParameterSpec("epochs", .int(1...1000), default: .int(3), manifest: false, help: "timed epochs"),
-            ParameterSpec("hidden", .int(8...4096), manifest: false, help: "L (default: as train-mil, the width, at most 512)"),
-            ParameterSpec("attention_width", .int(4...4096), manifest: false, help: "Da (default: L/2)"),
-            ParameterSpec("cache_mb", .int(0...1_000_000), default: .int(0), manifest: false,
-                          help: "bags kept in memory (0: every bag read from disk every time, memory bounded by the largest bag)"),
-        ])
+    static let bags = Option<Int>("bags", 2...100_000, default: 1000, manifest: false, help: "bags in the cohort")
+    static let tiles = Option<Int>("tiles", 1...1_000_000, default: 2000, manifest: false, help: "tiles per bag")
+    static let width = Option<Int>("width", 1...8192, default: 192, manifest: false, help: "features per tile")
+    static let epochs = Option<Int>("epochs", 1...1000, default: 3, manifest: false, help: "timed epochs")
+    static let hidden = Option<Int?>("hidden", 8...4096, manifest: false, help: "L (default: as train-mil, the width, at most 512)")
+    static let attentionWidth = Option<Int?>("attention_width", 4...4096, manifest: false, help: "Da (default: L/2)")
+    static let cacheMB = Option<Int>("cache_mb", 0...1_000_000, default: 0, manifest: false,
+                                     help: "bags kept in memory (0: every bag read from disk every time, memory bounded by the largest bag)")
+    static let spec = CommandSpec(name: "bench mil", summary: "attention-MIL training throughput", synopsis: "[options]",
+                                  details: """
+                                  Writes a cohort of random bags as HDF5 files and times train-mil's epochs (one bag per
+                                  step, forward, backward, AdamW), reading every bag from disk unless --cache-mb keeps them.
+                                  """,
+                                  options: [bags.spec, tiles.spec, width.spec, epochs.spec, hidden.spec, attentionWidth.spec, cacheMB.spec])
 
     static func run(_ arguments: inout Arguments) throws -> Int32 {
         let (values, what) = try spec.parse(&arguments)
         guard what == ["mil"] else { throw UsageError("expected 'bench mil'") }
-        let bags = values.int("bags") ?? 1000, tiles = values.int("tiles") ?? 2000, width = values.int("width") ?? 192
+        let bags = values[Self.bags], tiles = values[Self.tiles], width = values[Self.width]
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-mil-\(getpid())").path
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -47,11 +49,11 @@ enum MILBench {
 
         let cohort = try MILCohort(bags: try FeatureBag.discover([scratch]), labels: try SlideLabels(path: scratch + "/labels.csv"))
         var settings = MILTrainingSettings()
-        settings.hidden = values.int("hidden")
-        settings.attentionWidth = values.int("attention_width")
-        settings.epochs = values.int("epochs") ?? 3
+        settings.hidden = values[Self.hidden]
+        settings.attentionWidth = values[Self.attentionWidth]
+        settings.epochs = values[Self.epochs]
         let split = MILSplit(name: "bench", train: Array(0..<bags), validation: [], test: [])
-        var trainer = MILTrainer(cohort: cohort, settings: settings, cacheBytes: (values.int("cache_mb") ?? 0) << 20)
+        var trainer = MILTrainer(cohort: cohort, settings: settings, cacheBytes: values[Self.cacheMB] << 20)
         trainer.showProgress = false
         let (model, result) = try trainer.train(split, index: 0)
         let seconds = result.history.map { $0.seconds }
@@ -71,22 +73,26 @@ enum MILBench {
 /// the same patches, a randomly initialised encoder of the same preset and a colour histogram:
 /// what the learned features add over what any network or colour alone gives.
 enum MILCohortBench {
-    static let spec = CommandSpec(
-        name: "bench mil-cohort", summary: "attention MIL on learned features against baselines", synopsis: "--features FILE --patches DIR",
-        options: [
-            ParameterSpec("features", .path, required: true, manifest: false, placeholder: "FILE",
-                          help: "features.safetensors with 'names' and 'classes' metadata (Tests/Data/mil-lc25000)"),
-            ParameterSpec("patches", .path, required: true, manifest: false, placeholder: "DIR",
-                          help: "the labelled patches those names are in, as DIR/<class>/<name> (../shared/data/labelled-lc25000)"),
-            ParameterSpec("preset", .choice(SDMAEConfig.presetNames), default: .string("tiny96"), manifest: false,
-                          help: "the random encoder's configuration (the stored features' own)"),
-            ParameterSpec("seeds", .int(1...20), default: .int(3), manifest: false, help: "cohorts drawn per organ and feature set"),
-        ])
+    static let features = Option<String>(required: "features", .path, manifest: false, placeholder: "FILE",
+                                         help: "features.safetensors with 'names' and 'classes' metadata (Tests/Data/mil-lc25000)")
+    static let patches = Option<String>(required: "patches", .path, manifest: false, placeholder: "DIR",
+                                        help: "the labelled patches those names are in, as DIR/<class>/<name> (../shared/data/labelled-lc25000)")
+    static let preset = Option<String>("preset", .oneOf(SDMAEConfig.presetNames), default: "tiny96", manifest: false,
+                                       help: "the random encoder's configuration (the stored features' own)")
+    static let seeds = Option<Int>("seeds", 1...20, default: 3, manifest: false, help: "cohorts drawn per organ and feature set")
+    static let spec = CommandSpec(name: "bench mil-cohort", summary: "attention MIL on learned features against baselines",
+                                  synopsis: "--features FILE --patches DIR [options]",
+                                  details: """
+                                  Trains attention MIL on bags of labelled patches (the test suite's cohort) with the stored
+                                  features, a random encoder and a colour histogram of the same patches, and prints held-out
+                                  bag AUC, balanced accuracy and attention's instance AUC for each.
+                                  """,
+                                  options: [features.spec, patches.spec, preset.spec, seeds.spec])
 
     static func run(_ arguments: inout Arguments) throws -> Int32 {
         let (values, what) = try spec.parse(&arguments)
         guard what == ["mil-cohort"] else { throw UsageError("expected 'bench mil-cohort'") }
-        guard let featuresPath = values.string("features"), let root = values.string("patches") else { throw UsageError("--features and --patches are required") }
+        let featuresPath = values[Self.features], root = values[Self.patches]
         let (tensors, metadata) = try Safetensors.read(path: featuresPath)
         guard let stored = tensors["features"], stored.shape.count == 2,
               let names = metadata["names"].flatMap({ try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }),
@@ -95,7 +101,7 @@ enum MILCohortBench {
             throw UsageError("\(featuresPath): needs a 2-D 'features' tensor and 'names' and 'classes' metadata of as many patches")
         }
         let dataset = PatchDataset(sources: zip(classes, names).map { .file(root + "/" + $0 + "/" + $1) })
-        guard let config = SDMAEConfig.preset(named: values.string("preset") ?? "tiny96") else { throw UsageError("unknown preset") }
+        guard let config = SDMAEConfig.preset(named: values[Self.preset]) else { throw UsageError("unknown preset") }
         var random = FeatureExtractor(encoder: SDMAEModel(config: config, seed: 0))
         random.showProgress = false
         let randomFeatures = try random.run(dataset)
@@ -109,7 +115,7 @@ enum MILCohortBench {
                     ("colour histogram", pools(histograms, width: ColourHistogram.width))]
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("wsi-bench-cohort-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let seeds = values.int("seeds") ?? 3
+        let seeds = values[Self.seeds]
         print("organ  features                  bag AUC   balanced acc.   attention AUC   (medians over \(seeds) cohorts)")
         for organ in ["lung", "colon"] {
             for (name, pool) in sets {

@@ -5,6 +5,9 @@ import Pipeline
 import Storage
 
 struct RunCommand: DeclaredCommand {
+    static let slides = Option<String?>("slides", .path, manifest: false, placeholder: "DIR", help: "slide folder (overrides the manifest's 'slides')")
+    static let out = Option<String?>("out", .text, manifest: false, placeholder: "DIR", help: "output folder (overrides the manifest's 'output')")
+    static let shard = Option<String?>("shard", .text, manifest: false, placeholder: "K/N", help: "run shard K of N")
     static let spec = CommandSpec(
         name: "run", summary: "run a pipeline manifest over a slide folder (resumable, shardable)", synopsis: "MANIFEST [options]",
         details: """
@@ -18,17 +21,12 @@ struct RunCommand: DeclaredCommand {
         rank 0 runs the rest. Exit status 1 if any item failed.
         Stage kinds and their parameters: 'wsi stages'.
         """,
-        options: [
-            ParameterSpec("slides", .path, manifest: false, placeholder: "DIR", help: "slide folder (overrides the manifest's 'slides')"),
-            ParameterSpec("out", .string, manifest: false, placeholder: "DIR", help: "output folder (overrides the manifest's 'output')"),
-            ParameterSpec("shard", .string, manifest: false, placeholder: "K/N", help: "run shard K of N"),
-            StageCommandLine.jobs, StageCommandLine.quiet,
-        ])
+        options: [slides.spec, out.spec, shard.spec, StageCommandLine.jobs.spec, StageCommandLine.quiet.spec])
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
         let (values, inputs) = try Self.spec.parse(&arguments)
         guard inputs.count == 1 else { throw UsageError("expected one MANIFEST") }
         var shard = (index: 1, count: 1)
-        if let text = values.string("shard") {
+        if let text = values[Self.shard] {
             let parts = text.split(separator: "/").map { Int($0) }
             guard parts.count == 2, let k = parts[0], let n = parts[1], n >= 1, (1...n).contains(k) else {
                 throw UsageError("--shard must be K/N with 1 ≤ K ≤ N, got '\(text)'")
@@ -36,23 +34,21 @@ struct RunCommand: DeclaredCommand {
             shard = (k, n)
         }
         let manifest = try Manifest.load(path: inputs[0])
-        guard let slides = values.string("slides") ?? manifest.slides else { throw UsageError("no slide folder: give --slides or 'slides:' in the manifest") }
-        guard let out = values.string("out") ?? manifest.output else { throw UsageError("no output folder: give --out or 'output:' in the manifest") }
+        guard let slides = values[Self.slides] ?? manifest.slides else { throw UsageError("no slide folder: give --slides or 'slides:' in the manifest") }
+        guard let out = values[Self.out] ?? manifest.output else { throw UsageError("no output folder: give --out or 'output:' in the manifest") }
         var options = RunOptions(slides: slides, output: out)
         options.shard = shard
-        options.jobs = values.int("jobs") ?? 1
-        options.showProgress = !values.bool("quiet")
-        return try runPipeline(manifest, options: options, group: group, shardGiven: values.string("shard") != nil)
+        options.jobs = values[StageCommandLine.jobs]
+        options.showProgress = !values[StageCommandLine.quiet]
+        return try runPipeline(manifest, options: options, group: group, shardGiven: values[Self.shard] != nil)
     }
 }
 
-struct StatusCommand: Command {
-    let name = "status"
-    let summary = "table of slides × stages from a run's ledger"
-    let usage = "Usage: wsi status OUT_DIR"
+struct StatusCommand: DeclaredCommand {
+    static let spec = CommandSpec(name: "status", summary: "table of slides × stages from a run's ledger", synopsis: "OUT_DIR", options: [])
 
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
-        let inputs = try arguments.positionals()
+        let (_, inputs) = try Self.spec.parse(&arguments)
         guard inputs.count == 1 else { throw UsageError("expected one OUT_DIR") }
         let ledgerPath = inputs[0] + "/" + RunDescription.ledgerName
         guard FileManager.default.fileExists(atPath: ledgerPath) else { throw UsageError("\(ledgerPath): no ledger (not a run folder)") }
@@ -69,7 +65,7 @@ struct StatusCommand: Command {
         let width = max(12, (slides.map(\.count).max() ?? 0) + 2)
         print("slide".padding(toLength: width, withPad: " ", startingAt: 0) + stages.map { $0.padding(toLength: 18, withPad: " ", startingAt: 0) }.joined())
         for slide in slides {
-            var line = (slide == "*" ? "(batch)" : slide).padding(toLength: width, withPad: " ", startingAt: 0)
+            var line = (slide == LedgerRow.wholeBatch ? "(batch)" : slide).padding(toLength: width, withPad: " ", startingAt: 0)
             for stage in stages {
                 let cell = rows.first { $0.slide == slide && $0.stage == stage }.map { "\($0.status.rawValue) \(String(format: "%.1fs", $0.seconds))" } ?? ""
                 line += cell.padding(toLength: 18, withPad: " ", startingAt: 0)
@@ -83,28 +79,27 @@ struct StatusCommand: Command {
     }
 }
 
-struct ReportCommand: Command {
-    let name = "report"
-    let summary = "static index.html of a run: QC, heatmaps, labels, timings, loss curves"
-    let usage = "Usage: wsi report OUT_DIR"
+struct ReportCommand: DeclaredCommand {
+    static let spec = CommandSpec(name: "report", summary: "static index.html of a run: QC, heatmaps, labels, timings, loss curves",
+                                  synopsis: "OUT_DIR", options: [])
 
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
-        let inputs = try arguments.positionals()
+        let (_, inputs) = try Self.spec.parse(&arguments)
         guard inputs.count == 1 else { throw UsageError("expected one OUT_DIR") }
         print("report → \(try Report.write(outputRoot: inputs[0]))")
         return 0
     }
 }
 
-struct StagesCommand: Command {
-    let name = "stages"
-    let summary = "every stage a manifest or the command line can run, with parameters, inputs and outputs"
-    let usage = "Usage: wsi stages [--markdown]\n\n--markdown prints the stage reference of docs/stages.md."
+struct StagesCommand: DeclaredCommand {
+    static let markdown = Option<Bool>("markdown", default: false, manifest: false, help: "print the stage reference of docs/stages.md")
+    static let spec = CommandSpec(name: "stages", summary: "every stage a manifest or the command line can run, with parameters, inputs and outputs",
+                                  synopsis: "[--markdown]", options: [markdown.spec])
 
     func run(_ arguments: inout Arguments, group: ProcessGroup) throws -> Int32 {
-        let markdown = try arguments.flag("--markdown")
-        guard try arguments.positionals().isEmpty else { throw UsageError("no arguments expected") }
-        print(markdown ? StageCommandLine.markdownReference() : StageCommandLine.textReference(), terminator: "")
+        let (values, positionals) = try Self.spec.parse(&arguments)
+        guard positionals.isEmpty else { throw UsageError("no arguments expected") }
+        print(values[Self.markdown] ? StageCommandLine.markdownReference() : StageCommandLine.textReference(), terminator: "")
         return 0
     }
 }

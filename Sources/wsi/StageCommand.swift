@@ -58,7 +58,7 @@ func runPipeline(_ manifest: Manifest, options: RunOptions, group: ProcessGroup,
     print("\(summary.completed) done, \(summary.upToDate) already up to date, \(summary.failed.count) failed, \(summary.blocked) skipped"
           + (summary.deferred.isEmpty ? "" : ", deferred to an unsharded run: \(summary.deferred.joined(separator: ", "))"))
     for failure in summary.failed {
-        print("  failed: \(failure.stage) \(failure.slide == "*" ? "" : SlideDiscovery.stem(of: failure.slide)): \(failure.error)")
+        print("  failed: \(failure.stage) \(failure.slide == LedgerRow.wholeBatch ? "" : SlideDiscovery.stem(of: failure.slide)): \(failure.error)")
     }
     status = summary.exitStatus
     return status

@@ -7,23 +7,25 @@ import Pipeline
 /// `wsi bench tiff`: writing a full-resolution heatmap TIFF of a large slide (a random score
 /// grid: the pixels cost the same whatever the scores), for time and peak memory.
 enum TIFFBench {
-    static let spec = CommandSpec(
-        name: "bench tiff", summary: "pyramidal heatmap TIFF writing", synopsis: "[options]",
-        options: [
-            ParameterSpec("width", .int(256...1_000_000), default: .int(13329), manifest: false, help: "slide width, level-0 pixels"),
-            ParameterSpec("height", .int(256...1_000_000), default: .int(10701), manifest: false, help: "slide height"),
-            ParameterSpec("downsample", .double(1...4096), default: .double(1), manifest: false, help: "level-0 pixels per TIFF pixel"),
-            ParameterSpec("compression", .choice(TIFFCompression.allCases.map(\.rawValue)), default: .string("deflate"), manifest: false,
-                          help: "RGBA needs deflate; jpeg writes the colours over white"),
-            ParameterSpec("runs", .int(1...100), default: .int(3), manifest: false, help: "repetitions"),
-        ])
+    static let width = Option<Int>("width", 256...1_000_000, default: 13329, manifest: false, help: "slide width, level-0 pixels")
+    static let height = Option<Int>("height", 256...1_000_000, default: 10701, manifest: false, help: "slide height")
+    static let downsample = Option<Double>("downsample", 1...4096, default: 1, manifest: false, help: "level-0 pixels per TIFF pixel")
+    static let compression = Option<TIFFCompression>("compression", default: .deflate, manifest: false,
+                                                     help: "RGBA needs deflate; jpeg writes the colours over white")
+    static let runs = Option<Int>("runs", 1...100, default: 3, manifest: false, help: "repetitions")
+    static let spec = CommandSpec(name: "bench tiff", summary: "pyramidal heatmap TIFF writing", synopsis: "[options]",
+                                  details: """
+                                  Writes a full-resolution RGBA heatmap (or, with jpeg, colours over white) of a random score
+                                  grid on a slide of the given size as a pyramidal TIFF, and reports time and memory.
+                                  """,
+                                  options: [width.spec, height.spec, downsample.spec, compression.spec, runs.spec])
 
     static func run(_ arguments: inout Arguments) throws -> Int32 {
         let (values, what) = try spec.parse(&arguments)
         guard what == ["tiff"] else { throw UsageError("expected 'bench tiff'") }
-        let width = values.int("width") ?? 13329, height = values.int("height") ?? 10701
-        let downsample = values.double("downsample") ?? 1
-        let compression = values.string("compression").flatMap(TIFFCompression.init) ?? .deflate
+        let width = values[Self.width], height = values[Self.height]
+        let downsample = values[Self.downsample]
+        let compression = values[Self.compression]
         let stride = 256.0
         let columns = Int((Double(width) / stride).rounded(.up)), rows = Int((Double(height) / stride).rounded(.up))
         var generator = SeededGenerator(seed: 3)
@@ -34,7 +36,7 @@ enum TIFFBench {
         defer { try? FileManager.default.removeItem(atPath: path) }
         var seconds: [Double] = []
         var levels: [(width: Int, height: Int)] = []
-        for _ in 0..<(values.int("runs") ?? 3) {
+        for _ in 0..<values[Self.runs] {
             let start = Date()
             levels = try HeatmapTIFF.write(grid: grid, style: HeatmapStyle(), slideWidth: width, slideHeight: height, downsample: downsample,
                                            mode: compression == .jpeg ? .overSlide : .rgba, compression: compression, micronsPerPixel: 0.25,

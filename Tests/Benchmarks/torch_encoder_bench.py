@@ -26,7 +26,13 @@ PRESETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Data",
 
 
 def build(name):
-    with open(os.path.join(PRESETS, name + ".json")) as f:
+    features, side, _ = build_from_config(os.path.join(PRESETS, name + ".json"))
+    return features, side
+
+
+def build_from_config(path):
+    """timm's model for a config in the fixtures' schema, its features function and input side."""
+    with open(path) as f:
         c = json.load(f)
     kwargs = dict(img_size=c["img_size"], patch_size=c["patch_size"], embed_dim=c["embed_dim"], depth=c["depth"],
                   num_heads=c["num_heads"], mlp_ratio=c["mlp_ratio"], init_values=c["init_values"], reg_tokens=c["reg_tokens"],
@@ -36,7 +42,7 @@ def build(name):
     if c["mlp_layer"] == "swiglu_packed":
         kwargs.update(mlp_layer=SwiGLUPacked, act_layer=torch.nn.SiLU)
     model = timm.models.vision_transformer.VisionTransformer(**kwargs).eval()
-    side = c["transform"]["center_crop"] or c["transform"]["resize"]
+    side = c["transform"].get("center_crop") or c["transform"]["resize"]
     pool = c["pool"]
 
     def features(x):
@@ -44,7 +50,7 @@ def build(name):
             return model(x)
         tokens = model.forward_features(x)
         return torch.cat([tokens[:, 0], tokens[:, model.num_prefix_tokens:].mean(1)], dim=-1)
-    return features, side
+    return features, side, model
 
 
 def main():

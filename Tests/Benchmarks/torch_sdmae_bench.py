@@ -3,10 +3,17 @@
 Tests/Data/sdmae-tiny/SPEC-sdmae.md), timed in fp32 and with bf16 autocast on the CPU, printed next
 to `wsi bench` run in the same command so the ratios are measured side by side.
 
-Usage: python torch_sdmae_bench.py WSI_BINARY [--preset tiny] [--batch 64] [--steps 8] [--rounds 3]
-Needs torch (pip install torch into a virtual environment outside the repository).
+With --encoder NAME (a preset of Tests/Data/encoders/presets, e.g. kaiko-vits16, kaiko-vitb16) the
+encoder is timm's VisionTransformer of that preset, random weights, with its class and register
+tokens never masked, and the decoder and heads sized as `pretrain --init-encoder` sizes them:
+the step a lab runs to adapt a published encoder (training only).
+
+Usage: python torch_sdmae_bench.py WSI_BINARY [--preset tiny | --encoder kaiko-vits16] [--batch 64] [--steps 8] [--rounds 3]
+Needs torch (pip install torch into a virtual environment outside the repository), and timm for --encoder.
 """
 import argparse
+import os
+import sys
 import statistics
 import subprocess
 
@@ -112,17 +119,58 @@ class SDMAE(nn.Module):
         return self.encode(patches, every).mean(1)
 
 
+class AdaptedSDMAE(SDMAE):
+    """SD-MAE around a timm ViT: its patch embedding (as a Linear on flattened patches, the same
+    products as its convolution), positions, prefix tokens, blocks and norm."""
+
+    def __init__(self, vit, img, patch, *sizes):
+        d, heads = vit.embed_dim, vit.blocks[0].attn.num_heads
+        super().__init__(img, patch, d, 0, heads, *sizes)
+        self.vit = vit
+
+    def encode(self, patches, visible):
+        vit, b = self.vit, patches.shape[0]
+        prefix = vit.num_prefix_tokens
+        x = self.embed(patches) + vit.pos_embed[:, -self.tokens:]
+        x = torch.gather(x, 1, visible[..., None].expand(-1, -1, x.shape[-1]))
+        tokens = [vit.cls_token.expand(b, -1, -1)] + ([vit.reg_token.expand(b, -1, -1)] if vit.reg_token is not None else [])
+        x = torch.cat(tokens + [x], 1)
+        for block in vit.blocks:
+            x = block(x)
+        return vit.norm(x)[:, prefix:]
+
+
+def adapted(name):
+    """The model `pretrain --init-encoder NAME` trains: decoder half the encoder's width (a multiple
+    of 64), four blocks, 64-wide heads; heads of the `small` preset."""
+    _, side, vit = build_with_model(name)
+    patch = vit.patch_embed.patch_size[0]
+    half = vit.embed_dim // 2
+    dd = half - half % 64 if half >= 64 else max(4, half - half % 4)
+    return AdaptedSDMAE(vit.train(), side, patch, dd, 4, max(1, dd // 64), 2048, 256, 4096), side
+
+
+def build_with_model(name):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_encoder_bench import PRESETS as folder, build_from_config  # noqa: E402
+    return build_from_config(os.path.join(folder, name + ".json"))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("wsi")
     parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--encoder")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = SDMAE(*PRESETS[args.preset])
-    images = torch.rand(args.batch, 3, PRESETS[args.preset][0], PRESETS[args.preset][0])
+    if args.encoder:
+        model, side = adapted(args.encoder)
+    else:
+        model, side = SDMAE(*PRESETS[args.preset]), PRESETS[args.preset][0]
+    images = torch.rand(args.batch, 3, side, side)
     optimiser = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def train(bf16):
@@ -143,17 +191,19 @@ def main():
         return step
 
     def wsi(what, precision):
-        out = subprocess.run([args.wsi, "bench", what, "--preset", args.preset, "--batch", str(args.batch), "--steps", str(args.steps),
+        model_args = ["--encoder", args.encoder] if args.encoder else ["--preset", args.preset]
+        out = subprocess.run([args.wsi, "bench", what, *model_args, "--batch", str(args.batch), "--steps", str(args.steps),
                               "--precision", precision], capture_output=True, text=True, check=True)
         return float(out.stdout.split("median ")[1].split(" img/s")[0])
 
     # The machine's speed drifts over minutes (shared host): every round times all eight
     # configurations back to back, and the report takes medians over rounds, so each ratio
     # compares runs made minutes, not a quarter of an hour, apart.
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, preset {args.preset}, batch {args.batch}, {args.rounds} rounds")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.encoder or 'preset ' + args.preset}, batch {args.batch}, "
+          f"{args.rounds} rounds")
     rates = {}
     for round in range(args.rounds):
-        for what in ("embed", "train"):
+        for what in ("train",) if args.encoder else ("embed", "train"):
             for precision in ("fp32", "bf16"):
                 torch_rate = timed((infer if what == "embed" else train)(precision == "bf16"), args.batch, args.steps)
                 wsi_rate = wsi(what, precision)

@@ -8,12 +8,11 @@ struct AggregateStage: Stage {
     static let kind = "aggregate"
     static let scope = StageScope.global
     static let summary = "slide-level labels and scores (labels.csv, one JSON per slide)"
-    static let parameters = [
-        ParameterSpec("rule", .choice(AggregationRule.names), default: .string("topk"),
-                      help: "slide score per class: mean, max, top-k mean, share of votes, share at or above threshold"),
-        ParameterSpec("k", .int(1...1_000_000), default: .int(50), help: "tiles averaged by topk"),
-        ParameterSpec("threshold", .double(0...1), default: .double(0.5), help: "probability threshold of fraction"),
-    ]
+    static let rule = Option<AggregationRule.Kind>("rule", default: .topk,
+                                                   help: "slide score per class: mean, max, top-k mean, share of votes, share at or above threshold")
+    static let k = Option<Int>("k", 1...1_000_000, default: 50, help: "tiles averaged by topk")
+    static let threshold = Option<Double>("threshold", 0...1, default: 0.5, help: "probability threshold of fraction")
+    static let parameters = [rule.spec, k.spec, threshold.spec]
     static let inputs = [InputSpec("predictions", perSlide: true, reads: ["predict", "predict-mil"], help: "the predict stage's folder")]
     static let tableName = "labels.csv"
     static let outputs = [
@@ -24,11 +23,7 @@ struct AggregateStage: Stage {
     let rule: AggregationRule
 
     init(_ p: StageParameters) throws {
-        let name = p.string("rule") ?? "topk"
-        guard let rule = AggregationRule(name: name, k: p.int("k") ?? 50, threshold: p.double("threshold") ?? 0.5) else {
-            throw StageError.invalid("unknown rule '\(name)' (\(AggregationRule.names.joined(separator: ", ")))")
-        }
-        self.rule = rule
+        rule = AggregationRule(p[Self.rule], k: p[Self.k], threshold: p[Self.threshold])
     }
 
     func run(_ context: StageContext) throws -> String {

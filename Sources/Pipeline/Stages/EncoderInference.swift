@@ -14,34 +14,30 @@ public enum EncoderChoice: Sendable {
 }
 
 public enum EncoderInference {
-    public static let batch = ParameterSpec("batch", .int(1...4096), default: .int(64), help: "encoder batch size")
-    public static let precision = ParameterSpec("precision", .choice(["auto"] + Precision.allCases.map(\.rawValue)), default: .string("auto"),
-                                                help: "encoder matrix products: auto is bf16 where the CPU has AVX-512 BF16 (features within 1e-5 cosine of fp32), else fp32")
-    public static let encoder = ParameterSpec("encoder", .nameOrPath(EncoderPresets.names), placeholder: "NAME|CONFIG.json",
-                                       help: "a published encoder (`wsi encoders` lists them: uni_v1, virchow2, hoptimus0, …) or a timm ViT "
-                                       + "described by a config .json; needs weights. Without it the checkpoint input is the encoder")
-    public static let weights = ParameterSpec("weights", .path, placeholder: "FILE",
-                                       help: "the encoder's published weights: model.safetensors, pytorch_model.bin, .pth or .pt")
+    public static let batch = Option<Int>("batch", 1...4096, default: 64, help: "encoder batch size")
+    public static let precision = Option<PrecisionChoice>("precision", default: .auto,
+                                                          help: "encoder matrix products: auto is bf16 where the CPU has AVX-512 BF16 (features within 1e-5 cosine of fp32), else fp32")
+    public static let encoder = Option<String?>("encoder", .nameOrPath(EncoderPresets.names), placeholder: "NAME|CONFIG.json",
+                                                help: "a published encoder (`wsi encoders` lists them: uni_v1, virchow2, hoptimus0, …) or a timm ViT "
+                                                + "described by a config .json; needs weights. Without it the checkpoint input is the encoder")
+    public static let weights = Option<String?>("weights", .path, placeholder: "FILE",
+                                                help: "the encoder's published weights: model.safetensors, pytorch_model.bin, .pth or .pt")
     /// For stages that only pick the encoder (train-classifier, evaluate).
-    static let choiceParameters = [encoder, weights]
-    public static let parameters = [batch, precision] + choiceParameters
+    static let choiceParameters = [encoder.spec, weights.spec]
+    public static let parameters = [batch.spec, precision.spec] + choiceParameters
     static let checkpointInput = InputSpec("checkpoint", required: false, unlessParameter: "encoder", reads: ["pretrain"],
                                            help: "the pretrain stage's folder or an SD-MAE checkpoint file (unless an encoder is given)")
-
-    public static func precision(_ p: StageParameters) -> Precision {
-        chosenPrecision(p.string("precision"))
-    }
 
     /// The encoder the options name, checked when the stage is read (a manifest fails before
     /// anything runs).
     public static func choice(_ p: StageParameters) throws -> EncoderChoice {
-        guard let name = p.string("encoder") else {
-            guard p.string("weights") == nil else { throw StageError.invalid("weights needs an encoder: give --encoder NAME or CONFIG.json") }
+        guard let name = p[encoder] else {
+            guard p[weights] == nil else { throw StageError.invalid("weights needs an encoder: give --encoder NAME or CONFIG.json") }
             return .checkpoint
         }
         let preset: EncoderPreset
         do { preset = try EncoderPresets.resolve(name) } catch { throw StageError.invalid(String(describing: error)) }
-        guard let weights = p.string("weights") else {
+        guard let weights = p[weights] else {
             throw StageError.invalid("encoder \(name) needs its weights: --weights FILE (\(preset.weights))")
         }
         return .published(preset, weights: weights)
@@ -106,16 +102,19 @@ final class OnceNotices: @unchecked Sendable {
     }
 }
 
-/// The arithmetic a `precision` option's value (auto, bf16, fp32) runs here: auto is bf16 where
-/// the CPU multiplies bfloat16 natively; bf16 asked for on a CPU without falls back to fp32 with a
-/// one-line notice.
-func chosenPrecision(_ name: String?) -> Precision {
-    switch name {
-    case "fp32": return .fp32
-    case "bf16":
-        let (precision, notice) = Precision.resolve(.bf16)
-        if let notice { printError(notice) }
-        return precision
-    default: return Precision.bf16Available ? .bf16 : .fp32
+/// The arithmetic a `precision` option asks for: auto is bf16 where the CPU multiplies bfloat16
+/// natively; bf16 asked for on a CPU without falls back to fp32 with a one-line notice.
+public enum PrecisionChoice: String, CaseIterable, Sendable {
+    case auto, fp32, bf16
+
+    public var resolved: Precision {
+        switch self {
+        case .fp32: return .fp32
+        case .bf16:
+            let (precision, notice) = Precision.resolve(.bf16)
+            if let notice { printError(notice) }
+            return precision
+        case .auto: return Precision.bf16Available ? .bf16 : .fp32
+        }
     }
 }

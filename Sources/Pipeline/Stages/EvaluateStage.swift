@@ -2,6 +2,7 @@ import Foundation
 import Heatmap
 import Predict
 import SDMAE
+import ViT
 import Storage
 
 /// Whether a checkpoint's features carry tissue information: grouped cross-validation on
@@ -10,10 +11,13 @@ struct EvaluateStage: Stage {
     static let kind = "evaluate"
     static let scope = StageScope.global
     static let summary = "grouped cross-validation of frozen features on labelled patches, against random init and colour"
-    static let parameters = LabelledPatchOptions.parameters + [
-        ParameterSpec("folds", .int(2...20), default: .int(5), help: "cross-validation folds (at most the number of sources)"),
-        ParameterSpec("knn_k", .int(1...100), default: .int(5), help: "neighbours of the cosine kNN"),
-    ] + EncoderInference.choiceParameters
+    static let folds = Option<Int>("folds", 2...20, default: GroupedEvaluation().folds, help: "cross-validation folds (at most the number of sources)")
+    static let knnK = Option<Int>("knn_k", 1...100, default: GroupedEvaluation().knnK, help: "neighbours of the cosine kNN")
+    static let startingWeights = Option<String?>("starting_weights", .path, placeholder: "FILE",
+                                                 help: "the weights an adapted encoder started from: a row for them beside the adapted ones "
+                                                     + "(needs encoder and weights: the adapted encoder's)")
+    static let parameters = [LabelledPatchOptions.labelled.spec] + LabelledPatchOptions.sharedParameters + [folds.spec, knnK.spec]
+        + EncoderInference.choiceParameters + [startingWeights.spec]
     static let inputs = [EncoderInference.checkpointInput]
     static let resultName = "evaluation.json"
     static let confusionName = "confusion-linear.png"
@@ -28,16 +32,20 @@ struct EvaluateStage: Stage {
     let rule: GroupRule
     let evaluation: GroupedEvaluation
     let choice: EncoderChoice
+    let startingWeights: String?
 
     init(_ p: StageParameters) throws {
         choice = try EncoderInference.choice(p)
-        guard let labelled = p.string("labelled") else { throw StageError.invalid("labelled is required") }
-        self.labelled = labelled
+        startingWeights = p[Self.startingWeights]
+        if startingWeights != nil, case .checkpoint = choice {
+            throw StageError.invalid("starting_weights compares a published encoder's adapted weights with these: give encoder and weights")
+        }
+        labelled = p[LabelledPatchOptions.labelled]
         rule = try LabelledPatchOptions.groupRule(p)
         var evaluation = GroupedEvaluation()
-        evaluation.folds = p.int("folds") ?? evaluation.folds
-        evaluation.knnK = p.int("knn_k") ?? evaluation.knnK
-        evaluation.crops = p.bool("crops")
+        evaluation.folds = p[Self.folds]
+        evaluation.knnK = p[Self.knnK]
+        evaluation.crops = p[LabelledPatchOptions.crops]
         evaluation.probe = LabelledPatchOptions.probe(p)
         evaluation.seed = evaluation.probe.seed
         self.evaluation = evaluation
@@ -47,7 +55,11 @@ struct EvaluateStage: Stage {
         let encoder = try EncoderInference.load(choice, files: try EncoderInference.files(choice, context), precision: .fp32)
         var evaluation = self.evaluation
         evaluation.showProgress = context.showProgress
-        let report = try evaluation.run(encoder: encoder, patches: try LabelledPatches(root: labelled), groups: rule)
+        var baseline: (any PatchEncoder)?
+        if let startingWeights, case let .published(preset, _) = choice {
+            baseline = try EncoderInference.load(.published(preset, weights: startingWeights), files: [startingWeights], precision: .fp32)
+        }
+        let report = try evaluation.run(encoder: encoder, baseline: baseline, patches: try LabelledPatches(root: labelled), groups: rule)
         try AtomicFile.write(try JSONFile.encode(report), to: context.output + "/" + Self.resultName)
         try AtomicFile.write(Data((report.text + "\n").utf8), to: context.output + "/evaluation.txt")
         if let checkpoint = report.results.first {

@@ -13,11 +13,9 @@ struct ExportGeoJSONStage: Stage {
     static let kind = "export-geojson"
     static let scope = StageScope.perSlide
     static let summary = "tissue outline and tiles (with their scores) as QuPath GeoJSON objects in level-0 pixels"
-    static let parameters = [
-        ParameterSpec("tissue", .bool, default: .bool(true), help: "export the tissue outline (with holes) as an annotation"),
-        ParameterSpec("object_type", .choice(["tile", "detection", "annotation"]), default: .string("tile"),
-                      help: "QuPath object type of the tiles"),
-    ]
+    static let tissue = Option<Bool>("tissue", default: true, help: "export the tissue outline (with holes) as an annotation")
+    static let objectType = Option<QuPathObjectType>("object_type", default: .tile, help: "QuPath object type of the tiles")
+    static let parameters = [tissue.spec, objectType.spec]
     static let inputs = [
         InputSpec("tiles", perSlide: true, reads: ["tile"], help: "the tile stage's folder"),
         InputSpec("predictions", required: false, perSlide: true, reads: ["predict", "predict-mil"],
@@ -29,11 +27,11 @@ struct ExportGeoJSONStage: Stage {
     ]
 
     let tissue: Bool
-    let objectType: String
+    let objectType: QuPathObjectType
 
     init(_ p: StageParameters) throws {
-        tissue = p.bool("tissue")
-        objectType = p.string("object_type") ?? "tile"
+        tissue = p[Self.tissue]
+        objectType = p[Self.objectType]
     }
 
     func run(_ context: StageContext) throws -> String {
@@ -62,7 +60,7 @@ struct ExportGeoJSONStage: Stage {
             let (mask, _) = try TissueMask.compute(slide: slide, micronsPerPixel: summary.micronsPerPixel, config: TissueMaskConfig())
             let outline = mask.contours()
             if !outline.isEmpty {
-                objects.append(ExportedObject(polygons: outline, objectType: "annotation", className: "Tissue", colour: ClassColour(0, 160, 0), name: "tissue mask"))
+                objects.append(ExportedObject(polygons: outline, objectType: .annotation, className: "Tissue", colour: ClassColour(0, 160, 0), name: "tissue mask"))
             }
         }
         let footprint = Double(summary.footprintLevel0)

@@ -11,25 +11,31 @@ struct HeatmapStage: Stage {
     static let kind = "heatmap"
     static let scope = StageScope.perSlide
     static let summary = "heatmap PNGs over the thumbnail and .npy score grids"
+    /// TIFF compression, or auto: jpeg over the slide, deflate for RGBA.
+    enum TIFFCompressionChoice: String, CaseIterable, Sendable {
+        case auto, jpeg, deflate
+    }
+
+    static let classes = Option<[String]>("classes", placeholder: "NAME", help: "classes to draw (default: all)")
+    static let colormap = Option<Colormap>("colormap", default: HeatmapStyle().colormap, help: "colour scale")
+    static let alpha = Option<Double>("alpha", 0...1, default: HeatmapStyle().alpha, help: "opacity of the scores over the thumbnail")
+    static let scale = Option<HeatmapScale>("scale", default: .auto,
+                                            help: "what colours mean: percentile within the slide, or raw (probability 0-1; MIL attention scaled across the cohort, "
+                                                + "so a negative slide stays cool); auto: probabilities raw, attention percentile")
+    static let smooth = Option<Double>("smooth", 0...100, default: HeatmapStyle().smoothingSigma, placeholder: "SIGMA", help: "Gaussian smoothing, σ in tiles")
+    static let interpolate = Option<Bool>("interpolate", default: HeatmapStyle().interpolate, help: "blend between tile centres (off: one flat cell per tile)")
+    static let raw = Option<Bool>("raw", default: false, help: "also write grid-<class>.png, the score grid alone")
+    static let thumbnailSize = Option<Int>("thumbnail_size", 64...16384, default: 1024, placeholder: "PX", help: "long side of the picture")
+    static let tiff = Option<Bool>("tiff", default: false, help: "also write heatmap-<class>.tif, a pyramidal TIFF on the slide's pixel grid")
+    static let tiffDownsample = Option<Double?>("tiff_downsample", 1...4096, placeholder: "D",
+                                                help: "level-0 pixels per TIFF pixel (default: the slide up to 4096 px a side, at least 8 px a tile)")
+    static let tiffMode = Option<HeatmapTIFF.Mode>("tiff_mode", default: .overSlide,
+                                                   help: "colours blended over the slide, or RGBA (transparent without tissue) for overlays")
+    static let tiffCompression = Option<TIFFCompressionChoice>("tiff_compression", default: .auto,
+                                                               help: "auto: jpeg over the slide, deflate for RGBA (JPEG has no alpha)")
     static let parameters = [
-        ParameterSpec("classes", .strings, placeholder: "NAME", help: "classes to draw (default: all)"),
-        ParameterSpec("colormap", .choice(Colormap.allCases.map(\.rawValue)), default: .string(HeatmapStyle().colormap.rawValue),
-                      help: "colour scale"),
-        ParameterSpec("alpha", .double(0...1), default: .double(HeatmapStyle().alpha), help: "opacity of the scores over the thumbnail"),
-        ParameterSpec("scale", .choice(HeatmapScale.allCases.map(\.rawValue)), default: .string(HeatmapScale.auto.rawValue),
-                      help: "what colours mean: percentile within the slide, or raw (probability 0-1; MIL attention scaled across the cohort, "
-                          + "so a negative slide stays cool); auto: probabilities raw, attention percentile"),
-        ParameterSpec("smooth", .double(0...100), default: .double(0), placeholder: "SIGMA", help: "Gaussian smoothing, σ in tiles"),
-        ParameterSpec("interpolate", .bool, default: .bool(true), help: "blend between tile centres (off: one flat cell per tile)"),
-        ParameterSpec("raw", .bool, default: .bool(false), help: "also write grid-<class>.png, the score grid alone"),
-        ParameterSpec("thumbnail_size", .int(64...16384), default: .int(1024), placeholder: "PX", help: "long side of the picture"),
-        ParameterSpec("tiff", .bool, default: .bool(false), help: "also write heatmap-<class>.tif, a pyramidal TIFF on the slide's pixel grid"),
-        ParameterSpec("tiff_downsample", .double(1...4096), placeholder: "D",
-                      help: "level-0 pixels per TIFF pixel (default: the slide up to 4096 px a side, at least 8 px a tile)"),
-        ParameterSpec("tiff_mode", .choice(HeatmapTIFF.Mode.allCases.map(\.rawValue)), default: .string(HeatmapTIFF.Mode.overSlide.rawValue),
-                      help: "colours blended over the slide, or RGBA (transparent without tissue) for overlays"),
-        ParameterSpec("tiff_compression", .choice(["auto"] + TIFFCompression.allCases.map(\.rawValue)), default: .string("auto"),
-                      help: "auto: jpeg over the slide, deflate for RGBA (JPEG has no alpha)"),
+        classes.spec, colormap.spec, alpha.spec, scale.spec, smooth.spec, interpolate.spec, raw.spec, thumbnailSize.spec, tiff.spec,
+        tiffDownsample.spec, tiffMode.spec, tiffCompression.spec,
     ]
     static let inputs = [InputSpec("predictions", perSlide: true, reads: ["predict", "predict-mil"], help: "the predict or predict-mil stage's folder")]
     static let outputs = [
@@ -51,21 +57,22 @@ struct HeatmapStage: Stage {
 
     init(_ p: StageParameters) throws {
         var style = HeatmapStyle()
-        style.colormap = p.string("colormap").flatMap(Colormap.init) ?? style.colormap
-        style.alpha = p.double("alpha") ?? style.alpha
-        style.smoothingSigma = p.double("smooth") ?? 0
-        style.interpolate = p.bool("interpolate")
+        style.colormap = p[Self.colormap]
+        style.alpha = p[Self.alpha]
+        style.smoothingSigma = p[Self.smooth]
+        style.interpolate = p[Self.interpolate]
         self.style = style
-        scale = p.string("scale").flatMap(HeatmapScale.init) ?? .auto
-        classes = p.strings("classes")
-        rawGrid = p.bool("raw")
-        thumbnailSize = p.int("thumbnail_size") ?? 1024
-        tiff = p.bool("tiff")
-        tiffDownsample = p.double("tiff_downsample")
-        tiffMode = p.string("tiff_mode").flatMap(HeatmapTIFF.Mode.init) ?? .overSlide
-        switch p.string("tiff_compression") {
-        case let name? where name != "auto": tiffCompression = TIFFCompression(rawValue: name) ?? .jpeg
-        default: tiffCompression = tiffMode == .rgba ? .deflate : .jpeg
+        scale = p[Self.scale]
+        classes = p[Self.classes]
+        rawGrid = p[Self.raw]
+        thumbnailSize = p[Self.thumbnailSize]
+        tiff = p[Self.tiff]
+        tiffDownsample = p[Self.tiffDownsample]
+        tiffMode = p[Self.tiffMode]
+        switch p[Self.tiffCompression] {
+        case .jpeg: tiffCompression = .jpeg
+        case .deflate: tiffCompression = .deflate
+        case .auto: tiffCompression = tiffMode == .rgba ? .deflate : .jpeg
         }
         if tiffMode == .rgba, tiffCompression == .jpeg { throw StageError.invalid("tiff_mode rgba needs tiff_compression deflate: JPEG has no alpha") }
     }

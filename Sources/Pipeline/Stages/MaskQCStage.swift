@@ -8,12 +8,11 @@ struct MaskQCStage: Stage {
     static let kind = "mask-qc"
     static let scope = StageScope.perSlide
     static let summary = "thumbnail with the tissue outline, and the binary mask"
-    static let parameters = [
-        ParameterSpec("thumbnail_size", .int(64...16384), default: .int(TissueMaskConfig().thumbnailLongSide), placeholder: "PX",
-                      help: "long side of the thumbnail the mask is computed on"),
-        ParameterSpec("threshold", .int(0...255), help: "fixed saturation threshold instead of Otsu"),
-        ParameterSpec("assume_mpp", .double(0.01...1000), help: "microns per pixel of slides that record none (sizes the area limits)"),
-    ]
+    static let thumbnailSize = Option<Int>("thumbnail_size", 64...16384, default: TissueMaskConfig().thumbnailLongSide, placeholder: "PX",
+                                           help: "long side of the thumbnail the mask is computed on")
+    static let threshold = Option<Int?>("threshold", 0...255, help: "fixed saturation threshold instead of Otsu")
+    static let assumeMPP = Option<Double?>("assume_mpp", 0.01...1000, help: "microns per pixel of slides that record none (sizes the area limits)")
+    static let parameters = [thumbnailSize.spec, threshold.spec, assumeMPP.spec]
     static let inputs: [InputSpec] = []
     static let pictureName = "mask-qc.png"
     static let thumbnailName = "thumbnail.png"
@@ -29,10 +28,10 @@ struct MaskQCStage: Stage {
 
     init(_ p: StageParameters) throws {
         var config = TissueMaskConfig()
-        config.thumbnailLongSide = p.int("thumbnail_size") ?? config.thumbnailLongSide
-        if let t = p.int("threshold") { config.threshold = .fixed(UInt8(t)) }
+        config.thumbnailLongSide = p[Self.thumbnailSize]
+        if let t = p[Self.threshold] { config.threshold = .fixed(UInt8(t)) }
         self.config = config
-        assumedMicronsPerPixel = p.double("assume_mpp")
+        assumedMicronsPerPixel = p[Self.assumeMPP]
     }
 
     func run(_ context: StageContext) throws -> String {

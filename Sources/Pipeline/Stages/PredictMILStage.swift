@@ -12,9 +12,8 @@ struct PredictMILStage: Stage {
     static let kind = "predict-mil"
     static let scope = StageScope.global
     static let summary = "slide probabilities and labels from attention MIL, per-tile attention for heatmaps, top-k tile strips"
-    static let parameters = [
-        ParameterSpec("top_k", .int(0...64), default: .int(6), help: "most and least attended tiles drawn per slide (0: none)"),
-    ]
+    static let topK = Option<Int>("top_k", 0...64, default: 6, help: "most and least attended tiles drawn per slide (0: none)")
+    static let parameters = [topK.spec]
     static let inputs = [
         InputSpec("features", multiple: true, reads: ["features"], help: "the features stage's folder, or CLAM/TRIDENT feature files or folders of them"),
         InputSpec("model", reads: ["train-mil"], help: "the train-mil stage's folder (its fold models vote) or one MIL checkpoint"),
@@ -45,7 +44,7 @@ struct PredictMILStage: Stage {
     let topK: Int
 
     init(_ p: StageParameters) throws {
-        topK = p.int("top_k") ?? 6
+        topK = p[Self.topK]
     }
 
     /// One slide's outcome, kept until the cohort's attention range is known.

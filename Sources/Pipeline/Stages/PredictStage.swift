@@ -29,8 +29,8 @@ struct PredictStage: Stage {
     private let notices = OnceNotices()
 
     init(_ p: StageParameters) throws {
-        batch = p.int("batch") ?? 64
-        precision = EncoderInference.precision(p)
+        batch = p[EncoderInference.batch]
+        precision = p[EncoderInference.precision].resolved
         choice = try EncoderInference.choice(p)
     }
 

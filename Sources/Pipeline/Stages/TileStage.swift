@@ -8,29 +8,34 @@ public struct TileStage: Stage {
     public static let kind = "tile"
     public static let scope = StageScope.perSlide
     public static let summary = "cut tissue patches; coordinates as CSV + HDF5, patches, QC picture"
+    /// Used when none of mpp, magnification and level is given.
+    public static let defaultMicronsPerPixel = 0.5
+    public static let mpp = Option<Double?>("mpp", 0.01...1000,
+                                     help: "target microns per pixel (default \(defaultMicronsPerPixel); level 0 when the slide records no resolution)")
+    public static let magnification = Option<Double?>("magnification", 0.1...400, help: "target objective magnification instead of mpp")
+    public static let level = Option<Int?>("level", 0...64, help: "a pyramid level as it is, instead of mpp")
+    public static let size = Option<Int>("size", 8...8192, default: 256, placeholder: "PX", help: "patch side in pixels")
+    public static let overlap = Option<Int>("overlap", 0...8191, default: 0, placeholder: "PX", help: "overlap between neighbouring patches, below size")
+    public static let tissueThreshold = Option<Double>("tissue_threshold", 0...1, default: 0.5, help: "minimum tissue fraction of a patch")
+    public static let format = Option<PatchFormat>("format", default: .jpeg, help: "how the patches are stored (shard: one packed file per slide)")
+    public static let jpegQuality = Option<Int>("jpeg_quality", 1...100, default: 90, help: "JPEG quality of jpeg patches")
+    public static let assumeMPP = Option<Double?>("assume_mpp", 0.01...1000, help: "microns per pixel of slides that record none")
+    public static let colourFilter = Option<Bool>("colour_filter", default: true, help: "reject patches that look white, black or inked")
+    public static let annotations = Option<String?>("annotations", .path, placeholder: "GEOJSON",
+                                             help: "QuPath GeoJSON file or folder; a file belongs to the slide of its name (CMU-1.geojson, CMU-1.svs.geojson)")
+    public static let labelThreshold = Option<Double>("label_threshold", 0.01...1, default: 0.5,
+                                               help: "a tile takes an annotation class covering at least this fraction of it")
+    public static let roiClass = Option<[String]>("roi_class", placeholder: "NAME", help: "keep only tiles these annotation classes cover (label_threshold)")
+    public static let excludeClass = Option<[String]>("exclude_class", placeholder: "NAME",
+                                               help: "drop tiles these annotation classes cover by more than a tenth (pen marks, folds, blur)")
+    public static let noUpsample = Option<Bool>("no_upsample", default: false,
+                                         help: "refuse a grid finer than the scan (40x of a 20x slide) instead of enlarging its pixels")
+    public static let force = Option<Bool>("force", default: false, help: "allow grids of more than a million positions")
+    public static let threads = Option<Int?>("threads", 1...256, manifest: false, help: "worker threads (default: all cores)")
     public static let parameters = [
-        ParameterSpec("mpp", .double(0.01...1000), help: "target microns per pixel (default 0.5; level 0 when the slide records no resolution)"),
-        ParameterSpec("magnification", .double(0.1...400), help: "target objective magnification instead of mpp"),
-        ParameterSpec("level", .int(0...64), help: "a pyramid level as it is, instead of mpp"),
-        ParameterSpec("size", .int(8...8192), default: .int(256), placeholder: "PX", help: "patch side in pixels"),
-        ParameterSpec("overlap", .int(0...8191), default: .int(0), placeholder: "PX", help: "overlap between neighbouring patches, below size"),
-        ParameterSpec("tissue_threshold", .double(0...1), default: .double(0.5), help: "minimum tissue fraction of a patch"),
-        ParameterSpec("format", .choice(PatchFormat.allCases.map(\.rawValue)), default: .string(PatchFormat.jpeg.rawValue),
-                      help: "how the patches are stored (shard: one packed file per slide)"),
-        ParameterSpec("jpeg_quality", .int(1...100), default: .int(90), help: "JPEG quality of jpeg patches"),
-        ParameterSpec("assume_mpp", .double(0.01...1000), help: "microns per pixel of slides that record none"),
-        ParameterSpec("colour_filter", .bool, default: .bool(true), help: "reject patches that look white, black or inked"),
-        ParameterSpec("annotations", .path, placeholder: "GEOJSON",
-                      help: "QuPath GeoJSON file or folder; a file belongs to the slide of its name (CMU-1.geojson, CMU-1.svs.geojson)"),
-        ParameterSpec("label_threshold", .double(0.01...1), default: .double(0.5),
-                      help: "a tile takes an annotation class covering at least this fraction of it"),
-        ParameterSpec("roi_class", .strings, placeholder: "NAME", help: "keep only tiles these annotation classes cover (label_threshold)"),
-        ParameterSpec("exclude_class", .strings, placeholder: "NAME",
-                      help: "drop tiles these annotation classes cover by more than a tenth (pen marks, folds, blur)"),
-        ParameterSpec("no_upsample", .bool, default: .bool(false),
-                      help: "refuse a grid finer than the scan (40x of a 20x slide) instead of enlarging its pixels"),
-        ParameterSpec("force", .bool, default: .bool(false), help: "allow grids of more than a million positions"),
-        ParameterSpec("threads", .int(1...256), manifest: false, help: "worker threads (default: all cores)"),
+        mpp.spec, magnification.spec, level.spec, size.spec, overlap.spec, tissueThreshold.spec, format.spec, jpegQuality.spec,
+        assumeMPP.spec, colourFilter.spec, annotations.spec, labelThreshold.spec, roiClass.spec, excludeClass.spec, noUpsample.spec,
+        force.spec, threads.spec,
     ]
     public static let inputs: [InputSpec] = []
     public static let outputs = [
@@ -48,29 +53,26 @@ public struct TileStage: Stage {
     private let annotationClasses = LoadedOnce<Set<String>>()
 
     public init(_ p: StageParameters) throws {
-        let chosen = [p.double("mpp"), p.double("magnification"), p.int("level").map(Double.init)].compactMap { $0 }
-        guard chosen.count <= 1 else { throw StageError.invalid("give only one of mpp, magnification, level") }
-        let resolution: TileResolution
-        if let mpp = p.double("mpp") { resolution = .micronsPerPixel(mpp) }
-        else if let magnification = p.double("magnification") { resolution = .magnification(magnification) }
-        else if let level = p.int("level") { resolution = .level(level) }
-        else { resolution = .micronsPerPixel(0.5) }
-        let size = p.int("size") ?? 256, overlap = p.int("overlap") ?? 0
+        let resolutions = [p[Self.mpp].map(TileResolution.micronsPerPixel), p[Self.magnification].map(TileResolution.magnification),
+                           p[Self.level].map(TileResolution.level)].compactMap { $0 }
+        guard resolutions.count <= 1 else { throw StageError.invalid("give only one of mpp, magnification, level") }
+        let size = p[Self.size], overlap = p[Self.overlap]
         guard overlap < size else { throw StageError.invalid("overlap (\(overlap)) must be smaller than size (\(size))") }
+        let resolution = resolutions.first ?? .micronsPerPixel(Self.defaultMicronsPerPixel)
         var options = TilingOptions(grid: TileGridSpec(resolution: resolution, size: size, overlap: overlap))
-        options.defaultsToLevelZeroWithoutResolution = chosen.isEmpty
-        options.tissueThreshold = p.double("tissue_threshold") ?? options.tissueThreshold
-        options.format = p.string("format").flatMap(PatchFormat.init) ?? options.format
-        options.jpegQuality = p.int("jpeg_quality") ?? options.jpegQuality
-        options.assumedMicronsPerPixel = p.double("assume_mpp")
-        options.quality.enabled = p.bool("colour_filter")
-        if p.bool("force") { options.maximumGridTiles = .max }
-        options.refusesEnlarging = p.bool("no_upsample")
-        options.threads = p.int("threads") ?? options.threads
-        options.labelThreshold = p.double("label_threshold") ?? options.labelThreshold
-        options.roiClasses = Set(p.strings("roi_class"))
-        options.excludeClasses = Set(p.strings("exclude_class"))
-        annotations = p.string("annotations")
+        options.defaultsToLevelZeroWithoutResolution = resolutions.isEmpty
+        options.tissueThreshold = p[Self.tissueThreshold]
+        options.format = p[Self.format]
+        options.jpegQuality = p[Self.jpegQuality]
+        options.assumedMicronsPerPixel = p[Self.assumeMPP]
+        options.quality.enabled = p[Self.colourFilter]
+        if p[Self.force] { options.maximumGridTiles = .max }
+        options.refusesEnlarging = p[Self.noUpsample]
+        options.threads = p[Self.threads] ?? options.threads
+        options.labelThreshold = p[Self.labelThreshold]
+        options.roiClasses = Set(p[Self.roiClass])
+        options.excludeClasses = Set(p[Self.excludeClass])
+        annotations = p[Self.annotations]
         if annotations == nil, !options.roiClasses.isEmpty || !options.excludeClasses.isEmpty {
             throw StageError.invalid("roi_class and exclude_class need annotations")
         }

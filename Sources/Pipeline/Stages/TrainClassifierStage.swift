@@ -10,16 +10,11 @@ struct TrainClassifierStage: Stage {
     static let kind = "train-classifier"
     static let scope = StageScope.global
     static let summary = "linear probe on frozen encoder features of labelled patches or of tiles labelled by annotations"
-    static let parameters = LabelledPatchOptions.parameters.map { spec in
-        guard spec.name == "labelled" else { return spec }
-        var optional = spec
-        optional.required = false
-        optional.help += " (or give the tiles input: tiles labelled by annotations)"
-        return optional
-    } + [
-        ParameterSpec("validation_fraction", .double(0.01...0.9), default: .double(0.2),
-                      help: "held-out share of every class's sources (whole groups are held out)"),
-    ] + EncoderInference.choiceParameters
+    static let labelled = Option<String?>("labelled", .path, placeholder: "DIR",
+                                          help: LabelledPatchOptions.labelled.spec.help + " (or give the tiles input: tiles labelled by annotations)")
+    static let validationFraction = Option<Double>("validation_fraction", 0.01...0.9, default: 0.2,
+                                                   help: "held-out share of every class's sources (whole groups are held out)")
+    static let parameters = [labelled.spec] + LabelledPatchOptions.sharedParameters + [validationFraction.spec] + EncoderInference.choiceParameters
     static let inputs = [
         EncoderInference.checkpointInput,
         InputSpec("tiles", required: false, perSlide: true, reads: ["tile"],
@@ -43,10 +38,10 @@ struct TrainClassifierStage: Stage {
 
     init(_ p: StageParameters) throws {
         choice = try EncoderInference.choice(p)
-        labelled = p.string("labelled")
+        labelled = p[Self.labelled]
         rule = try LabelledPatchOptions.groupRule(p)
-        crops = p.bool("crops")
-        validationFraction = p.double("validation_fraction") ?? 0.2
+        crops = p[LabelledPatchOptions.crops]
+        validationFraction = p[Self.validationFraction]
         settings = LabelledPatchOptions.probe(p)
     }
 

@@ -13,26 +13,36 @@ struct TrainMILStage: Stage {
     static let kind = "train-mil"
     static let scope = StageScope.global
     static let summary = "attention MIL (CLAM-SB / ABMIL) from slide labels, cross-validated, on bags of tile features"
+    private static let defaults = MILTrainingSettings()
+    /// Whether other classes' instance classifiers see the top tiles as negatives.
+    enum Subtyping: String, CaseIterable, Sendable {
+        case auto, yes, no
+
+        var setting: Bool? { self == .auto ? nil : self == .yes }
+    }
+
+    static let labels = Option<String>(required: "labels", .path, placeholder: "CSV",
+                                       help: "slide_id,label table; optional columns split (train/val/test), fold, case_id or patient")
+    static let classes = Option<[String]>("classes", placeholder: "NAME", help: "class order (default: sorted labels); other labels are refused")
+    static let folds = Option<Int>("folds", 2...20, default: 5, help: "cross-validation folds when the table has no split or fold column")
+    static let model = Option<MILConfig.Model>("model", default: defaults.model, help: "clam_sb adds CLAM's instance branch to gated-attention ABMIL")
+    static let hidden = Option<Int?>("hidden", 8...4096, help: "L, width of the hidden tile features (default: the feature width, at most 512)")
+    static let attentionWidth = Option<Int?>("attention_width", 4...4096, help: "Da, width of the gated attention (default: L/2)")
+    static let kSample = Option<Int>("k_sample", 1...512, default: defaults.kSample, help: "tiles pseudo-labelled at each end of the attention ranking")
+    static let subtyping = Option<Subtyping>("subtyping", default: .auto,
+                                             help: "other classes' instance classifiers see the top tiles as negatives (auto: with 3+ classes)")
+    static let bagWeight = Option<Double>("bag_weight", 0...1, default: defaults.bagWeight, help: "weight of the bag loss against the instance loss")
+    static let dropout = Option<Double>("dropout", 0...0.9, default: defaults.dropout, help: "dropout on the hidden features while training")
+    static let learningRate = Option<Double>("lr", 1e-6...1, default: defaults.learningRate, help: "AdamW learning rate")
+    static let weightDecay = Option<Double>("weight_decay", 0...1, default: defaults.weightDecay, help: "AdamW weight decay (every parameter, as CLAM)")
+    static let epochs = Option<Int>("epochs", 1...10000, default: defaults.epochs,
+                                    help: "most epochs per fold (an epoch visits as many bags as the training set has)")
+    static let patience = Option<Int>("patience", 1...10000, default: defaults.patience, help: "epochs without a lower validation loss before stopping")
+    static let minimumEpochs = Option<Int>("min_epochs", 1...10000, default: defaults.minimumEpochs, help: "epochs before early stopping may stop")
+    static let seed = Option<Int>("seed", 0...Int(Int32.max), default: 0, help: "folds, initialisation, sampling and dropout")
     static let parameters = [
-        ParameterSpec("labels", .path, required: true, placeholder: "CSV",
-                      help: "slide_id,label table; optional columns split (train/val/test), fold, case_id or patient"),
-        ParameterSpec("classes", .strings, placeholder: "NAME", help: "class order (default: sorted labels); other labels are refused"),
-        ParameterSpec("folds", .int(2...20), default: .int(5), help: "cross-validation folds when the table has no split or fold column"),
-        ParameterSpec("model", .choice(MILConfig.Model.allCases.map(\.rawValue)), default: .string(MILConfig.Model.clamSB.rawValue),
-                      help: "clam_sb adds CLAM's instance branch to gated-attention ABMIL"),
-        ParameterSpec("hidden", .int(8...4096), help: "L, width of the hidden tile features (default: the feature width, at most 512)"),
-        ParameterSpec("attention_width", .int(4...4096), help: "Da, width of the gated attention (default: L/2)"),
-        ParameterSpec("k_sample", .int(1...512), default: .int(8), help: "tiles pseudo-labelled at each end of the attention ranking"),
-        ParameterSpec("subtyping", .choice(["auto", "yes", "no"]), default: .string("auto"),
-                      help: "other classes' instance classifiers see the top tiles as negatives (auto: with 3+ classes)"),
-        ParameterSpec("bag_weight", .double(0...1), default: .double(0.7), help: "weight of the bag loss against the instance loss"),
-        ParameterSpec("dropout", .double(0...0.9), default: .double(0.25), help: "dropout on the hidden features while training"),
-        ParameterSpec("lr", .double(1e-6...1), default: .double(2e-4), help: "AdamW learning rate"),
-        ParameterSpec("weight_decay", .double(0...1), default: .double(1e-5), help: "AdamW weight decay (every parameter, as CLAM)"),
-        ParameterSpec("epochs", .int(1...10000), default: .int(100), help: "most epochs per fold (an epoch visits as many bags as the training set has)"),
-        ParameterSpec("patience", .int(1...10000), default: .int(15), help: "epochs without a lower validation loss before stopping"),
-        ParameterSpec("min_epochs", .int(1...10000), default: .int(20), help: "epochs before early stopping may stop"),
-        ParameterSpec("seed", .int(0...Int(Int32.max)), default: .int(0), help: "folds, initialisation, sampling and dropout"),
+        labels.spec, classes.spec, folds.spec, model.spec, hidden.spec, attentionWidth.spec, kSample.spec, subtyping.spec, bagWeight.spec,
+        dropout.spec, learningRate.spec, weightDecay.spec, epochs.spec, patience.spec, minimumEpochs.spec, seed.spec,
     ]
     static let inputs = [
         InputSpec("features", multiple: true, reads: ["features"],
@@ -59,28 +69,23 @@ struct TrainMILStage: Stage {
     let settings: MILTrainingSettings
 
     init(_ p: StageParameters) throws {
-        guard let labels = p.string("labels") else { throw StageError.invalid("labels is required") }
-        labelsPath = labels
-        classes = p.strings("classes")
-        folds = p.int("folds") ?? 5
+        labelsPath = p[Self.labels]
+        classes = p[Self.classes]
+        folds = p[Self.folds]
         var settings = MILTrainingSettings()
-        settings.model = p.string("model").flatMap(MILConfig.Model.init) ?? settings.model
-        settings.hidden = p.int("hidden")
-        settings.attentionWidth = p.int("attention_width")
-        settings.kSample = p.int("k_sample") ?? settings.kSample
-        switch p.string("subtyping") {
-        case "yes": settings.subtyping = true
-        case "no": settings.subtyping = false
-        default: settings.subtyping = nil
-        }
-        settings.bagWeight = p.double("bag_weight") ?? settings.bagWeight
-        settings.dropout = p.double("dropout") ?? settings.dropout
-        settings.learningRate = p.double("lr") ?? settings.learningRate
-        settings.weightDecay = p.double("weight_decay") ?? settings.weightDecay
-        settings.epochs = p.int("epochs") ?? settings.epochs
-        settings.patience = p.int("patience") ?? settings.patience
-        settings.minimumEpochs = p.int("min_epochs") ?? settings.minimumEpochs
-        settings.seed = UInt64(p.int("seed") ?? 0)
+        settings.model = p[Self.model]
+        settings.hidden = p[Self.hidden]
+        settings.attentionWidth = p[Self.attentionWidth]
+        settings.kSample = p[Self.kSample]
+        settings.subtyping = p[Self.subtyping].setting
+        settings.bagWeight = p[Self.bagWeight]
+        settings.dropout = p[Self.dropout]
+        settings.learningRate = p[Self.learningRate]
+        settings.weightDecay = p[Self.weightDecay]
+        settings.epochs = p[Self.epochs]
+        settings.patience = p[Self.patience]
+        settings.minimumEpochs = p[Self.minimumEpochs]
+        settings.seed = UInt64(p[Self.seed])
         self.settings = settings
     }
 

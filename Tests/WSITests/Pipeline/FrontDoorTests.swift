@@ -107,12 +107,12 @@ final class FrontDoorTests: XCTestCase {
         let fromCommandLine = manifest.stages[0]
         let manifestSpecs = TileStage.parameters.filter(\.inManifest).map(\.name)
         XCTAssertEqual(fromManifest.parameters.fingerprint(of: manifestSpecs), fromCommandLine.parameters.fingerprint(of: manifestSpecs))
-        XCTAssertEqual(fromManifest.parameters.string("format"), "shard")
+        XCTAssertEqual(fromManifest.parameters[TileStage.format], .shard)
         XCTAssertEqual(fromCommandLine.output, "tile")
         XCTAssertEqual(options.output, dir + "/out")
         let defaults = try StageParameters([:], specs: TileStage.parameters)
-        XCTAssertEqual(defaults.int("size"), 256)
-        XCTAssertEqual(defaults.string("format"), "jpeg", "one default, whichever door")
+        XCTAssertEqual(defaults[TileStage.size], 256)
+        XCTAssertEqual(defaults[TileStage.format], .jpeg, "one default, whichever door")
     }
 
     /// `wsi <stage> --help` and `wsi stages` print what the declarations generate, and the

@@ -65,8 +65,8 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(m.name, "j")
         XCTAssertEqual(m.stages.map(\.id), ["tile", "predict", "aggregate"])
         XCTAssertEqual(m.stages[0].output, "tiles/level0")
-        XCTAssertEqual(m.stages[0].parameters.int("level"), 0)
-        XCTAssertEqual(m.stages[0].parameters.int("size"), 256, "defaults filled in")
+        XCTAssertEqual(m.stages[0].parameters[TileStage.level], 0)
+        XCTAssertEqual(m.stages[0].parameters[TileStage.size], 256, "defaults filled in")
     }
 
     func testShardsCoverEverySlideExactlyOnce() {
