@@ -67,7 +67,7 @@ public struct Arguments {
         switch spec.type {
         case .bool:
             guard try flag(spec.flag) else { return nil }
-            return .bool(!spec.flag.hasPrefix("--no-"))
+            return .bool(!spec.turnsOff)
         case .strings:
             let texts = try values(spec.flag)
             return texts.isEmpty ? nil : .strings(texts)
@@ -120,11 +120,11 @@ public struct CommandSpec: Sendable {
         return zip(left, options).map { flag, spec in
             var notes: [String] = []
             if spec.required { notes.append("required") }
-            if let value = spec.defaultValue, !spec.flag.hasPrefix("--no-"), value != .bool(false) { notes.append("default \(value)") }
+            if let value = spec.defaultValue, !spec.turnsOff, value != .bool(false) { notes.append("default \(value)") }
             // Choices are already spelled out in the placeholder.
             if !spec.type.isChoice, !spec.type.limits.isEmpty { notes.append(spec.type.limits) }
             if mixed && !spec.inManifest { notes.append("command line only") }
-            let help = spec.flag.hasPrefix("--no-") ? "turn off: " + spec.help : spec.help
+            let help = spec.turnsOff ? "turn off: " + spec.help : spec.help
             let padded = flag.count < width ? flag.padding(toLength: width, withPad: " ", startingAt: 0) : flag + "\n" + String(repeating: " ", count: width)
             return padded + help + (notes.isEmpty ? "" : " [\(notes.joined(separator: ", "))]")
         }.joined(separator: "\n") + "\n"

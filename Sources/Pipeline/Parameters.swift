@@ -112,8 +112,14 @@ public struct ParameterSpec: Sendable {
     /// `--name`, or `--no-name` for a switch that is on by default.
     public var flag: String {
         let kebab = name.replacingOccurrences(of: "_", with: "-")
-        if case .bool = type, defaultValue == .bool(true) { return "--no-" + kebab }
-        return "--" + kebab
+        return turnsOff ? "--no-" + kebab : "--" + kebab
+    }
+
+    /// A switch that is on by default, so its flag turns it off (`no_upsample`, off by default,
+    /// is spelt `--no-upsample` too, but turns its option on).
+    public var turnsOff: Bool {
+        if case .bool = type { return defaultValue == .bool(true) }
+        return false
     }
 
     /// Parses and checks one value. `quoted`: the manifest wrote it in quotes, so it is text even

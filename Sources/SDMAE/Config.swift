@@ -178,13 +178,14 @@ public struct EncoderStart: Codable, Equatable, Sendable {
 extension SDMAEConfig {
     /// SD-MAE around a published encoder: its input side, patch, width, depth and heads; a new
     /// decoder of half its width (MAE's ratio at ViT-L) and four blocks, 64-wide heads; the
-    /// self-distillation heads of `small`.
+    /// self-distillation heads of `small` with `tiny`'s 1024 prototypes (what the measured
+    /// adaptation runs used, docs/pretraining.md).
     public static func adapting(_ start: EncoderStart) -> SDMAEConfig {
         let vit = start.config, half = vit.width / 2
         let decoderWidth = half >= 64 ? half - half % 64 : max(4, half - half % 4)
         var config = SDMAEConfig(imageSize: vit.transform.outputSize, patchSize: vit.patchSize, width: vit.width, depth: vit.depth,
                                  heads: vit.heads, decoderWidth: decoderWidth, decoderDepth: 4, decoderHeads: max(1, decoderWidth / 64),
-                                 headHidden: small.headHidden, bottleneck: small.bottleneck, prototypes: small.prototypes)
+                                 headHidden: small.headHidden, bottleneck: small.bottleneck, prototypes: tiny.prototypes)
         config.encoderStart = start
         return config
     }

@@ -56,6 +56,7 @@ public enum TrainingError: ExitStatusError, CustomStringConvertible, Equatable {
     case nothingToReconstruct(maskRatio: Double, tokens: Int)
     case incompatibleResume(path: String, reason: String)
     case unsupportedWithRanks(String)
+    case noWeightsToAdapt(encoder: String)
 
     /// Options that cannot work over this many ranks are the command's fault.
     public var exitStatus: Int32 {
@@ -73,6 +74,7 @@ public enum TrainingError: ExitStatusError, CustomStringConvertible, Equatable {
             return "mask ratio \(ratio) hides none of the \(tokens) tokens per image: there is nothing to reconstruct"
         case let .incompatibleResume(path, reason): return "\(path): cannot resume: \(reason)"
         case let .unsupportedWithRanks(message): return message
+        case let .noWeightsToAdapt(encoder): return "adapting \(encoder) needs its weights"
         }
     }
 }
@@ -268,7 +270,7 @@ public final class Trainer {
         guard var start = config.encoderStart else {
             return SDMAEModel(config: config, seed: options.seed, initialisation: options.initialisation ?? .xavier)
         }
-        guard let adaptation = options.adaptation else { throw TrainingError.unsupportedWithRanks("adapting \(start.name) needs its weights") }
+        guard let adaptation = options.adaptation else { throw TrainingError.noWeightsToAdapt(encoder: start.name) }
         let vit = try VisionTransformer.load(config: start.config, weights: adaptation.weights, trains: true)
         vit.name = start.name
         vit.setLearningRates(scale: adaptation.encoderLearningRateScale, layerDecay: adaptation.layerDecay, frozen: adaptation.frozenBlocks)

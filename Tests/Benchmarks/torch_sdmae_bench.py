@@ -142,12 +142,12 @@ class AdaptedSDMAE(SDMAE):
 
 def adapted(name):
     """The model `pretrain --init-encoder NAME` trains: decoder half the encoder's width (a multiple
-    of 64), four blocks, 64-wide heads; heads of the `small` preset."""
+    of 64), four blocks, 64-wide heads; heads of the `small` preset with 1024 prototypes."""
     _, side, vit = build_with_model(name)
     patch = vit.patch_embed.patch_size[0]
     half = vit.embed_dim // 2
     dd = half - half % 64 if half >= 64 else max(4, half - half % 4)
-    return AdaptedSDMAE(vit.train(), side, patch, dd, 4, max(1, dd // 64), 2048, 256, 4096), side
+    return AdaptedSDMAE(vit.train(), side, patch, dd, 4, max(1, dd // 64), 2048, 256, 1024), side
 
 
 def build_with_model(name):

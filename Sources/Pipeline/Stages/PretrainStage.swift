@@ -52,8 +52,9 @@ struct PretrainStage: Stage {
                                                         help: "teacher distribution: centred softmax (the authors), Sinkhorn-balanced over the batch as a fixed target "
                                                             + "(SwAV, DINOv2), or swapped: each head predicts the other's Sinkhorn codes (SwAV); "
                                                             + PretrainRecipe.describe(.teacherTargets))
-    static let meanEntropyWeight = Option<Double>("mean_entropy_weight", 0...10, default: model.meanEntropyWeight,
-                                                  help: "λ of MSN's mean-entropy term: L_sd − λ·H(batch mean) of each head L_sd trains, against every image getting one answer")
+    static let meanEntropyWeight = Option<Double?>(PretrainRecipe.Key.meanEntropyWeight.rawValue, 0...10,
+                                                   help: "λ of MSN's mean-entropy term: L_sd − λ·H(batch mean) of each head L_sd trains, against every image "
+                                                       + "getting one answer; " + PretrainRecipe.describe(.meanEntropyWeight))
     static let centerMode = Option<CenterMode>("center_mode", default: model.centerMode,
                                                help: "what the teacher centre tracks: probabilities (the authors) or logits (DINO)")
     static let targetNorm = Option<TargetNormalisation?>(PretrainRecipe.Key.targetNorm.rawValue,
@@ -109,7 +110,7 @@ struct PretrainStage: Stage {
         config.teacherStopGradient = p[stopGradient]
         config.centerMode = p[centerMode]
         config.teacherTargets = p[teacherTargets] ?? config.teacherTargets
-        config.meanEntropyWeight = p[meanEntropyWeight]
+        config.meanEntropyWeight = p[meanEntropyWeight] ?? config.meanEntropyWeight
         config.targetNormalisation = p[targetNorm] ?? config.targetNormalisation
         if let problem = config.validationError() { throw StageError.invalid(problem) }
         return config
@@ -197,29 +198,33 @@ struct PretrainStage: Stage {
 enum PretrainRecipe: String, CaseIterable, Sendable {
     case cpu
     case authors
-    /// Continued pretraining of a published encoder: the authors' learning rate, targets and
-    /// distillation share, MAE's 75 % mask.
+    /// Continued pretraining of a published encoder: MAE's 75 % mask, the authors' targets, and the
+    /// teacher that stayed informative on a CPU budget in the recipe search (mean-entropy term,
+    /// L_sd weighted down to p 0.02); the encoder's own rate is scaled down by encoder_lr_scale.
     case adapt
 
     /// The options a recipe sets.
     enum Key: String {
         case lr, p, maskRatio = "mask_ratio", teacherTargets = "teacher_targets", targetNorm = "target_norm"
+        case meanEntropyWeight = "mean_entropy_weight"
     }
 
     var values: [String: ParameterValue] {
         switch self {
         case .cpu:
-            return values(lr: 1.2e-2, p: 0, maskRatio: 0.6, targets: .centred, targetNorm: .none)
+            return values(lr: 1.2e-2, p: 0, maskRatio: 0.6, targets: .centred, targetNorm: .none, meanEntropy: 0)
         case .authors:
-            return values(lr: 1.5e-4, p: 0.2, maskRatio: 0.6, targets: .centred, targetNorm: .perPatchChannel)
+            return values(lr: 1.5e-4, p: 0.2, maskRatio: 0.6, targets: .centred, targetNorm: .perPatchChannel, meanEntropy: 0)
         case .adapt:
-            return values(lr: 1.5e-4, p: 0.2, maskRatio: 0.75, targets: .centred, targetNorm: .perPatchChannel)
+            return values(lr: 1.5e-3, p: 0.02, maskRatio: 0.75, targets: .centred, targetNorm: .perPatchChannel, meanEntropy: 1)
         }
     }
 
-    private func values(lr: Double, p: Double, maskRatio: Double, targets: TeacherTargets, targetNorm: TargetNormalisation) -> [String: ParameterValue] {
+    private func values(lr: Double, p: Double, maskRatio: Double, targets: TeacherTargets, targetNorm: TargetNormalisation,
+                        meanEntropy: Double) -> [String: ParameterValue] {
         [Key.lr.rawValue: .double(lr), Key.p.rawValue: .double(p), Key.maskRatio.rawValue: .double(maskRatio),
-         Key.teacherTargets.rawValue: .string(targets.rawValue), Key.targetNorm.rawValue: .string(targetNorm.rawValue)]
+         Key.teacherTargets.rawValue: .string(targets.rawValue), Key.targetNorm.rawValue: .string(targetNorm.rawValue),
+         Key.meanEntropyWeight.rawValue: .double(meanEntropy)]
     }
 
     /// "by recipe: cpu 0.2, authors 0.2", for the help of a recipe-set option.

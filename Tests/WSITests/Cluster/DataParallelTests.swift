@@ -116,6 +116,24 @@ final class DataParallelTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/two/pretrain/checkpoints").count, 2)
     }
 
+    /// Adapting a published encoder (the uni-like fixture) over two ranks takes one process's
+    /// steps; only the leader writes the adapted encoder. The mean-entropy term of the adapt
+    /// recipe needs the whole batch in one process, so it is off here.
+    func testTwoRanksAdaptAPublishedEncoderAsOneProcess() throws {
+        let dir = TestData.scratchDirectory()
+        let fixture = TestData.path("encoders/uni-like")
+        let steps = ["--patches", Self.patches, "--init-encoder", fixture + "/config.json", "--weights", fixture + "/model.safetensors",
+                     "--batch", "8", "--epochs", "1", "--lr", "0.01", "--mean-entropy-weight", "0", "--prototypes", "64", "--quiet"]
+        let alone = try plain(["pretrain"] + steps + ["--out", dir + "/alone"])
+        XCTAssertEqual(alone.status, 0, alone.output)
+        let two = try runToEnd(2, ["pretrain"] + steps + ["--out", dir + "/two"], in: dir)
+        XCTAssertEqual(two.status, 0, two.output)
+        XCTAssertTrue(two.output.contains("3 steps of 8 on 24 patches over 2 ranks"), two.output)
+        assertSameParameters(try model(dir + "/alone"), try model(dir + "/two"), tolerance: 3e-5)
+        let adapted = { (run: String) in try Safetensors.read(path: run + "/pretrain/encoder.safetensors").tensors }
+        assertSameParameters(try adapted(dir + "/alone"), try adapted(dir + "/two"), tolerance: 3e-5)
+    }
+
     /// A rank killed mid-run ends the job (mpirun reports it); the same command then continues
     /// from the last checkpoint and ends where an uninterrupted run ends.
     func testKilledRankEndsTheJobAndTheRunResumes() throws {

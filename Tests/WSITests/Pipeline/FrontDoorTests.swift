@@ -100,14 +100,19 @@ final class FrontDoorTests: XCTestCase {
     func testCommandLineAndManifestMeanTheSame() throws {
         let dir = TestData.scratchDirectory()
         let path = dir + "/m.yaml"
-        try "stages:\n  - stage: tile\n    params: {size: 128, format: shard, colour_filter: false}\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try "stages:\n  - stage: tile\n    params: {size: 128, format: shard, colour_filter: false, no_upsample: true}\n"
+            .write(toFile: path, atomically: true, encoding: .utf8)
         let fromManifest = try Manifest.load(path: path).stages[0]
-        var arguments = Arguments([TestData.cmuSVS, "--out", dir + "/out", "--size", "128", "--format", "shard", "--no-colour-filter", "--threads", "2"])
+        // `--no-colour-filter` turns an option off; `--no-upsample` (an option named no_upsample) turns one on.
+        var arguments = Arguments([TestData.cmuSVS, "--out", dir + "/out", "--size", "128", "--format", "shard", "--no-colour-filter", "--no-upsample",
+                                   "--threads", "2"])
         let (manifest, options) = try StageCommandLine.parse(TileStage.self, &arguments)
         let fromCommandLine = manifest.stages[0]
         let manifestSpecs = TileStage.parameters.filter(\.inManifest).map(\.name)
         XCTAssertEqual(fromManifest.parameters.fingerprint(of: manifestSpecs), fromCommandLine.parameters.fingerprint(of: manifestSpecs))
         XCTAssertEqual(fromManifest.parameters[TileStage.format], .shard)
+        XCTAssertEqual(fromCommandLine.parameters[TileStage.noUpsample], true)
+        XCTAssertEqual(fromCommandLine.parameters[TileStage.colourFilter], false)
         XCTAssertEqual(fromCommandLine.output, "tile")
         XCTAssertEqual(options.output, dir + "/out")
         let defaults = try StageParameters([:], specs: TileStage.parameters)
