@@ -245,32 +245,55 @@ private func stringValue(_ value: ParameterValue?) -> String? {
     return nil
 }
 
-extension Option where Value == Int {
-    public init(_ name: String, _ range: ClosedRange<Int>, default value: Int, manifest: Bool = true, placeholder: String? = nil, help: String) {
-        self.init(ParameterSpec(name, .int(range), default: .int(value), manifest: manifest, placeholder: placeholder, help: help)) {
-            intValue($0) ?? value
-        }
+/// The numbers an option can hold, checked against a range.
+public protocol OptionNumber: Comparable, Sendable {
+    static func parameterType(_ range: ClosedRange<Self>) -> ParameterType
+    var parameterValue: ParameterValue { get }
+    init?(parameter: ParameterValue?)
+}
+
+extension Int: OptionNumber {
+    public static func parameterType(_ range: ClosedRange<Int>) -> ParameterType { .int(range) }
+    public var parameterValue: ParameterValue { .int(self) }
+    public init?(parameter: ParameterValue?) {
+        guard let value = intValue(parameter) else { return nil }
+        self = value
     }
 }
 
-extension Option where Value == Int? {
-    public init(_ name: String, _ range: ClosedRange<Int>, manifest: Bool = true, placeholder: String? = nil, help: String) {
-        self.init(ParameterSpec(name, .int(range), manifest: manifest, placeholder: placeholder, help: help), decode: intValue)
+extension Double: OptionNumber {
+    public static func parameterType(_ range: ClosedRange<Double>) -> ParameterType { .double(range) }
+    public var parameterValue: ParameterValue { .double(self) }
+    /// An integer written where a number is expected reads as that number.
+    public init?(parameter: ParameterValue?) {
+        guard let value = doubleValue(parameter) else { return nil }
+        self = value
     }
 }
 
-extension Option where Value == Double {
-    public init(_ name: String, _ range: ClosedRange<Double>, default value: Double, manifest: Bool = true, placeholder: String? = nil,
+/// An optional number: nil when not given.
+public protocol OptionalNumber: Sendable {
+    associatedtype Number: OptionNumber
+    init(_ number: Number?)
+}
+
+extension Optional: OptionalNumber where Wrapped: OptionNumber {
+    public init(_ number: Wrapped?) { self = number }
+}
+
+extension Option where Value: OptionNumber {
+    public init(_ name: String, _ range: ClosedRange<Value>, default value: Value, manifest: Bool = true, placeholder: String? = nil,
                 help: String) {
-        self.init(ParameterSpec(name, .double(range), default: .double(value), manifest: manifest, placeholder: placeholder, help: help)) {
-            doubleValue($0) ?? value
-        }
+        self.init(ParameterSpec(name, Value.parameterType(range), default: value.parameterValue, manifest: manifest, placeholder: placeholder,
+                                help: help)) { Value(parameter: $0) ?? value }
     }
 }
 
-extension Option where Value == Double? {
-    public init(_ name: String, _ range: ClosedRange<Double>, manifest: Bool = true, placeholder: String? = nil, help: String) {
-        self.init(ParameterSpec(name, .double(range), manifest: manifest, placeholder: placeholder, help: help), decode: doubleValue)
+extension Option where Value: OptionalNumber {
+    public init(_ name: String, _ range: ClosedRange<Value.Number>, manifest: Bool = true, placeholder: String? = nil, help: String) {
+        self.init(ParameterSpec(name, Value.Number.parameterType(range), manifest: manifest, placeholder: placeholder, help: help)) {
+            Value(Value.Number(parameter: $0))
+        }
     }
 }
 

@@ -168,10 +168,11 @@ public struct EncoderStart: Codable, Equatable, Sendable {
     public var config: ViTConfig
     public var hiddenWidth: Int
 
-    public init(name: String, config: ViTConfig, hiddenWidth: Int) {
+    /// fc1's width is the config's unless given; loading the weights corrects it.
+    public init(name: String, config: ViTConfig, hiddenWidth: Int? = nil) {
         self.name = name
         self.config = config
-        self.hiddenWidth = hiddenWidth
+        self.hiddenWidth = hiddenWidth ?? config.hiddenWidth
     }
 }
 

@@ -91,7 +91,7 @@ enum ModelBench {
     /// size with random weights, as `pretrain --init-encoder` builds it.
     static func benchModel(_ values: StageParameters) throws -> (SDMAEModel, String) {
         if let name = values[Self.encoder], let preset = EncoderPresets.named(name) {
-            var config = SDMAEConfig.adapting(EncoderStart(name: preset.name, config: preset.config, hiddenWidth: preset.config.hiddenWidth))
+            var config = SDMAEConfig.adapting(EncoderStart(name: preset.name, config: preset.config))
             config.maskRatio = values[Self.maskRatio]
             return (SDMAEModel(config: config, published: VisionTransformer(config: preset.config, seed: 0, trains: true)), "adapting " + preset.name)
         }

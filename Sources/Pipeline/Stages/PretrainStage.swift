@@ -131,7 +131,7 @@ struct PretrainStage: Stage {
         guard p[freezeBlocks] <= encoder.config.depth else {
             throw StageError.invalid("freeze_blocks \(p[freezeBlocks]) is more than \(encoder.name)'s \(encoder.config.depth) blocks")
         }
-        return SDMAEConfig.adapting(EncoderStart(name: encoder.name, config: encoder.config, hiddenWidth: encoder.config.hiddenWidth))
+        return SDMAEConfig.adapting(EncoderStart(name: encoder.name, config: encoder.config))
     }
 
     private static func adaptation(_ p: StageParameters, config: SDMAEConfig) throws -> Adaptation? {

@@ -16,7 +16,7 @@ final class AdaptationTests: XCTestCase {
 
     static func start(_ name: String) throws -> (start: EncoderStart, weights: String) {
         let config = try ViTConfig.read(path: fixtures + "/\(name)/config.json")
-        return (EncoderStart(name: name, config: config, hiddenWidth: config.hiddenWidth), fixtures + "/\(name)/model.safetensors")
+        return (EncoderStart(name: name, config: config), fixtures + "/\(name)/model.safetensors")
     }
 
     /// Zero steps: the written encoder's features equal the starting weights' bit for bit (fp32),
