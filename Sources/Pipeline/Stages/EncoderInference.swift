@@ -43,7 +43,9 @@ public enum EncoderInference {
         return .published(preset, weights: weights)
     }
 
-    /// The files the encoder comes from: a run reloads it when one changes.
+    /// The files the encoder comes from: a run reloads it when one changes. A pretrain folder that
+    /// adapted a published encoder gives that encoder (its config and weights), which runs with
+    /// its own transform and pooling as the published one does.
     static func files(_ choice: EncoderChoice, _ context: StageContext) throws -> [String] {
         switch choice {
         case let .published(_, weights): return [weights]
@@ -51,6 +53,8 @@ public enum EncoderInference {
             guard let checkpoint = context.inputs["checkpoint"]?.first else {
                 throw StageError.invalid("no encoder: give the checkpoint input (an SD-MAE checkpoint) or --encoder NAME --weights FILE")
             }
+            let adapted = [file(checkpoint, named: RunFiles.adaptedEncoderConfig), file(checkpoint, named: RunFiles.adaptedEncoder)]
+            if adapted[0] != checkpoint, adapted.allSatisfy(FileManager.default.fileExists) { return adapted }
             return [file(checkpoint, named: RunFiles.finalModel)]
         }
     }
@@ -60,6 +64,10 @@ public enum EncoderInference {
         switch choice {
         case let .published(preset, weights):
             encoder = try EncoderPresets.load(preset, weights: weights)
+        case .checkpoint where files.count == 2:
+            let adapted = try EncoderPresets.load(try EncoderPresets.resolve(files[0]), weights: files[1])
+            adapted.name = "adapted"
+            encoder = adapted
         case .checkpoint:
             encoder = try SDMAEModel.load(path: files[0])
         }

@@ -53,6 +53,21 @@ final class EncoderStageTests: XCTestCase {
         try XCTAssertEqual(bag.floatMatrix("features").columns, 64)
     }
 
+    /// The shipped adaptation manifest: SD-MAE continues the sample encoder on the sample tiles,
+    /// and the features stage, given the pretrain folder, runs the adapted encoder as published.
+    func testTheAdaptationPipelineRuns() throws {
+        guard let wsi = PipelineTests.wsiBinary() else { return XCTFail("the wsi executable was not built beside the tests") }
+        let dir = TestData.scratchDirectory()
+        let result = try PipelineTests.capture(wsi, ["run", FrontDoorTests.repository + "/pipelines/adapt-mil.yaml", "--out", dir + "/out", "--quiet"])
+        XCTAssertEqual(result.status, 0, result.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/pretrain/encoder.safetensors"), result.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/predict-mil/labels.csv"), result.output)
+        let bag = try HDF5Reader(path: dir + "/out/features/tcga-cr-7395-01a-01-ts1/features.h5")
+        try XCTAssertEqual(bag.floatMatrix("features").columns, 64, "the adapted ViT's class token, not SD-MAE's mean")
+        guard case let .string(encoder) = try bag.attribute("encoder", of: "features") else { return XCTFail("no encoder attribute") }
+        XCTAssertTrue(encoder.hasPrefix("adapted"), encoder)
+    }
+
     func testEncoderOptionsAreCheckedBeforeAnythingRuns() throws {
         guard let wsi = PipelineTests.wsiBinary() else { return XCTFail("the wsi executable was not built beside the tests") }
         let dir = TestData.scratchDirectory()
