@@ -131,6 +131,20 @@ public struct SDMAEConfig: Codable, Equatable, Sendable {
         if !maskRatio.isFinite || !(0..<1).contains(maskRatio) || visibleTokens < 1 { return "mask ratio \(maskRatio) leaves no visible token" }
         if !(0...1).contains(distillationWeight) { return "p must be in 0...1" }
         if !(meanEntropyWeight.isFinite && meanEntropyWeight >= 0) { return "the mean-entropy weight must be a number ≥ 0" }
+        return encoderStart.flatMap(encoderStartError)
+    }
+
+    /// A published encoder's config must be a buildable ViT and be the encoder this config
+    /// describes: a checkpoint's metadata names it, and the network is allocated from it.
+    private func encoderStartError(_ start: EncoderStart) -> String? {
+        do { try start.config.validate(source: "encoder_start") } catch { return "\(error)" }
+        let vit = start.config
+        guard vit.width == width, vit.depth == depth, vit.heads == heads, vit.patchSize == patchSize,
+              vit.transform.outputSize == imageSize else {
+            return "the published encoder's config (\(vit.width) wide, \(vit.depth) blocks, \(vit.heads) heads, patch \(vit.patchSize), "
+                + "\(vit.transform.outputSize) px) is not this model's encoder (\(width), \(depth), \(heads), \(patchSize), \(imageSize) px)"
+        }
+        guard (1...(64 * width)).contains(start.hiddenWidth) else { return "the published encoder's MLP width \(start.hiddenWidth) is outside 1...\(64 * width)" }
         return nil
     }
 }

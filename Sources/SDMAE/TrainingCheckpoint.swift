@@ -86,6 +86,12 @@ extension SDMAEModel {
         guard tensor.shape == expected else {
             throw CheckpointError.shapeMismatch(path: path, name: patchEmbedding, expected: expected, found: tensor.shape)
         }
+        // A published encoder's MLP is as wide as its weights say, not a fixed ratio.
+        if let start = config.encoderStart {
+            let fc1 = "blocks.0.mlp.fc1.weight", expected = [start.hiddenWidth, config.width]
+            guard let tensor = tensors[fc1] else { throw CheckpointError.missingTensor(path: path, name: fc1) }
+            guard tensor.shape == expected else { throw CheckpointError.shapeMismatch(path: path, name: fc1, expected: expected, found: tensor.shape) }
+        }
     }
 }
 

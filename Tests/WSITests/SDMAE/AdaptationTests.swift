@@ -105,4 +105,35 @@ final class AdaptationTests: XCTestCase {
         XCTAssertEqual(report.results[0].linear.balancedAccuracy, report.results[1].linear.balancedAccuracy)
         XCTAssertEqual(report.results[0].knn.balancedAccuracy, report.results[1].knn.balancedAccuracy)
     }
+
+    /// A checkpoint's metadata names the published encoder the network is built from: one that is
+    /// not the encoder of the file's config, or an MLP wider than the file's, is refused before
+    /// anything is allocated from it.
+    func testForgedEncoderStartIsRefused() throws {
+        let (start, weights) = try Self.start("uni-like")
+        let model = SDMAEModel(config: .adapting(start), published: try VisionTransformer.load(config: start.config, weights: weights, trains: true))
+        let path = TestData.scratchDirectory() + "/model.safetensors"
+        try model.writeWeights(to: path, step: 1)
+        XCTAssertNoThrow(try SDMAEModel.load(path: path))
+        let (tensors, metadata) = try Safetensors.read(path: path)
+        func forged(_ change: (inout SDMAEConfig) -> Void) throws -> String {
+            var config = try JSONDecoder().decode(SDMAEConfig.self, from: Data(metadata["config"]!.utf8))
+            change(&config)
+            var forged = metadata
+            forged["config"] = String(decoding: try JSONFile.encode(config, pretty: false), as: UTF8.self)
+            let out = path + ".forged.safetensors"
+            try Safetensors.write(tensors.map { ($0.key, $0.value.shape, $0.value.floats) }, metadata: forged, to: out)
+            return out
+        }
+        try XCTAssertThrowsError(SDMAEModel.load(path: forged { $0.encoderStart?.config.width = 8192 })) { error in
+            guard case .badMetadata = error as? CheckpointError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("not this model's encoder"), "\(error)")
+        }
+        try XCTAssertThrowsError(SDMAEModel.load(path: forged { $0.encoderStart?.hiddenWidth = 1 << 20 })) { error in
+            guard case .badMetadata = error as? CheckpointError else { return XCTFail("\(error)") }
+        }
+        try XCTAssertThrowsError(SDMAEModel.load(path: forged { $0.encoderStart?.hiddenWidth = 96 })) { error in
+            guard case .shapeMismatch = error as? CheckpointError else { return XCTFail("\(error)") }
+        }
+    }
 }
