@@ -46,6 +46,13 @@ enum TestData {
         return path
     }
 
+    /// A pretraining run's metrics.csv: per step, the numbers before the collapse flag (step,
+    /// epoch, lr, loss, l_rec, l_sd, teacher_entropy, prototype_entropy, grad_norm).
+    static func metricsColumns(_ path: String) throws -> [[Double]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").dropFirst()
+            .map { $0.split(separator: ",").prefix(9).compactMap { Double($0) } }
+    }
+
     private static let scratchRoot = FileManager.default.temporaryDirectory
         .appendingPathComponent("wsi-tests-\(getpid())").path
 

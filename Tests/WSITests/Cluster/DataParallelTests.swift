@@ -82,10 +82,7 @@ final class DataParallelTests: XCTestCase {
     }
 
     /// metrics.csv's loss columns, step by step.
-    func losses(_ run: String) throws -> [[Double]] {
-        let lines = try String(contentsOfFile: run + "/pretrain/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst()
-        return lines.map { $0.split(separator: ",").prefix(9).compactMap { Double($0) } }
-    }
+    func losses(_ run: String) throws -> [[Double]] { try TestData.metricsColumns(run + "/pretrain/metrics.csv") }
 
     func testTwoRanksTakeTheStepsOfOneProcess() throws {
         let dir = TestData.scratchDirectory()

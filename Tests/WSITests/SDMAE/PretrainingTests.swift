@@ -217,8 +217,7 @@ final class PretrainingTests: XCTestCase {
         let trainer = try Trainer(config: Self.smallConfig, options: options, dataset: dataset, runDirectory: dir + "/run")
         trainer.showProgress = false
         try trainer.run(resume: false)
-        let rows = try String(contentsOfFile: dir + "/run/metrics.csv", encoding: .utf8).split(separator: "\n").dropFirst()
-            .map { $0.split(separator: ",").compactMap { Double($0) } }
+        let rows = try TestData.metricsColumns(dir + "/run/" + RunFiles.metrics)
         let reconstruction = rows.map { $0[4] }, entropy = rows.map { $0[6] }
         let head = reconstruction.prefix(5).reduce(0, +) / 5, tail = reconstruction.suffix(5).reduce(0, +) / 5
         XCTAssertLessThan(tail, head * 0.9, "reconstruction loss falls (\(head) → \(tail))")

@@ -44,25 +44,29 @@ final class EncoderStageTests: XCTestCase {
 
     /// README's promise: the shipped manifest runs from a fresh clone (fixture-sized encoder).
     func testTheEncoderMILPipelineRuns() throws {
-        guard let wsi = PipelineTests.wsiBinary() else { return XCTFail("the wsi executable was not built beside the tests") }
-        let dir = TestData.scratchDirectory()
-        let result = try PipelineTests.capture(wsi, ["run", FrontDoorTests.repository + "/pipelines/encoder-mil.yaml", "--out", dir + "/out", "--quiet"])
-        XCTAssertEqual(result.status, 0, result.output)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/predict-mil/labels.csv"), result.output)
-        let bag = try HDF5Reader(path: dir + "/out/features/tcga-cr-7395-01a-01-ts1/features.h5")
+        let bag = try runShippedMILManifest("encoder-mil").bag
         try XCTAssertEqual(bag.floatMatrix("features").columns, 64)
+    }
+
+    /// Runs `pipelines/NAME.yaml` as a user would and checks it labelled the slides; returns the
+    /// run folder and the TCGA sample's feature bag.
+    private func runShippedMILManifest(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws -> (out: String, bag: HDF5Reader) {
+        guard let wsi = PipelineTests.wsiBinary() else {
+            XCTFail("the wsi executable was not built beside the tests", file: file, line: line)
+            throw CancellationError()
+        }
+        let out = TestData.scratchDirectory(name) + "/out"
+        let result = try PipelineTests.capture(wsi, ["run", FrontDoorTests.repository + "/pipelines/\(name).yaml", "--out", out, "--quiet"])
+        XCTAssertEqual(result.status, 0, result.output, file: file, line: line)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/predict-mil/labels.csv"), result.output, file: file, line: line)
+        return (out, try HDF5Reader(path: out + "/features/tcga-cr-7395-01a-01-ts1/features.h5"))
     }
 
     /// The shipped adaptation manifest: SD-MAE continues the sample encoder on the sample tiles,
     /// and the features stage, given the pretrain folder, runs the adapted encoder as published.
     func testTheAdaptationPipelineRuns() throws {
-        guard let wsi = PipelineTests.wsiBinary() else { return XCTFail("the wsi executable was not built beside the tests") }
-        let dir = TestData.scratchDirectory()
-        let result = try PipelineTests.capture(wsi, ["run", FrontDoorTests.repository + "/pipelines/adapt-mil.yaml", "--out", dir + "/out", "--quiet"])
-        XCTAssertEqual(result.status, 0, result.output)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/pretrain/encoder.safetensors"), result.output)
-        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/out/predict-mil/labels.csv"), result.output)
-        let bag = try HDF5Reader(path: dir + "/out/features/tcga-cr-7395-01a-01-ts1/features.h5")
+        let (out, bag) = try runShippedMILManifest("adapt-mil")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/pretrain/encoder.safetensors"))
         try XCTAssertEqual(bag.floatMatrix("features").columns, 64, "the adapted ViT's class token, not SD-MAE's mean")
         guard case let .string(encoder) = try bag.attribute("encoder", of: "features") else { return XCTFail("no encoder attribute") }
         XCTAssertTrue(encoder.hasPrefix("adapted"), encoder)
